@@ -1,0 +1,165 @@
+//! Command-line flags as typed by the user (each also an environment variable).
+//! `config::resolve` turns them into validated [`crate::context::RunSettings`].
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::builder::FalseyValueParser;
+use clap::{Args, Parser, Subcommand};
+
+use crate::dp_log::LogFormat;
+use crate::storage::s3::{ChecksumMode, S3Options};
+
+const ABOUT: &str = "Turns a raw CSV drop (S3, MinIO or a local folder) into a versioned, \
+validated, documented feature set.";
+
+const RUN_AFTER_HELP: &str = "\
+Examples:
+  # the built-in default pipeline on the bundled fixture, into ./out
+  featurepipe run --execution-date 2025-11-19
+
+  # nightly from Airflow (templated date), raw and features on S3
+  featurepipe run --execution-date '{{ ts }}' \\
+      --raw 's3://raw-bucket/daily/user_events_{ds_nodash}.csv' \\
+      --features s3://feature-bucket/features/daily_user_events
+
+  # against MinIO, without writing anything
+  featurepipe run --endpoint-url http://localhost:9000 --dry-run ...
+
+Exit codes: 0 success or already complete, 1 internal error, 2 usage/config error,
+3 data invalid or malformed CSV, 4 raw input not found, 5 storage/network failure,
+99 skipped on purpose (--skip-if-missing).";
+
+#[derive(Debug, Parser)]
+#[command(name = "featurepipe", version, about = ABOUT)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run the pipeline once: extract, validate, build, store, summarize.
+    #[command(after_help = RUN_AFTER_HELP)]
+    Run(RunArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RunArgs {
+    /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path. Templates {ds},
+    /// {ds_nodash}, {ts_nodash} render from the execution date
+    /// [default: fixtures/user_events_{ds_nodash}.csv]
+    #[arg(long, env = "DP_RAW_PATH", value_name = "URI")]
+    pub raw: Option<String>,
+
+    /// Prefix that versions are written under (<prefix>/v_YYYYMMDDTHHMMSS/)
+    /// [default: out/features/daily_user_events]
+    #[arg(long, env = "DP_FEATURE_PATH", value_name = "URI")]
+    pub features: Option<String>,
+
+    /// Pipeline name, as logged in pipeline= and written to schema/metadata
+    /// [default: daily_user_events]
+    #[arg(long, env = "DP_PIPELINE_NAME", value_name = "NAME")]
+    pub pipeline: Option<String>,
+
+    /// The date this run is for: 2025-11-19 (midnight in the pipeline zone),
+    /// 2025-11-19T00:00:00+00:00 (converted), or 2025-11-19T00:00:00 (naive = UTC)
+    /// [default: now]
+    #[arg(long, env = "DP_EXECUTION_DATE", value_name = "WHEN")]
+    pub execution_date: Option<String>,
+
+    /// Pipeline time zone (IANA name) for versions, templates and timestamps
+    /// [default: Asia/Seoul]
+    #[arg(long, env = "DP_TIMEZONE", value_name = "TZ")]
+    pub timezone: Option<String>,
+
+    /// Pipeline file (TOML) with name, timezone, source path and output prefix
+    #[arg(long, env = "DP_CONFIG", value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// S3 endpoint for MinIO or another S3-compatible server (implies path-style).
+    /// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 work too
+    #[arg(long, env = "DP_ENDPOINT_URL", value_name = "URL")]
+    pub endpoint_url: Option<String>,
+
+    /// Do everything except write under the feature prefix; print the plan on stdout
+    #[arg(long, env = "DP_DRY_RUN", value_parser = FalseyValueParser::new())]
+    pub dry_run: bool,
+
+    /// Rewrite the version even if it is already complete
+    #[arg(long, env = "DP_FORCE", value_parser = FalseyValueParser::new())]
+    pub force: bool,
+
+    /// If the raw input does not exist, exit 99 (Airflow's skip code) instead of 4
+    #[arg(long, env = "DP_SKIP_IF_MISSING", value_parser = FalseyValueParser::new())]
+    pub skip_if_missing: bool,
+
+    /// Log line format on stderr
+    #[arg(long, env = "DP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// S3 connection tuning; the defaults suit AWS and a local MinIO alike.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "S3 connection")]
+pub struct S3Args {
+    /// Seconds to wait for a TCP/TLS connection
+    #[arg(long, env = "DP_S3_CONNECT_TIMEOUT", value_name = "SECS", default_value = "5", value_parser = parse_secs)]
+    pub s3_connect_timeout: Duration,
+
+    /// Seconds without a byte from the server before a read fails
+    #[arg(long, env = "DP_S3_READ_TIMEOUT", value_name = "SECS", default_value = "30", value_parser = parse_secs)]
+    pub s3_read_timeout: Duration,
+
+    /// Seconds one attempt of a request may take (a part upload, a HEAD)
+    #[arg(long, env = "DP_S3_ATTEMPT_TIMEOUT", value_name = "SECS", default_value = "120", value_parser = parse_secs)]
+    pub s3_attempt_timeout: Duration,
+
+    /// Seconds a request may take across all its retries
+    #[arg(long, env = "DP_S3_OPERATION_TIMEOUT", value_name = "SECS", default_value = "600", value_parser = parse_secs)]
+    pub s3_operation_timeout: Duration,
+
+    /// Attempts per request, the first included (standard retry mode)
+    #[arg(long, env = "DP_S3_MAX_ATTEMPTS", value_name = "N", default_value_t = 4,
+          value_parser = clap::value_parser!(u32).range(1..=20))]
+    pub s3_max_attempts: u32,
+
+    /// Seconds of the first retry back-off (it grows exponentially, with jitter)
+    #[arg(long, env = "DP_S3_INITIAL_BACKOFF", value_name = "SECS", default_value = "1", value_parser = parse_secs)]
+    pub s3_initial_backoff: Duration,
+
+    /// When to send request checksums; when-required fixes older MinIO / moto
+    /// (AWS_REQUEST_CHECKSUM_CALCULATION=when_required is honoured as well)
+    #[arg(long, env = "DP_S3_CHECKSUM", value_enum, default_value_t = ChecksumMode::WhenSupported)]
+    pub s3_checksum: ChecksumMode,
+}
+
+impl S3Args {
+    pub fn options(&self, endpoint_url: Option<String>) -> S3Options {
+        S3Options {
+            endpoint_url,
+            connect_timeout: self.s3_connect_timeout,
+            read_timeout: self.s3_read_timeout,
+            attempt_timeout: self.s3_attempt_timeout,
+            operation_timeout: self.s3_operation_timeout,
+            max_attempts: self.s3_max_attempts,
+            initial_backoff: self.s3_initial_backoff,
+            checksum: self.s3_checksum,
+        }
+    }
+}
+
+/// Seconds as a positive decimal (`0.5`, `30`).
+fn parse_secs(s: &str) -> Result<Duration, String> {
+    let secs: f64 = s
+        .trim()
+        .parse()
+        .map_err(|_| format!("{s:?} is not a number of seconds"))?;
+    if !(secs.is_finite() && secs > 0.0 && secs <= 86_400.0) {
+        return Err(format!("{s:?} must be between 0 and 86400 seconds"));
+    }
+    Ok(Duration::from_secs_f64(secs))
+}

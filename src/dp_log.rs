@@ -1,0 +1,368 @@
+//! `[DP]` log lines: the contract Loki and Grafana read (DESIGN.md section 5).
+//!
+//! Every key a `[DP]` line can carry is spelled once in [`keys`]; every line starts
+//! `pipeline= step= status= run_id=`; values are logfmt-quoted when needed, redacted,
+//! and rendered as one JSON object instead with `--log-format json`. Lines go to stderr
+//! through `tracing`, so other diagnostics (`RUST_LOG`) share the same stream and format.
+
+use std::fmt::Write as _;
+
+use chrono_tz::Tz;
+use tracing::Level;
+use tracing_subscriber::fmt::format::Writer;
+use tracing_subscriber::fmt::{FmtContext, FormatEvent, FormatFields};
+use tracing_subscriber::registry::LookupSpan;
+
+use crate::redact::redact;
+
+/// Every `[DP]` key, spelled once.
+pub mod keys {
+    pub const PIPELINE: &str = "pipeline";
+    pub const STEP: &str = "step";
+    pub const STATUS: &str = "status";
+    pub const RUN_ID: &str = "run_id";
+    pub const EXECUTION_DATE: &str = "execution_date";
+    pub const FEATURE_VERSION: &str = "feature_version";
+    pub const RAW_PATH: &str = "raw_path";
+    pub const FEATURE_PREFIX: &str = "feature_prefix";
+    pub const SIZE_BYTES: &str = "size_bytes";
+    pub const ETAG: &str = "etag";
+    pub const LAST_MODIFIED: &str = "last_modified";
+    pub const ROWS: &str = "rows";
+    pub const TOTAL_CELLS: &str = "total_cells";
+    pub const NULL_COUNT: &str = "null_count";
+    pub const NULL_RATE: &str = "null_rate";
+    pub const BLANK_LINES: &str = "blank_lines";
+    pub const SHORT_ROWS: &str = "short_rows";
+    pub const LONG_ROWS: &str = "long_rows";
+    pub const VALID: &str = "valid";
+    pub const FAILED_RULES: &str = "failed_rules";
+    pub const FEATURE_ROWS: &str = "feature_rows";
+    pub const COLUMNS: &str = "columns";
+    pub const STORED_ROWS: &str = "stored_rows";
+    pub const LATEST_MOVED: &str = "latest_moved";
+    pub const DRY_RUN: &str = "dry_run";
+    pub const REASON: &str = "reason";
+    pub const DURATION_MS: &str = "duration_ms";
+    pub const FAILED_STEP: &str = "failed_step";
+    pub const ERROR: &str = "error";
+    pub const ERROR_KIND: &str = "error_kind";
+    pub const EXIT_CODE: &str = "exit_code";
+}
+
+/// The stage names as they appear in `step=`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    /// Turning flags, environment and pipeline file into settings (before any stage).
+    Configure,
+    ExtractRawData,
+    ValidateData,
+    BuildFeatures,
+    StoreFeatures,
+    SummarizeRun,
+}
+
+impl Step {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Step::Configure => "configure",
+            Step::ExtractRawData => "extract_raw_data",
+            Step::ValidateData => "validate_data",
+            Step::BuildFeatures => "build_features",
+            Step::StoreFeatures => "store_features",
+            Step::SummarizeRun => "summarize_run",
+        }
+    }
+}
+
+/// `status=` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Status {
+    Started,
+    Success,
+    Failed,
+    Skipped,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Started => "started",
+            Status::Success => "success",
+            Status::Failed => "failed",
+            Status::Skipped => "skipped",
+        }
+    }
+}
+
+/// A value on a `[DP]` line.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Value {
+    Str(String),
+    Int(i64),
+    Bool(bool),
+    /// A rate, printed with 4 decimals (DESIGN: `null_rate` has 4 decimals).
+    Rate(f64),
+    /// Not known (e.g. `rows` when the run failed before counting).
+    Absent,
+}
+
+impl From<&str> for Value {
+    fn from(s: &str) -> Self {
+        Value::Str(s.to_string())
+    }
+}
+impl From<String> for Value {
+    fn from(s: String) -> Self {
+        Value::Str(s)
+    }
+}
+impl From<u64> for Value {
+    fn from(n: u64) -> Self {
+        Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+impl From<u128> for Value {
+    fn from(n: u128) -> Self {
+        Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
+    }
+}
+impl From<i32> for Value {
+    fn from(n: i32) -> Self {
+        Value::Int(n.into())
+    }
+}
+impl From<bool> for Value {
+    fn from(b: bool) -> Self {
+        Value::Bool(b)
+    }
+}
+impl<T: Into<Value>> From<Option<T>> for Value {
+    fn from(v: Option<T>) -> Self {
+        v.map_or(Value::Absent, Into::into)
+    }
+}
+
+/// One `[DP]` line under construction.
+#[derive(Debug, Clone)]
+pub struct DpLine {
+    status: Status,
+    fields: Vec<(&'static str, Value)>,
+}
+
+impl DpLine {
+    /// Starts a line with the four keys every line has, in the contract's order.
+    pub fn new(pipeline: &str, step: Step, status: Status, run_id: &str) -> Self {
+        DpLine {
+            status,
+            fields: vec![
+                (keys::PIPELINE, pipeline.into()),
+                (keys::STEP, step.as_str().into()),
+                (keys::STATUS, status.as_str().into()),
+                (keys::RUN_ID, run_id.into()),
+            ],
+        }
+    }
+
+    /// Adds `key=value`.
+    pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Self {
+        self.fields.push((key, value.into()));
+        self
+    }
+
+    /// Adds a rate with 4 decimals.
+    pub fn rate(self, key: &'static str, rate: Option<f64>) -> Self {
+        self.with(key, rate.map_or(Value::Absent, Value::Rate))
+    }
+
+    /// The logfmt text after `[DP] `.
+    pub fn logfmt(&self) -> String {
+        let mut out = String::with_capacity(256);
+        for (i, (k, v)) in self.fields.iter().enumerate() {
+            if i > 0 {
+                out.push(' ');
+            }
+            out.push_str(k);
+            out.push('=');
+            match v {
+                Value::Str(s) => push_logfmt_str(&mut out, &redact(s)),
+                Value::Int(n) => {
+                    let _ = write!(out, "{n}");
+                }
+                Value::Bool(b) => {
+                    let _ = write!(out, "{b}");
+                }
+                Value::Rate(r) => {
+                    let _ = write!(out, "{r:.4}");
+                }
+                Value::Absent => {}
+            }
+        }
+        out
+    }
+
+    /// The same fields as one JSON object (absent values are `null`).
+    pub fn json(&self) -> String {
+        let mut map = serde_json::Map::new();
+        for (k, v) in &self.fields {
+            let v = match v {
+                Value::Str(s) => serde_json::Value::String(redact(s)),
+                Value::Int(n) => (*n).into(),
+                Value::Bool(b) => (*b).into(),
+                Value::Rate(r) => serde_json::Number::from_f64((r * 1e4).round() / 1e4)
+                    .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                Value::Absent => serde_json::Value::Null,
+            };
+            map.insert((*k).to_string(), v);
+        }
+        serde_json::Value::Object(map).to_string()
+    }
+
+    /// Writes the line to the log (stderr).
+    pub fn emit(self) {
+        let logfmt = self.logfmt();
+        let json = self.json();
+        if self.status == Status::Failed {
+            tracing::event!(target: DP_TARGET, Level::ERROR, logfmt = %logfmt, json = %json);
+        } else {
+            tracing::event!(target: DP_TARGET, Level::INFO, logfmt = %logfmt, json = %json);
+        }
+    }
+}
+
+fn push_logfmt_str(out: &mut String, s: &str) {
+    let needs_quotes = s.is_empty()
+        || s.chars()
+            .any(|c| c == ' ' || c == '"' || c == '=' || c == '\\' || c.is_control());
+    if !needs_quotes {
+        out.push_str(s);
+        return;
+    }
+    out.push('"');
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            c if c.is_control() => {
+                let _ = write!(out, "\\u{{{:04x}}}", c as u32);
+            }
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+}
+
+const DP_TARGET: &str = "dp";
+
+/// `--log-format`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum LogFormat {
+    #[default]
+    Text,
+    Json,
+}
+
+/// Installs the stderr logger. Time stamps are in the pipeline zone (`+09:00` for Seoul).
+pub fn init(format: LogFormat, tz: Tz) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dp=info,featurepipe=info"));
+    let _ = tracing_subscriber::fmt()
+        .with_writer(std::io::stderr)
+        .with_env_filter(filter)
+        .event_format(LineFormat { format, tz })
+        .try_init();
+}
+
+struct LineFormat {
+    format: LogFormat,
+    tz: Tz,
+}
+
+/// Collects an event's fields: ours (`logfmt`, `json`) or a plain `message`.
+#[derive(Default)]
+struct Fields {
+    logfmt: Option<String>,
+    json: Option<String>,
+    message: String,
+}
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        let text = format!("{value:?}");
+        match field.name() {
+            "logfmt" => self.logfmt = Some(text),
+            "json" => self.json = Some(text),
+            "message" => self.message = text,
+            other => {
+                let _ = write!(self.message, " {other}={text}");
+            }
+        }
+    }
+}
+
+impl<S, N> FormatEvent<S, N> for LineFormat
+where
+    S: tracing::Subscriber + for<'a> LookupSpan<'a>,
+    N: for<'a> FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        _ctx: &FmtContext<'_, S, N>,
+        mut writer: Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let mut fields = Fields::default();
+        event.record(&mut fields);
+        let ts = chrono::Utc::now()
+            .with_timezone(&self.tz)
+            .to_rfc3339_opts(chrono::SecondsFormat::Millis, false);
+        let level = event.metadata().level().as_str();
+        let is_dp = event.metadata().target() == DP_TARGET;
+        match (self.format, is_dp) {
+            (LogFormat::Text, true) => {
+                let body = fields.logfmt.unwrap_or_default();
+                writeln!(writer, "{ts} {level} [DP] {body}")
+            }
+            (LogFormat::Text, false) => {
+                writeln!(writer, "{ts} {level} {}", redact(&fields.message))
+            }
+            (LogFormat::Json, true) => {
+                // `json` is a complete object of the line's fields; prepend ts/level/tag.
+                let body = fields.json.unwrap_or_else(|| "{}".into());
+                let inner = body.strip_prefix('{').unwrap_or(&body);
+                let sep = if inner.starts_with('}') { "" } else { "," };
+                writeln!(writer, "{{\"ts\":\"{ts}\",\"level\":\"{level}\",\"tag\":\"DP\"{sep}{inner}")
+            }
+            (LogFormat::Json, false) => {
+                let obj = serde_json::json!({
+                    "ts": ts, "level": level, "message": redact(&fields.message),
+                });
+                writeln!(writer, "{obj}")
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn logfmt_quotes_only_when_needed_and_keeps_key_order() {
+        let line = DpLine::new("p", Step::ValidateData, Status::Failed, "r1")
+            .with(keys::ROWS, 10u64)
+            .rate(keys::NULL_RATE, Some(0.123456))
+            .with(keys::ERROR, "bad \"x\" = y")
+            .with(keys::FEATURE_VERSION, None::<String>);
+        assert_eq!(
+            line.logfmt(),
+            r#"pipeline=p step=validate_data status=failed run_id=r1 rows=10 null_rate=0.1235 error="bad \"x\" = y" feature_version="#
+        );
+        let json: serde_json::Value = serde_json::from_str(&line.json()).unwrap();
+        assert_eq!(json["null_rate"], 0.1235);
+        assert_eq!(json["feature_version"], serde_json::Value::Null);
+    }
+}

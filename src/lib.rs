@@ -1,0 +1,25 @@
+//! featurepipe: raw CSV drop -> versioned, validated, documented feature set.
+//!
+//! Where things are:
+//! - `cli` (flags) -> `config` (validated settings) -> `run` (the stage loop);
+//! - `stages/` one module per step name: `extract_raw_data`, `validate_data`,
+//!   `build_features`, `store_features`, `summarize_run`, over `context::RunContext`;
+//! - `scan` the single streaming pass, built on `csv_scan` and `number`;
+//! - `storage` the one storage trait with `local` and `s3` backends;
+//! - `dp_log` the `[DP]` line contract, `error` the exit-code contract.
+
+pub mod cli;
+pub mod config;
+pub mod context;
+pub mod csv_scan;
+pub mod dp_log;
+pub mod error;
+pub mod execution_date;
+pub mod number;
+pub mod pipeline;
+pub mod redact;
+pub mod run;
+pub mod run_id;
+pub mod scan;
+pub mod stages;
+pub mod storage;

@@ -1,0 +1,19 @@
+//! The `featurepipe` binary: parse flags, run the command, exit with its code.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use featurepipe::cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    // A bug must still end in one clear line and exit code 1, never a panic dump.
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("featurepipe: error: internal error (please report this as a bug): {info}");
+        std::process::exit(i32::from(featurepipe::error::exit_code::INTERNAL));
+    }));
+    let cli = Cli::parse();
+    let code = match cli.command {
+        Command::Run(args) => featurepipe::run::execute(args),
+    };
+    ExitCode::from(code)
+}

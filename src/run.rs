@@ -1,0 +1,184 @@
+//! `featurepipe run`: resolves settings, opens storage, runs the four working stages in
+//! order over one [`RunContext`], then `summarize_run` whatever happened.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::cli::RunArgs;
+use crate::config;
+use crate::context::{RunContext, RunSettings};
+use crate::dp_log::{self, keys, DpLine, Status, Step};
+use crate::error::{Error, Result};
+use crate::execution_date::{parse_timezone, DEFAULT_TIMEZONE};
+use crate::run_id::new_run_id;
+use crate::stages::summarize_run::{self, EarlyRun};
+use crate::stages::{build_features, extract_raw_data, store_features, validate_data};
+use crate::storage::local::LocalStore;
+use crate::storage::s3::{build_client, S3Store};
+use crate::storage::{ObjectStore, StorageUri};
+
+/// Runs one pipeline run and returns the process exit code.
+pub fn execute(args: RunArgs) -> u8 {
+    // Log time stamps use the pipeline zone; a bad zone is reported by `configure`.
+    let log_tz = args
+        .timezone
+        .as_deref()
+        .and_then(|tz| parse_timezone(tz).ok())
+        .unwrap_or_else(|| parse_timezone(DEFAULT_TIMEZONE).unwrap_or(chrono_tz::UTC));
+    dp_log::init(args.log_format, log_tz);
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("featurepipe: error: cannot start the async runtime: {e}");
+            return crate::error::exit_code::INTERNAL;
+        }
+    };
+    runtime.block_on(run(args))
+}
+
+async fn run(args: RunArgs) -> u8 {
+    let run_id = new_run_id();
+    let started = Instant::now();
+    let mut ctx = match open(&args, &run_id, started).await {
+        Ok(ctx) => ctx,
+        Err(e) => {
+            let pipeline = config::pipeline_name_hint(&args);
+            let early = EarlyRun {
+                pipeline: &pipeline,
+                run_id: &run_id,
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            return summarize_run::early(early, e);
+        }
+    };
+
+    let mut failure = None;
+    for step in [
+        Step::ExtractRawData,
+        Step::ValidateData,
+        Step::BuildFeatures,
+        Step::StoreFeatures,
+    ] {
+        line(&ctx, step, Status::Started).emit();
+        let t = Instant::now();
+        let result = match step {
+            Step::ExtractRawData => extract_raw_data::run(&mut ctx).await,
+            Step::ValidateData => validate_data::run(&mut ctx).await,
+            Step::BuildFeatures => build_features::run(&mut ctx).await,
+            _ => store_features::run(&mut ctx).await,
+        };
+        let ms = t.elapsed().as_millis() as u64;
+        ctx.timings_ms.push((step, ms));
+        match result {
+            Err(e) => {
+                step_line(&ctx, step, Status::Failed)
+                    .with(keys::DURATION_MS, ms)
+                    .with(keys::ERROR_KIND, e.kind())
+                    .with(keys::ERROR, e.to_string())
+                    .emit();
+                failure = Some((step, e));
+                break;
+            }
+            Ok(()) => {
+                let status = if ctx.skip.is_some() {
+                    Status::Skipped
+                } else {
+                    Status::Success
+                };
+                let mut l = step_line(&ctx, step, status).with(keys::DURATION_MS, ms);
+                if let Some(reason) = ctx.skip {
+                    l = l.with(keys::REASON, reason.as_str());
+                }
+                l.emit();
+                if ctx.skip.is_some() {
+                    break;
+                }
+            }
+        }
+    }
+    // Whatever stopped the run, nothing staged may linger (S3: abort the multipart upload).
+    if let Some(upload) = ctx.validated.as_mut().and_then(|v| v.feature.upload.take()) {
+        upload.abort().await;
+    }
+    summarize_run::run(&ctx, failure)
+}
+
+/// The `configure` step: settings, then storage handles.
+async fn open(args: &RunArgs, run_id: &str, started: Instant) -> Result<RunContext> {
+    let settings = config::resolve(args)?;
+    let mut s3_client = None;
+    let (raw_dir, raw_key) = settings.raw.split_last();
+    let raw_store = open_store(&raw_dir, args, &mut s3_client).await?;
+    let out_store = open_store(&settings.features, args, &mut s3_client).await?;
+    Ok(RunContext {
+        settings,
+        run_id: run_id.to_string(),
+        started,
+        raw_store,
+        raw_key,
+        out_store,
+        timings_ms: Vec::new(),
+        skip: None,
+        extracted: None,
+        validated: None,
+        built: None,
+        stored: None,
+    })
+}
+
+/// Opens the store for a location; the S3 client is built once, only if needed.
+async fn open_store(
+    uri: &StorageUri,
+    args: &RunArgs,
+    client: &mut Option<aws_sdk_s3::Client>,
+) -> Result<Arc<dyn ObjectStore>> {
+    match uri {
+        StorageUri::Local(path) => Ok(Arc::new(LocalStore::new(path.clone()))),
+        StorageUri::S3 { bucket, key } => {
+            if client.is_none() {
+                let opts = args.s3.options(args.endpoint_url.clone());
+                *client = Some(build_client(&opts).await.map_err(Error::Usage)?);
+            }
+            let c = client.clone().ok_or_else(|| Error::Internal("no S3 client".into()))?;
+            Ok(Arc::new(S3Store::new(c, bucket.clone(), key.clone())))
+        }
+    }
+}
+
+fn line(ctx: &RunContext, step: Step, status: Status) -> DpLine {
+    let s: &RunSettings = &ctx.settings;
+    DpLine::new(&s.pipeline, step, status, &ctx.run_id)
+        .with(keys::EXECUTION_DATE, s.execution_date.to_rfc3339())
+        .with(keys::FEATURE_VERSION, s.version_id())
+}
+
+/// A step's end line with the fields its typed result contributes.
+fn step_line(ctx: &RunContext, step: Step, status: Status) -> DpLine {
+    let l = line(ctx, step, status);
+    match step {
+        Step::ExtractRawData => {
+            let l = l.with(keys::RAW_PATH, ctx.raw_store.uri(&ctx.raw_key));
+            match &ctx.extracted {
+                Some(e) => e.log_fields(l),
+                None => l,
+            }
+        }
+        Step::ValidateData => match &ctx.validated {
+            Some(v) => v.log_fields(l),
+            None => l,
+        },
+        Step::BuildFeatures => match &ctx.built {
+            Some(b) => b.log_fields(l),
+            None => l,
+        },
+        Step::StoreFeatures => match &ctx.stored {
+            Some(s) => s.log_fields(l),
+            None => l.with(keys::FEATURE_PREFIX, ctx.version_uri()),
+        },
+        Step::Configure | Step::SummarizeRun => l,
+    }
+}

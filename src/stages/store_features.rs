@@ -1,0 +1,171 @@
+//! `store_features`: publishes `<prefix>/v_.../` atomically (DESIGN.md section 4).
+//!
+//! Order: commit the staged `feature.csv`, write `schema.json` and `metadata.json`, then
+//! `_SUCCESS` (create-if-absent unless `--force`), then move `_latest` forward. A reader
+//! that waits for `_SUCCESS` therefore never sees a partial version; a failure at any
+//! point leaves no `_SUCCESS` and `_latest` unchanged.
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+use crate::context::{RunContext, SkipReason};
+use crate::dp_log::{keys, DpLine};
+use crate::error::{Error, Result};
+use crate::execution_date::now_iso;
+use crate::stages::build_features::{digest, timings_json, to_pretty_json, FileDigest};
+use crate::stages::layout;
+use crate::storage::{PutMode, StorageError};
+
+/// What was (or, in a dry run, would be) written.
+pub struct Stored {
+    pub version_uri: String,
+    pub rows: u64,
+    /// Every object written, in write order: (URI, size in bytes).
+    pub writes: Vec<(String, u64)>,
+    pub latest_moved: bool,
+    pub dry_run: bool,
+}
+
+impl Stored {
+    pub fn log_fields(&self, line: DpLine) -> DpLine {
+        line.with(keys::FEATURE_PREFIX, self.version_uri.clone())
+            .with(keys::STORED_ROWS, self.rows)
+            .with(keys::LATEST_MOVED, self.latest_moved)
+            .with(keys::DRY_RUN, self.dry_run)
+    }
+}
+
+/// `_SUCCESS`: the completion marker, also a manifest of what the version holds.
+#[derive(Debug, Serialize)]
+struct SuccessManifest<'a> {
+    feature_version: &'a str,
+    run_id: &'a str,
+    completed_at: String,
+    files: std::collections::BTreeMap<&'static str, FileDigest>,
+}
+
+/// `_latest`: a pointer to the newest complete version.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct LatestPointer {
+    pub feature_version: String,
+    pub path: String,
+    pub execution_date: String,
+    pub run_id: String,
+    pub updated_at: String,
+}
+
+pub async fn run(ctx: &mut RunContext) -> Result<()> {
+    let Some(built) = ctx.built.as_mut() else {
+        return Err(Error::Internal("store_features ran before build_features".into()));
+    };
+    built.metadata.timings_ms = timings_json(&ctx.timings_ms);
+    let metadata_json = to_pretty_json(&built.metadata)?;
+    let schema_json = built.schema_json.clone();
+    let mut files = built.metadata.outputs.clone();
+    files.insert(layout::METADATA_JSON, digest(&metadata_json));
+
+    let Some(validated) = ctx.validated.as_mut() else {
+        return Err(Error::Internal("store_features ran before validate_data".into()));
+    };
+    let rows = validated.feature.rows;
+    let feature_size = validated.feature.size_bytes;
+    let upload = validated.feature.upload.take();
+    let version_was_complete = ctx.extracted.as_ref().is_some_and(|e| e.version_was_complete);
+    let settings = &ctx.settings;
+    let version = settings.version_id();
+    let store = ctx.out_store.clone();
+    let key = |name: &str| ctx.version_key(name);
+
+    let manifest = to_pretty_json(&SuccessManifest {
+        feature_version: &version,
+        run_id: &ctx.run_id,
+        completed_at: now_iso(settings.timezone),
+        files,
+    })?;
+    let writes = vec![
+        (store.uri(&key(layout::FEATURE_CSV)), feature_size),
+        (store.uri(&key(layout::SCHEMA_JSON)), schema_json.len() as u64),
+        (store.uri(&key(layout::METADATA_JSON)), metadata_json.len() as u64),
+        (store.uri(&key(layout::SUCCESS)), manifest.len() as u64),
+    ];
+    let mut stored = Stored {
+        version_uri: ctx.version_uri(),
+        rows,
+        writes,
+        latest_moved: false,
+        dry_run: settings.dry_run,
+    };
+
+    let Some(upload) = upload else {
+        // Dry run: report what would be written, write nothing.
+        ctx.stored = Some(stored);
+        return Ok(());
+    };
+
+    // Last look before touching anything: another run may have completed meanwhile.
+    if !settings.force && store.head(&key(layout::SUCCESS)).await?.is_some() {
+        upload.abort().await;
+        ctx.skip = Some(SkipReason::PublishedConcurrently);
+        return Ok(());
+    }
+    // Rewriting a complete version: withdraw its completion mark first, so readers
+    // never pair old and new files.
+    if version_was_complete {
+        if let Err(e) = store.delete(&key(layout::SUCCESS)).await {
+            upload.abort().await;
+            return Err(e.into());
+        }
+    }
+    upload.commit().await?;
+    store
+        .put(&key(layout::SCHEMA_JSON), Bytes::from(schema_json), PutMode::Overwrite)
+        .await?;
+    store
+        .put(&key(layout::METADATA_JSON), Bytes::from(metadata_json), PutMode::Overwrite)
+        .await?;
+    let mode = if settings.force {
+        PutMode::Overwrite
+    } else {
+        PutMode::Create
+    };
+    match store.put(&key(layout::SUCCESS), Bytes::from(manifest), mode).await {
+        Ok(()) => {}
+        Err(StorageError::AlreadyExists { .. }) => {
+            ctx.skip = Some(SkipReason::PublishedConcurrently);
+            return Ok(());
+        }
+        Err(e) => return Err(e.into()),
+    }
+
+    stored.latest_moved = move_latest(ctx, &stored.version_uri).await?;
+    ctx.stored = Some(stored);
+    Ok(())
+}
+
+/// Points `_latest` at this version unless it already points at a newer one
+/// (a backfill of an older date never moves it back).
+async fn move_latest(ctx: &RunContext, version_uri: &str) -> Result<bool> {
+    let version = ctx.settings.version_id();
+    let store = &ctx.out_store;
+    if let Some(bytes) = store.get_small(layout::LATEST).await? {
+        match serde_json::from_slice::<LatestPointer>(&bytes) {
+            Ok(current) if current.feature_version > version => return Ok(false),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(
+                "replacing unreadable {}: {e}",
+                store.uri(layout::LATEST)
+            ),
+        }
+    }
+    let pointer = LatestPointer {
+        feature_version: version,
+        path: version_uri.to_string(),
+        execution_date: ctx.settings.execution_date.to_rfc3339(),
+        run_id: ctx.run_id.clone(),
+        updated_at: now_iso(ctx.settings.timezone),
+    };
+    store
+        .put(layout::LATEST, Bytes::from(to_pretty_json(&pointer)?), PutMode::Overwrite)
+        .await?;
+    Ok(true)
+}

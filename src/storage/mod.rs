@@ -1,0 +1,126 @@
+//! One object-shaped storage trait with two backends: a local folder and S3.
+//!
+//! The pipeline only ever talks to [`ObjectStore`], so local dry runs and production S3
+//! runs take the same code path (DESIGN.md section 4). Keys are `/`-separated and
+//! relative to the store's root (a folder, or a bucket plus key prefix).
+//!
+//! Visibility rules every backend keeps (the conformance suite in `tests/` checks them):
+//! - a [`Upload`] is invisible until [`Upload::commit`]; [`Upload::abort`] leaves nothing;
+//! - [`PutMode::Create`] fails with [`StorageError::AlreadyExists`] if the key exists;
+//! - a reader never sees a partly written object.
+
+pub mod local;
+pub mod s3;
+mod uri;
+
+use std::fmt;
+
+use async_trait::async_trait;
+use bytes::Bytes;
+
+pub use uri::StorageUri;
+
+/// What a HEAD tells us about an object.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ObjectMeta {
+    pub size_bytes: u64,
+    /// S3's ETag (quotes removed); `None` on local disk.
+    pub etag: Option<String>,
+    /// RFC 3339 in UTC, when the backend knows it.
+    pub last_modified: Option<String>,
+}
+
+/// How a small object is written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PutMode {
+    /// Replace whatever is there.
+    Overwrite,
+    /// Only if nothing is there (S3 `If-None-Match: *`, a hard link on local disk).
+    Create,
+}
+
+/// Storage failures, each naming the object and what to check.
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("{uri} already exists")]
+    AlreadyExists { uri: String },
+    #[error("{uri} was not found")]
+    NotFound { uri: String },
+    #[error("cannot {op} {uri}: {message}")]
+    Failed {
+        op: &'static str,
+        uri: String,
+        message: String,
+    },
+}
+
+impl StorageError {
+    pub(crate) fn failed(op: &'static str, uri: impl Into<String>, message: impl fmt::Display) -> Self {
+        StorageError::Failed {
+            op,
+            uri: uri.into(),
+            message: message.to_string(),
+        }
+    }
+}
+
+pub type StorageResult<T> = std::result::Result<T, StorageError>;
+
+/// A byte stream read from storage, pulled chunk by chunk.
+#[async_trait]
+pub trait ChunkSource: Send {
+    /// The next chunk, or `None` at the end.
+    async fn next_chunk(&mut self) -> StorageResult<Option<Bytes>>;
+}
+
+/// A large object written as a stream; invisible to readers until committed.
+#[async_trait]
+pub trait Upload: Send {
+    /// Appends bytes. Backends may send parts concurrently in the background.
+    async fn write(&mut self, data: Bytes) -> StorageResult<()>;
+    /// Makes the object visible, whole, under its key.
+    async fn commit(self: Box<Self>) -> StorageResult<()>;
+    /// Drops everything written so far; the key is left as it was.
+    async fn abort(self: Box<Self>);
+}
+
+/// The storage trait: a small object-store interface shared by local disk and S3.
+#[async_trait]
+pub trait ObjectStore: Send + Sync + fmt::Debug {
+    /// The user-facing URI of `key`, for messages and metadata.
+    fn uri(&self, key: &str) -> String;
+    /// Metadata of `key`, or `None` if it does not exist.
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>>;
+    /// Streams `key`; [`StorageError::NotFound`] if it does not exist.
+    async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>>;
+    /// Writes a small object in one go.
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()>;
+    /// Starts a streamed write of a large object.
+    async fn start_upload(&self, key: &str) -> StorageResult<Box<dyn Upload>>;
+    /// Removes `key`; removing a missing key is not an error.
+    async fn delete(&self, key: &str) -> StorageResult<()>;
+
+    /// Reads a whole small object (pointers, manifests), `None` if missing.
+    async fn get_small(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
+        let mut src = match self.get(key).await {
+            Ok(src) => src,
+            Err(StorageError::NotFound { .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let mut out = Vec::new();
+        while let Some(chunk) = src.next_chunk().await? {
+            out.extend_from_slice(&chunk);
+        }
+        Ok(Some(out))
+    }
+}
+
+/// Joins a store-relative prefix and a name with exactly one `/`.
+pub fn join_key(prefix: &str, name: &str) -> String {
+    let prefix = prefix.trim_end_matches('/');
+    if prefix.is_empty() {
+        name.to_string()
+    } else {
+        format!("{prefix}/{name}")
+    }
+}
