@@ -341,16 +341,20 @@ impl CsvScanner {
 mod tests {
     use super::*;
 
+    /// (start line, fields) per record.
+    type Rows = Vec<(u64, Vec<String>)>;
+
     #[derive(Default)]
-    struct Collect(Vec<(u64, Vec<String>)>);
+    struct Collect(Rows);
     impl RecordSink for Collect {
         fn record(&mut self, r: &Record<'_>) {
-            self.0.push((r.line, r.fields().map(str::to_string).collect()));
+            self.0
+                .push((r.line, r.fields().map(str::to_string).collect()));
         }
     }
 
     /// Scans `input` fed in chunks of every size from 1 to 7, checking all agree.
-    fn scan(input: &[u8]) -> Result<(Vec<(u64, Vec<String>)>, ScanStats), ScanError> {
+    fn scan(input: &[u8]) -> Result<(Rows, ScanStats), ScanError> {
         let mut first = None;
         for size in 1..=7 {
             let mut s = CsvScanner::new();
@@ -371,7 +375,7 @@ mod tests {
         first.unwrap_or_else(|| unreachable!())
     }
 
-    fn rows(v: &[(u64, Vec<String>)]) -> Vec<Vec<&str>> {
+    fn rows(v: &Rows) -> Vec<Vec<&str>> {
         v.iter()
             .map(|(_, r)| r.iter().map(String::as_str).collect())
             .collect()
@@ -396,9 +400,17 @@ mod tests {
         let (recs, st) = scan(b"\xEF\xBB\xBFa,b\r\n1,2\r\n\r\n\r\n\"m\nn\",3\r\n4,5\n\n").unwrap();
         assert_eq!(
             rows(&recs),
-            vec![vec!["a", "b"], vec!["1", "2"], vec!["m\nn", "3"], vec!["4", "5"]]
+            vec![
+                vec!["a", "b"],
+                vec!["1", "2"],
+                vec!["m\nn", "3"],
+                vec!["4", "5"]
+            ]
         );
-        assert_eq!(recs.iter().map(|r| r.0).collect::<Vec<_>>(), vec![1, 2, 5, 7]);
+        assert_eq!(
+            recs.iter().map(|r| r.0).collect::<Vec<_>>(),
+            vec![1, 2, 5, 7]
+        );
         assert_eq!(st.blank_lines, 3);
         assert!(st.had_bom);
     }

@@ -334,7 +334,10 @@ where
                 let body = fields.json.unwrap_or_else(|| "{}".into());
                 let inner = body.strip_prefix('{').unwrap_or(&body);
                 let sep = if inner.starts_with('}') { "" } else { "," };
-                writeln!(writer, "{{\"ts\":\"{ts}\",\"level\":\"{level}\",\"tag\":\"DP\"{sep}{inner}")
+                writeln!(
+                    writer,
+                    "{{\"ts\":\"{ts}\",\"level\":\"{level}\",\"tag\":\"DP\"{sep}{inner}"
+                )
             }
             (LogFormat::Json, false) => {
                 let obj = serde_json::json!({

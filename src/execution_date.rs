@@ -33,7 +33,11 @@ impl ExecutionDate {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
             return Ok(Self(dt.with_timezone(&tz)));
         }
-        for fmt in ["%Y-%m-%dT%H:%M:%S%.f", "%Y-%m-%d %H:%M:%S%.f", "%Y-%m-%dT%H:%M"] {
+        for fmt in [
+            "%Y-%m-%dT%H:%M:%S%.f",
+            "%Y-%m-%d %H:%M:%S%.f",
+            "%Y-%m-%dT%H:%M",
+        ] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
                 return Ok(Self(Utc.from_utc_datetime(&naive).with_timezone(&tz)));
             }
@@ -134,17 +138,26 @@ mod tests {
     fn templates_render_and_reject_unknown_placeholders() {
         let d = ExecutionDate::parse("2025-11-19", seoul()).unwrap();
         assert_eq!(
-            d.render("s3://b/{ds}/x_{ds_nodash}_{ts_nodash}.csv", "--raw").unwrap(),
+            d.render("s3://b/{ds}/x_{ds_nodash}_{ts_nodash}.csv", "--raw")
+                .unwrap(),
             "s3://b/2025-11-19/x_20251119_20251119T000000.csv"
         );
-        assert!(matches!(d.render("a/{dt}.csv", "--raw"), Err(Error::Usage(m)) if m.contains("{dt}")));
+        assert!(
+            matches!(d.render("a/{dt}.csv", "--raw"), Err(Error::Usage(m)) if m.contains("{dt}"))
+        );
         assert!(matches!(d.render("a/{ds", "--raw"), Err(Error::Usage(_))));
     }
 
     #[test]
     fn bad_inputs_are_usage_errors() {
         assert!(matches!(parse_timezone("Mars/Base"), Err(Error::Usage(_))));
-        assert!(matches!(ExecutionDate::parse("yesterday", seoul()), Err(Error::Usage(_))));
-        assert!(matches!(ExecutionDate::parse("2025-13-01", seoul()), Err(Error::Usage(_))));
+        assert!(matches!(
+            ExecutionDate::parse("yesterday", seoul()),
+            Err(Error::Usage(_))
+        ));
+        assert!(matches!(
+            ExecutionDate::parse("2025-13-01", seoul()),
+            Err(Error::Usage(_))
+        ));
     }
 }

@@ -36,7 +36,11 @@ pub fn write_python_float(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
         return;
     }
     if x == 0.0 {
-        out.extend_from_slice(if x.is_sign_negative() { b"-0.0" } else { b"0.0" });
+        out.extend_from_slice(if x.is_sign_negative() {
+            b"-0.0"
+        } else {
+            b"0.0"
+        });
         return;
     }
     scratch.clear();
@@ -50,7 +54,11 @@ pub fn write_python_float(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
     // Digits without sign and point: "-1.2345" -> "12345" (at most 17 for an f64).
     let mut digits = [0u8; 32];
     let mut n = 0;
-    for b in mantissa.bytes().filter(u8::is_ascii_digit).take(digits.len()) {
+    for b in mantissa
+        .bytes()
+        .filter(u8::is_ascii_digit)
+        .take(digits.len())
+    {
         digits[n] = b;
         n += 1;
     }
@@ -114,7 +122,9 @@ mod tests {
 
     #[test]
     fn grammar_rejects_what_design_excludes() {
-        for junk in ["", "  ", "N/A", "1,5", "0x1A", "1_000", "١٢", "1e", ".", "e5", "--1"] {
+        for junk in [
+            "", "  ", "N/A", "1,5", "0x1A", "1_000", "١٢", "1e", ".", "e5", "--1",
+        ] {
             assert_eq!(parse_cell(junk), None, "{junk:?} must not parse");
         }
     }

@@ -19,9 +19,15 @@ impl PipelineSpec {
     /// The seed's semantics (DESIGN.md section 2).
     pub fn seed() -> Self {
         PipelineSpec {
-            row_sum_columns: ["user_id", "is_premium", "event_value", "amount", "session_length_sec"]
-                .map(String::from)
-                .to_vec(),
+            row_sum_columns: [
+                "user_id",
+                "is_premium",
+                "event_value",
+                "amount",
+                "session_length_sec",
+            ]
+            .map(String::from)
+            .to_vec(),
             min_rows: 1,
             max_null_rate: 0.5,
         }

@@ -71,6 +71,9 @@ mod tests {
             redact_url_parts("https://b.s3.amazonaws.com/k?X-Amz-Signature=abc&X-Amz-Credential=d"),
             "https://b.s3.amazonaws.com/k?***"
         );
-        assert_eq!(redact_url_parts("s3://bucket/key.csv"), "s3://bucket/key.csv");
+        assert_eq!(
+            redact_url_parts("s3://bucket/key.csv"),
+            "s3://bucket/key.csv"
+        );
     }
 }

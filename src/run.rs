@@ -137,13 +137,19 @@ async fn open_store(
     client: &mut Option<aws_sdk_s3::Client>,
 ) -> Result<Arc<dyn ObjectStore>> {
     match uri {
-        StorageUri::Local(path) => Ok(Arc::new(LocalStore::new(path.clone()))),
+        StorageUri::Local(path) => {
+            // Absolute, so metadata and logs say where the data really was.
+            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+            Ok(Arc::new(LocalStore::new(path)))
+        }
         StorageUri::S3 { bucket, key } => {
             if client.is_none() {
                 let opts = args.s3.options(args.endpoint_url.clone());
                 *client = Some(build_client(&opts).await.map_err(Error::Usage)?);
             }
-            let c = client.clone().ok_or_else(|| Error::Internal("no S3 client".into()))?;
+            let c = client
+                .clone()
+                .ok_or_else(|| Error::Internal("no S3 client".into()))?;
             Ok(Arc::new(S3Store::new(c, bucket.clone(), key.clone())))
         }
     }

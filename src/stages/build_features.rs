@@ -187,7 +187,9 @@ pub fn timings_json(timings: &[(Step, u64)]) -> serde_json::Map<String, serde_js
 
 pub async fn run(ctx: &mut RunContext) -> Result<()> {
     let (Some(extracted), Some(validated)) = (&ctx.extracted, &ctx.validated) else {
-        return Err(Error::Internal("build_features ran before validate_data".into()));
+        return Err(Error::Internal(
+            "build_features ran before validate_data".into(),
+        ));
     };
     let settings = &ctx.settings;
     let tz = settings.timezone;
@@ -247,7 +249,11 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         tool: ToolInfo::current(),
     };
     ctx.built = Some(Built {
-        columns: feature.columns.iter().map(|(name, _)| name.clone()).collect(),
+        columns: feature
+            .columns
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect(),
         schema_json,
         metadata,
     });

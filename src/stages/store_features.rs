@@ -56,7 +56,9 @@ pub struct LatestPointer {
 
 pub async fn run(ctx: &mut RunContext) -> Result<()> {
     let Some(built) = ctx.built.as_mut() else {
-        return Err(Error::Internal("store_features ran before build_features".into()));
+        return Err(Error::Internal(
+            "store_features ran before build_features".into(),
+        ));
     };
     built.metadata.timings_ms = timings_json(&ctx.timings_ms);
     let metadata_json = to_pretty_json(&built.metadata)?;
@@ -65,12 +67,17 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     files.insert(layout::METADATA_JSON, digest(&metadata_json));
 
     let Some(validated) = ctx.validated.as_mut() else {
-        return Err(Error::Internal("store_features ran before validate_data".into()));
+        return Err(Error::Internal(
+            "store_features ran before validate_data".into(),
+        ));
     };
     let rows = validated.feature.rows;
     let feature_size = validated.feature.size_bytes;
     let upload = validated.feature.upload.take();
-    let version_was_complete = ctx.extracted.as_ref().is_some_and(|e| e.version_was_complete);
+    let version_was_complete = ctx
+        .extracted
+        .as_ref()
+        .is_some_and(|e| e.version_was_complete);
     let settings = &ctx.settings;
     let version = settings.version_id();
     let store = ctx.out_store.clone();
@@ -84,8 +91,14 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     })?;
     let writes = vec![
         (store.uri(&key(layout::FEATURE_CSV)), feature_size),
-        (store.uri(&key(layout::SCHEMA_JSON)), schema_json.len() as u64),
-        (store.uri(&key(layout::METADATA_JSON)), metadata_json.len() as u64),
+        (
+            store.uri(&key(layout::SCHEMA_JSON)),
+            schema_json.len() as u64,
+        ),
+        (
+            store.uri(&key(layout::METADATA_JSON)),
+            metadata_json.len() as u64,
+        ),
         (store.uri(&key(layout::SUCCESS)), manifest.len() as u64),
     ];
     let mut stored = Stored {
@@ -118,17 +131,28 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     }
     upload.commit().await?;
     store
-        .put(&key(layout::SCHEMA_JSON), Bytes::from(schema_json), PutMode::Overwrite)
+        .put(
+            &key(layout::SCHEMA_JSON),
+            Bytes::from(schema_json),
+            PutMode::Overwrite,
+        )
         .await?;
     store
-        .put(&key(layout::METADATA_JSON), Bytes::from(metadata_json), PutMode::Overwrite)
+        .put(
+            &key(layout::METADATA_JSON),
+            Bytes::from(metadata_json),
+            PutMode::Overwrite,
+        )
         .await?;
     let mode = if settings.force {
         PutMode::Overwrite
     } else {
         PutMode::Create
     };
-    match store.put(&key(layout::SUCCESS), Bytes::from(manifest), mode).await {
+    match store
+        .put(&key(layout::SUCCESS), Bytes::from(manifest), mode)
+        .await
+    {
         Ok(()) => {}
         Err(StorageError::AlreadyExists { .. }) => {
             ctx.skip = Some(SkipReason::PublishedConcurrently);
@@ -151,10 +175,7 @@ async fn move_latest(ctx: &RunContext, version_uri: &str) -> Result<bool> {
         match serde_json::from_slice::<LatestPointer>(&bytes) {
             Ok(current) if current.feature_version > version => return Ok(false),
             Ok(_) => {}
-            Err(e) => tracing::warn!(
-                "replacing unreadable {}: {e}",
-                store.uri(layout::LATEST)
-            ),
+            Err(e) => tracing::warn!("replacing unreadable {}: {e}", store.uri(layout::LATEST)),
         }
     }
     let pointer = LatestPointer {
@@ -165,7 +186,11 @@ async fn move_latest(ctx: &RunContext, version_uri: &str) -> Result<bool> {
         updated_at: now_iso(ctx.settings.timezone),
     };
     store
-        .put(layout::LATEST, Bytes::from(to_pretty_json(&pointer)?), PutMode::Overwrite)
+        .put(
+            layout::LATEST,
+            Bytes::from(to_pretty_json(&pointer)?),
+            PutMode::Overwrite,
+        )
         .await?;
     Ok(true)
 }

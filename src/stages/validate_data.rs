@@ -121,7 +121,12 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     let failed: Vec<String> = rules
         .iter()
         .filter(|r| !r.passed)
-        .map(|r| format!("{} (observed {}, threshold {})", r.name, r.observed, r.threshold))
+        .map(|r| {
+            format!(
+                "{} (observed {}, threshold {})",
+                r.name, r.observed, r.threshold
+            )
+        })
         .collect();
     let mut validated = Validated {
         stats: outcome.stats,

@@ -76,9 +76,11 @@ async fn publish(tmp: &Path, path: &Path, mode: PutMode) -> StorageResult<()> {
             let _ = fs::remove_file(tmp).await;
             match linked {
                 Ok(()) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::AlreadyExists => Err(StorageError::AlreadyExists {
-                    uri: path.display().to_string(),
-                }),
+                Err(e) if e.kind() == ErrorKind::AlreadyExists => {
+                    Err(StorageError::AlreadyExists {
+                        uri: path.display().to_string(),
+                    })
+                }
                 Err(e) => Err(io_err("create", path, e)),
             }
         }
@@ -104,7 +106,11 @@ impl ObjectStore for LocalStore {
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 }),
             })),
-            Ok(_) => Err(StorageError::failed("read", path.display().to_string(), "it is a folder, not a file")),
+            Ok(_) => Err(StorageError::failed(
+                "read",
+                path.display().to_string(),
+                "it is a folder, not a file",
+            )),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("stat", &path, e)),
         }
@@ -212,5 +218,9 @@ impl Upload for LocalUpload {
     async fn abort(self: Box<Self>) {
         drop(self.file);
         let _ = fs::remove_file(&self.tmp).await;
+        // Leave no empty version folder behind (remove_dir only removes empty ones).
+        if let Some(parent) = self.path.parent() {
+            let _ = fs::remove_dir(parent).await;
+        }
     }
 }

@@ -55,7 +55,11 @@ pub enum StorageError {
 }
 
 impl StorageError {
-    pub(crate) fn failed(op: &'static str, uri: impl Into<String>, message: impl fmt::Display) -> Self {
+    pub(crate) fn failed(
+        op: &'static str,
+        uri: impl Into<String>,
+        message: impl fmt::Display,
+    ) -> Self {
         StorageError::Failed {
             op,
             uri: uri.into(),

@@ -116,20 +116,30 @@ where
             } else {
                 "request failed"
             };
-            format!("{what}: {} (check --endpoint-url / AWS_ENDPOINT_URL and the network)", root_cause(err))
+            format!(
+                "{what}: {} (check --endpoint-url / AWS_ENDPOINT_URL and the network)",
+                root_cause(err)
+            )
         }
         SdkError::ServiceError(s) => {
+            // HEAD responses carry no body, so the status code must drive the hint.
             let status = s.raw().status().as_u16();
-            let code = s.err().code().unwrap_or("error");
-            let msg = s.err().message().unwrap_or("");
-            let hint = match code {
-                "InvalidAccessKeyId" | "SignatureDoesNotMatch" | "AccessDenied" | "ExpiredToken" => {
-                    " (check the AWS credentials and their permissions)"
+            let mut text = format!("HTTP {status}");
+            if let Some(code) = s.err().code() {
+                text = format!("{text} {code}");
+            }
+            if let Some(msg) = s.err().message().filter(|m| !m.is_empty()) {
+                text = format!("{text}: {msg}");
+            }
+            let hint = match (status, s.err().code()) {
+                (401 | 403, _)
+                | (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken")) => {
+                    " (access denied: check the AWS credentials and their permissions)"
                 }
-                "NoSuchBucket" => " (check the bucket name)",
+                (_, Some("NoSuchBucket")) => " (check the bucket name)",
                 _ => "",
             };
-            format!("HTTP {status} {code} {msg}{hint}").replace("  ", " ")
+            format!("{text}{hint}")
         }
         SdkError::ResponseError(_) => format!("unreadable response: {}", root_cause(err)),
         _ => root_cause(err),
@@ -149,7 +159,8 @@ fn is_precondition_failed<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpRes
 where
     E: ProvideErrorMetadata,
 {
-    err.raw_response().is_some_and(|r| r.status().as_u16() == 412)
+    err.raw_response()
+        .is_some_and(|r| r.status().as_u16() == 412)
         || err.code() == Some("PreconditionFailed")
 }
 
@@ -285,7 +296,11 @@ struct S3Chunks {
 impl ChunkSource for S3Chunks {
     async fn next_chunk(&mut self) -> StorageResult<Option<Bytes>> {
         self.body.try_next().await.map_err(|e| {
-            StorageError::failed("read", self.uri.clone(), format!("download interrupted: {}", root_cause(&e)))
+            StorageError::failed(
+                "read",
+                self.uri.clone(),
+                format!("download interrupted: {}", root_cause(&e)),
+            )
         })
     }
 }
@@ -332,7 +347,13 @@ impl S3Upload {
             .map_err(|e| StorageError::failed("start upload of", self.uri(), describe(&e)))?;
         let id = out
             .upload_id()
-            .ok_or_else(|| StorageError::failed("start upload of", self.uri(), "the server returned no upload id"))?
+            .ok_or_else(|| {
+                StorageError::failed(
+                    "start upload of",
+                    self.uri(),
+                    "the server returned no upload id",
+                )
+            })?
             .to_string();
         self.upload_id = Some(id.clone());
         Ok(id)
@@ -361,9 +382,10 @@ impl S3Upload {
             if checksums {
                 req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
             }
-            let out = req.send().await.map_err(|e| {
-                StorageError::failed("upload part of", uri, describe(&e))
-            })?;
+            let out = req
+                .send()
+                .await
+                .map_err(|e| StorageError::failed("upload part of", uri, describe(&e)))?;
             Ok(CompletedPart::builder()
                 .part_number(part_number)
                 .set_e_tag(out.e_tag().map(str::to_string))
@@ -375,8 +397,8 @@ impl S3Upload {
 
     async fn collect_one(&mut self) -> StorageResult<()> {
         if let Some(joined) = self.in_flight.join_next().await {
-            let part = joined
-                .map_err(|e| StorageError::failed("upload part of", self.uri(), e))??;
+            let part =
+                joined.map_err(|e| StorageError::failed("upload part of", self.uri(), e))??;
             self.done.push(part);
         }
         Ok(())
@@ -403,7 +425,11 @@ impl S3Upload {
             .bucket(&self.store.bucket)
             .key(self.store.key(&self.key))
             .upload_id(upload_id)
-            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(parts)).build())
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
             .send()
             .await
             .map(|_| ())

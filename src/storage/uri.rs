@@ -37,7 +37,9 @@ impl StorageUri {
         }
         if let Some(rest) = input.strip_prefix("file://") {
             if !rest.starts_with('/') {
-                return Err(bad("a file:// URI needs an absolute path (file:///data/x.csv)"));
+                return Err(bad(
+                    "a file:// URI needs an absolute path (file:///data/x.csv)",
+                ));
             }
             return Ok(StorageUri::Local(PathBuf::from(rest)));
         }
@@ -119,7 +121,14 @@ mod tests {
 
     #[test]
     fn rejects_bad_uris_naming_the_flag() {
-        for bad in ["s3://", "s3:///key", "s3://Bad_Bucket/k", "gs://b/k", "file://rel/x", ""] {
+        for bad in [
+            "s3://",
+            "s3:///key",
+            "s3://Bad_Bucket/k",
+            "gs://b/k",
+            "file://rel/x",
+            "",
+        ] {
             match StorageUri::parse(bad, "--raw") {
                 Err(Error::Usage(m)) => assert!(m.contains("--raw"), "{m}"),
                 other => panic!("{bad:?} gave {other:?}"),

@@ -1,0 +1,166 @@
+//! One conformance suite for the storage trait, run on every backend: a local folder and
+//! a live S3 server. A backend that breaks a visibility rule breaks the publish protocol.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use featurepipe::storage::local::LocalStore;
+use featurepipe::storage::s3::PART_SIZE;
+use featurepipe::storage::{ObjectStore, PutMode, StorageError};
+
+use crate::support::{s3_store, S3Server};
+
+async fn read_all(store: &Arc<dyn ObjectStore>, key: &str) -> Vec<u8> {
+    store
+        .get_small(key)
+        .await
+        .unwrap()
+        .unwrap_or_else(|| panic!("{key} missing"))
+}
+
+async fn suite(store: Arc<dyn ObjectStore>) {
+    // Missing keys.
+    assert!(store.head("nope/x").await.unwrap().is_none());
+    assert!(matches!(
+        store.get("nope/x").await.err(),
+        Some(StorageError::NotFound { .. })
+    ));
+    assert!(store.get_small("nope/x").await.unwrap().is_none());
+    store.delete("nope/x").await.unwrap();
+
+    // Put / head / get / overwrite.
+    store
+        .put(
+            "a/b/one.json",
+            Bytes::from_static(b"{\"v\":1}"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .head("a/b/one.json")
+            .await
+            .unwrap()
+            .unwrap()
+            .size_bytes,
+        7
+    );
+    assert_eq!(read_all(&store, "a/b/one.json").await, b"{\"v\":1}");
+    store
+        .put(
+            "a/b/one.json",
+            Bytes::from_static(b"{\"v\":22}"),
+            PutMode::Overwrite,
+        )
+        .await
+        .unwrap();
+    assert_eq!(read_all(&store, "a/b/one.json").await, b"{\"v\":22}");
+
+    // Create is create-if-absent, and a refused create changes nothing.
+    store
+        .put("a/_SUCCESS", Bytes::from_static(b"first"), PutMode::Create)
+        .await
+        .unwrap();
+    let again = store
+        .put("a/_SUCCESS", Bytes::from_static(b"second"), PutMode::Create)
+        .await;
+    assert!(
+        matches!(again, Err(StorageError::AlreadyExists { .. })),
+        "{again:?}"
+    );
+    assert_eq!(read_all(&store, "a/_SUCCESS").await, b"first");
+
+    // Delete.
+    store.delete("a/_SUCCESS").await.unwrap();
+    assert!(store.head("a/_SUCCESS").await.unwrap().is_none());
+
+    // A small upload is invisible until committed.
+    let mut up = store.start_upload("v/small.csv").await.unwrap();
+    up.write(Bytes::from_static(b"row_sum\r\n")).await.unwrap();
+    up.write(Bytes::from_static(b"1.0\r\n")).await.unwrap();
+    assert!(
+        store.head("v/small.csv").await.unwrap().is_none(),
+        "visible before commit"
+    );
+    up.commit().await.unwrap();
+    assert_eq!(read_all(&store, "v/small.csv").await, b"row_sum\r\n1.0\r\n");
+
+    // A multipart-sized upload (3 parts and a tail) arrives whole and in order.
+    let body: Vec<u8> = (0..(PART_SIZE * 3 + 12345))
+        .map(|i| (i % 251) as u8)
+        .collect();
+    let mut up = store.start_upload("v/big.bin").await.unwrap();
+    for chunk in body.chunks(1_000_003) {
+        up.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    assert!(
+        store.head("v/big.bin").await.unwrap().is_none(),
+        "visible before commit"
+    );
+    up.commit().await.unwrap();
+    assert_eq!(
+        store.head("v/big.bin").await.unwrap().unwrap().size_bytes,
+        body.len() as u64
+    );
+    assert!(
+        read_all(&store, "v/big.bin").await == body,
+        "multipart body differs"
+    );
+
+    // An aborted upload leaves nothing, and does not disturb an existing object.
+    let mut up = store.start_upload("v/small.csv").await.unwrap();
+    up.write(Bytes::from(vec![7u8; PART_SIZE + 10]))
+        .await
+        .unwrap();
+    up.abort().await;
+    assert_eq!(read_all(&store, "v/small.csv").await, b"row_sum\r\n1.0\r\n");
+    let mut up = store.start_upload("w/never.csv").await.unwrap();
+    up.write(Bytes::from_static(b"x")).await.unwrap();
+    up.abort().await;
+    assert!(store.head("w/never.csv").await.unwrap().is_none());
+
+    // Streaming get returns the bytes in order across chunks.
+    let mut src = store.get("v/big.bin").await.unwrap();
+    let mut n = 0usize;
+    while let Some(chunk) = src.next_chunk().await.unwrap() {
+        assert!(chunk
+            .iter()
+            .enumerate()
+            .all(|(i, &b)| b == ((n + i) % 251) as u8));
+        n += chunk.len();
+    }
+    assert_eq!(n, body.len());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn local_folder_backend_conforms() {
+    let dir = tempfile::tempdir().unwrap();
+    suite(Arc::new(LocalStore::new(dir.path().join("root")))).await;
+    // No temporary files are left behind.
+    let leftovers: Vec<_> = walk(dir.path())
+        .into_iter()
+        .filter(|p| p.contains(".tmp-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_backend_conforms() {
+    let server = S3Server::start();
+    server.create_bucket("conformance");
+    suite(s3_store(&server, "conformance").await).await;
+}
+
+fn walk(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(dir).unwrap().flatten() {
+        let p = e.path();
+        if p.is_dir() {
+            out.extend(walk(&p));
+        } else {
+            out.push(p.display().to_string());
+        }
+    }
+    out
+}

@@ -1,0 +1,234 @@
+//! Every exit code of DESIGN.md section 6, each with its one-sentence message, and
+//! nothing new published after any failure.
+
+use crate::support::{fixture, run, Output, Sandbox};
+
+fn run_raw(sb: &Sandbox, raw: &std::path::Path, extra: &[&str]) -> Output {
+    let mut cmd = sb.cmd();
+    cmd.arg("--raw")
+        .arg(raw)
+        .args(["--features", "out", "--execution-date", "2025-11-19"])
+        .args(extra);
+    run(cmd)
+}
+
+/// After a failure: no version files at all, and no `_latest`.
+fn assert_nothing_published(sb: &Sandbox) {
+    let v = sb.path("out/v_20251119T000000");
+    assert!(!v.join("_SUCCESS").exists(), "no _SUCCESS after a failure");
+    assert!(
+        !v.join("feature.csv").exists(),
+        "no feature.csv after a failure"
+    );
+    assert!(!sb.path("out/_latest").exists(), "_latest untouched");
+}
+
+fn usage_error(args: &[&str]) -> Output {
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd();
+    cmd.args(args);
+    let out = run(cmd);
+    out.assert_code(2);
+    out
+}
+
+#[test]
+fn exit_2_for_unknown_flag() {
+    let out = usage_error(&["--no-such-flag"]);
+    assert!(out.stderr.contains("--no-such-flag"), "{}", out.stderr);
+}
+
+#[test]
+fn exit_2_for_bad_uri_naming_the_flag() {
+    for bad in [
+        "gs://bucket/x.csv",
+        "s3://",
+        "s3://Not_A_Bucket/x",
+        "file://relative/x.csv",
+    ] {
+        let out = usage_error(&["--raw", bad]);
+        assert!(
+            out.error_line().contains("--raw"),
+            "{bad}: {}",
+            out.error_line()
+        );
+    }
+    let out = usage_error(&["--features", "ftp://x/y"]);
+    assert!(
+        out.error_line().contains("--features"),
+        "{}",
+        out.error_line()
+    );
+}
+
+#[test]
+fn exit_2_for_unknown_placeholder() {
+    let out = usage_error(&["--raw", "raw/{dt}.csv"]);
+    assert!(out.error_line().contains("{dt}"), "{}", out.error_line());
+    let out = usage_error(&["--features", "out/{ds"]);
+    assert!(
+        out.error_line().contains("--features"),
+        "{}",
+        out.error_line()
+    );
+}
+
+#[test]
+fn exit_2_for_bad_time_zone_and_bad_date() {
+    let out = usage_error(&["--timezone", "Mars/Olympus"]);
+    assert!(
+        out.error_line().contains("Mars/Olympus"),
+        "{}",
+        out.error_line()
+    );
+    let out = usage_error(&["--execution-date", "19/11/2025"]);
+    assert!(
+        out.error_line().contains("--execution-date"),
+        "{}",
+        out.error_line()
+    );
+}
+
+#[test]
+fn exit_2_for_bad_pipeline_file_naming_the_line() {
+    let sb = Sandbox::new();
+    sb.write(
+        "p.toml",
+        b"name = \"x\"\n\n[source]\npath = \"a.csv\"\ncolour = \"red\"\n",
+    );
+    let mut cmd = sb.cmd();
+    cmd.args(["--config", "p.toml"]);
+    let out = run(cmd);
+    out.assert_code(2);
+    assert!(out.error_line().contains("line 5"), "{}", out.error_line());
+    assert!(out.error_line().contains("colour"), "{}", out.error_line());
+    let mut cmd = sb.cmd();
+    cmd.args(["--config", "missing.toml"]);
+    run(cmd).assert_code(2);
+}
+
+#[test]
+fn exit_2_for_bad_s3_settings() {
+    usage_error(&["--s3-connect-timeout", "-1"]);
+    usage_error(&["--s3-max-attempts", "0"]);
+    usage_error(&["--endpoint-url", "localhost:9000"]);
+    // S3 without any region and without a custom endpoint: name AWS_REGION.
+    let out = usage_error(&["--raw", "s3://bucket/x.csv"]);
+    assert!(
+        out.error_line().contains("AWS_REGION"),
+        "{}",
+        out.error_line()
+    );
+}
+
+#[test]
+fn exit_3_when_null_rate_is_over_half() {
+    let sb = Sandbox::new();
+    let out = run_raw(&sb, &fixture("invalid/high_null_rate.csv"), &[]);
+    out.assert_code(3);
+    assert!(
+        out.error_line().contains("max_null_rate"),
+        "{}",
+        out.error_line()
+    );
+    assert_eq!(out.summary()["valid"], "false");
+    assert_eq!(out.summary()["null_rate"], "0.6800");
+    assert_nothing_published(&sb);
+}
+
+#[test]
+fn exit_3_for_header_only_and_empty_files() {
+    for f in ["invalid/header_only.csv", "invalid/empty.csv"] {
+        let sb = Sandbox::new();
+        let out = run_raw(&sb, &fixture(f), &[]);
+        out.assert_code(3);
+        assert!(
+            out.error_line().contains("min_rows"),
+            "{f}: {}",
+            out.error_line()
+        );
+        assert_eq!(out.summary()["rows"], "0");
+        assert_nothing_published(&sb);
+    }
+}
+
+#[test]
+fn exit_3_for_unterminated_quote_naming_the_line() {
+    let sb = Sandbox::new();
+    let out = run_raw(&sb, &fixture("invalid/unterminated_quote.csv"), &[]);
+    out.assert_code(3);
+    assert!(out.error_line().contains("line 4"), "{}", out.error_line());
+    assert_nothing_published(&sb);
+}
+
+#[test]
+fn exit_3_for_invalid_utf8_naming_the_line() {
+    let sb = Sandbox::new();
+    let out = run_raw(&sb, &fixture("invalid/not_utf8.csv"), &[]);
+    out.assert_code(3);
+    assert!(out.error_line().contains("line 3"), "{}", out.error_line());
+    assert!(out.error_line().contains("UTF-8"), "{}", out.error_line());
+    assert_nothing_published(&sb);
+}
+
+#[test]
+fn exit_4_when_raw_is_missing_and_99_when_told_to_skip() {
+    let sb = Sandbox::new();
+    let missing = sb.path("nope/user_events.csv");
+    let out = run_raw(&sb, &missing, &[]);
+    out.assert_code(4);
+    assert!(
+        out.error_line().contains("not found"),
+        "{}",
+        out.error_line()
+    );
+    assert_nothing_published(&sb);
+
+    let out = run_raw(&sb, &missing, &["--skip-if-missing"]);
+    out.assert_code(99);
+    assert_eq!(out.summary()["status"], "skipped");
+    assert_eq!(out.summary()["reason"], "raw_missing");
+    assert_nothing_published(&sb);
+
+    let mut cmd = sb.cmd();
+    cmd.arg("--raw")
+        .arg(&missing)
+        .env("DP_SKIP_IF_MISSING", "1");
+    run(cmd).assert_code(99);
+}
+
+#[test]
+fn exit_5_when_the_output_folder_cannot_be_written() {
+    let sb = Sandbox::new();
+    sb.write("blocker", b"a file where a folder should be");
+    let mut cmd = sb.cmd();
+    cmd.arg("--raw")
+        .arg(fixture("user_events_20251119.csv"))
+        .args([
+            "--features",
+            "blocker/out",
+            "--execution-date",
+            "2025-11-19",
+        ]);
+    let out = run(cmd);
+    out.assert_code(5);
+    assert!(out.error_line().contains("blocker"), "{}", out.error_line());
+}
+
+#[test]
+fn help_teaches_and_exits_0() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd();
+    cmd.arg("--help");
+    let out = run(cmd);
+    out.assert_code(0);
+    for needle in [
+        "DP_RAW_PATH",
+        "--skip-if-missing",
+        "Exit codes",
+        "{ds_nodash}",
+        "--s3-checksum",
+    ] {
+        assert!(out.stdout.contains(needle), "--help lacks {needle}");
+    }
+}

@@ -1,0 +1,162 @@
+//! Network failures end in exit 5 with a clear sentence, quickly, and leak no secrets.
+
+use std::io::Read;
+use std::net::TcpListener;
+use std::time::{Duration, Instant};
+
+use crate::support::{run, Bucket, S3Server, Sandbox};
+
+const FAST: &[&str] = &[
+    "--s3-connect-timeout",
+    "0.5",
+    "--s3-read-timeout",
+    "0.5",
+    "--s3-attempt-timeout",
+    "0.5",
+    "--s3-operation-timeout",
+    "3",
+    "--s3-max-attempts",
+    "2",
+    "--s3-initial-backoff",
+    "0.05",
+];
+
+fn s3_run(endpoint: &str, extra: &[&str]) -> crate::support::Output {
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd();
+    cmd.env("AWS_ACCESS_KEY_ID", "AKIAFAULTTEST")
+        .env("AWS_SECRET_ACCESS_KEY", "fault-secret-must-not-leak-91b2")
+        .env(
+            "AWS_SESSION_TOKEN",
+            "fault-session-token-must-not-leak-55ce",
+        )
+        .args(["--endpoint-url", endpoint, "--raw", "s3://lake/raw/a.csv"])
+        .args([
+            "--features",
+            "s3://lake/features",
+            "--execution-date",
+            "2025-11-19",
+        ])
+        .args(FAST)
+        .args(extra);
+    run(cmd)
+}
+
+fn assert_no_secrets(out: &crate::support::Output, secrets: &[&str]) {
+    for s in secrets {
+        assert!(
+            !out.stdout.contains(s) && !out.stderr.contains(s),
+            "secret {s} leaked:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn exit_5_when_the_endpoint_refuses_connections() {
+    let port = TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let t = Instant::now();
+    let out = s3_run(&format!("http://127.0.0.1:{port}"), &[]);
+    out.assert_code(5);
+    assert!(t.elapsed() < Duration::from_secs(30));
+    assert!(
+        out.error_line().contains("connection"),
+        "{}",
+        out.error_line()
+    );
+    assert_eq!(out.summary()["status"], "failed");
+    assert_no_secrets(
+        &out,
+        &[
+            "fault-secret-must-not-leak-91b2",
+            "fault-session-token-must-not-leak-55ce",
+        ],
+    );
+}
+
+#[test]
+fn exit_5_when_the_endpoint_never_answers() {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    // Accept connections and read, but never answer; bounded by the test's lifetime.
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        listener.set_nonblocking(true).unwrap();
+        let mut held = Vec::new();
+        while Instant::now() < deadline {
+            if let Ok((mut s, _)) = listener.accept() {
+                let _ = s.set_read_timeout(Some(Duration::from_millis(10)));
+                let _ = s.read(&mut [0u8; 4096]);
+                held.push(s);
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+    });
+    let t = Instant::now();
+    let out = s3_run(&format!("http://{addr}"), &[]);
+    out.assert_code(5);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(
+        out.error_line().contains("timed out"),
+        "{}",
+        out.error_line()
+    );
+}
+
+#[test]
+fn exit_5_on_bad_credentials_without_leaking_them() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    bucket.put("raw/a.csv", b"user_id\n1\n");
+    let url = server
+        .endpoint
+        .replace("http://", "http://admin:url-password-xyz@");
+    let out = s3_run(&url, &[]);
+    out.assert_code(5);
+    assert!(
+        out.error_line().contains("credentials"),
+        "{}",
+        out.error_line()
+    );
+    assert_no_secrets(
+        &out,
+        &[
+            "fault-secret-must-not-leak-91b2",
+            "fault-session-token-must-not-leak-55ce",
+            "url-password-xyz",
+        ],
+    );
+}
+
+#[test]
+fn secrets_stay_out_of_a_successful_run() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    bucket.put(
+        "raw/a.csv",
+        &std::fs::read(crate::support::fixture("user_events_20251119.csv")).unwrap(),
+    );
+    let sb = Sandbox::new();
+    let mut cmd = sb.s3_cmd(&server);
+    cmd.args([
+        "--raw",
+        "s3://lake/raw/a.csv",
+        "--features",
+        "s3://lake/f",
+        "--execution-date",
+        "2025-11-19",
+    ])
+    .env("RUST_LOG", "debug");
+    let out = run(cmd);
+    out.assert_code(0);
+    assert_no_secrets(&out, &[&server.secret_key]);
+    assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
+}

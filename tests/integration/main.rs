@@ -1,0 +1,13 @@
+//! The one integration-test binary (each extra binary would link aws-sdk-s3 again).
+//! Every test drives the real `featurepipe` binary or the real storage backends; S3 tests
+//! start their own S3 server (s3s-fs) on 127.0.0.1.
+
+mod support;
+
+mod conformance;
+mod data_values;
+mod exit_codes;
+mod faults;
+mod logs;
+mod publish;
+mod versions;
