@@ -1,0 +1,223 @@
+//! An in-process S3 server for tests and the benchmark.
+//!
+//! `s3s_fs::FileSystem` (buckets are folders, objects are files) served over HTTP/1.1 on
+//! loopback by hyper, with SigV4 authentication (`s3s::auth::SimpleAuth`), so the real
+//! aws-sdk-s3 client talks to it exactly as it would to MinIO or AWS.
+//!
+//! The server runs on its own tokio runtime on a background thread, so it can be started from
+//! plain `#[test]` functions (and from inside another runtime). Dropping the `S3Server` stops
+//! it; a server created by [`S3Server::start`] also deletes its temporary root.
+//!
+//! This file is also compiled into `examples/s3_server.rs` via `#[path]`, so it only uses
+//! dev-dependencies and declares no modules of its own.
+#![allow(dead_code)]
+
+use std::io;
+use std::net::{SocketAddr, TcpListener as StdTcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto::Builder as ConnBuilder;
+use s3s::auth::SimpleAuth;
+use s3s::service::S3ServiceBuilder;
+
+/// Access key the test server accepts (not a real AWS key).
+pub const ACCESS_KEY: &str = "AKIATESTFEATUREPIPE";
+/// Secret key the test server accepts. Tests assert it never shows up in logs.
+pub const SECRET_KEY: &str = "test-secret-key-do-not-log-7f3a9c";
+
+/// Where the server keeps its data: a temporary folder it owns, or a caller's folder.
+enum Root {
+    Temp(tempfile::TempDir),
+    Fixed(PathBuf),
+}
+
+impl Root {
+    fn path(&self) -> &Path {
+        match self {
+            Root::Temp(dir) => dir.path(),
+            Root::Fixed(path) => path,
+        }
+    }
+}
+
+/// A running S3 server on `127.0.0.1`. Stops when dropped.
+pub struct S3Server {
+    /// `http://127.0.0.1:PORT`, for `--endpoint-url` / `AWS_ENDPOINT_URL`.
+    pub endpoint: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub addr: SocketAddr,
+    // Field order matters for drop: `Drop::drop` stops and joins the server thread first, then
+    // the fields drop and the temporary root (if any) is removed.
+    shutdown: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<JoinHandle<()>>,
+    root: Root,
+}
+
+impl S3Server {
+    /// Starts a server on a random free port with an empty temporary root.
+    pub fn start() -> S3Server {
+        let dir = tempfile::Builder::new()
+            .prefix("featurepipe-s3-")
+            .tempdir()
+            .expect("s3 test server: cannot create a temporary directory");
+        Self::spawn(Root::Temp(dir), 0).expect("s3 test server: cannot start")
+    }
+
+    /// Starts a server storing its data in `root` (created if missing, kept after drop) on
+    /// `127.0.0.1:port` (`0` picks a free port). Panics if it cannot start.
+    pub fn start_in(root: PathBuf, port: u16) -> S3Server {
+        Self::try_start_in(root, port)
+            .unwrap_or_else(|e| panic!("s3 test server: cannot start: {e}"))
+    }
+
+    /// Like [`S3Server::start_in`], but returns the error instead of panicking.
+    pub fn try_start_in(root: PathBuf, port: u16) -> io::Result<S3Server> {
+        std::fs::create_dir_all(&root)?;
+        Self::spawn(Root::Fixed(root), port)
+    }
+
+    /// The folder the server stores buckets (sub-folders) and objects (files) in.
+    pub fn root(&self) -> &Path {
+        self.root.path()
+    }
+
+    /// The port the server listens on.
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Creates a bucket (s3s-fs maps a bucket to a folder under the root). Idempotent.
+    pub fn create_bucket(&self, name: &str) {
+        std::fs::create_dir_all(self.root().join(name))
+            .unwrap_or_else(|e| panic!("s3 test server: cannot create bucket {name:?}: {e}"));
+    }
+
+    /// The local file holding object `key` of `bucket` (s3s-fs stores objects as plain files).
+    pub fn object_path(&self, bucket: &str, key: &str) -> PathBuf {
+        self.root().join(bucket).join(key)
+    }
+
+    fn spawn(root: Root, port: u16) -> io::Result<S3Server> {
+        // Bind synchronously: once this returns, the kernel queues connections for us.
+        let listener = StdTcpListener::bind(("127.0.0.1", port))?;
+        listener.set_nonblocking(true)?;
+        let addr = listener.local_addr()?;
+
+        let fs = s3s_fs::FileSystem::new(root.path()).map_err(|e| {
+            io::Error::other(format!(
+                "s3s-fs cannot use {}: {e:?}",
+                root.path().display()
+            ))
+        })?;
+        let service = {
+            let mut builder = S3ServiceBuilder::new(fs);
+            builder.set_auth(SimpleAuth::from_single(ACCESS_KEY, SECRET_KEY));
+            builder.build()
+        };
+
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("s3-test-server")
+            .enable_all()
+            .build()?;
+
+        let (shutdown_tx, mut shutdown_rx) = tokio::sync::oneshot::channel::<()>();
+        let (ready_tx, ready_rx) = mpsc::channel::<io::Result<()>>();
+
+        let thread = std::thread::Builder::new()
+            .name(format!("s3-test-server-{}", addr.port()))
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(listener) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            let _ = ready_tx.send(Err(e));
+                            return;
+                        }
+                    };
+                    let _ = ready_tx.send(Ok(()));
+                    let http = ConnBuilder::new(TokioExecutor::new());
+                    loop {
+                        let socket = tokio::select! {
+                            res = listener.accept() => match res {
+                                Ok((socket, _)) => socket,
+                                // e.g. EMFILE: back off a little instead of spinning.
+                                Err(_) => {
+                                    tokio::time::sleep(Duration::from_millis(10)).await;
+                                    continue;
+                                }
+                            },
+                            _ = &mut shutdown_rx => break,
+                        };
+                        let _ = socket.set_nodelay(true);
+                        let conn = http
+                            .serve_connection(TokioIo::new(socket), service.clone())
+                            .into_owned();
+                        tokio::spawn(async move {
+                            let _ = conn.await;
+                        });
+                    }
+                });
+                // Open connections and in-flight requests are cancelled here.
+                runtime.shutdown_timeout(Duration::from_secs(2));
+            })?;
+
+        match ready_rx.recv() {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => {
+                let _ = thread.join();
+                return Err(e);
+            }
+            Err(_) => {
+                let _ = thread.join();
+                return Err(io::Error::other(
+                    "s3 server thread exited before it was ready",
+                ));
+            }
+        }
+
+        // Make sure the port really accepts connections before handing it out.
+        let deadline = Instant::now() + Duration::from_secs(10);
+        loop {
+            match TcpStream::connect_timeout(&addr, Duration::from_millis(500)) {
+                Ok(_) => break,
+                Err(e) if Instant::now() >= deadline => return Err(e),
+                Err(_) => std::thread::sleep(Duration::from_millis(10)),
+            }
+        }
+
+        Ok(S3Server {
+            endpoint: format!("http://{addr}"),
+            access_key: ACCESS_KEY.to_string(),
+            secret_key: SECRET_KEY.to_string(),
+            addr,
+            shutdown: Some(shutdown_tx),
+            thread: Some(thread),
+            root,
+        })
+    }
+
+    /// Blocks until the server stops (it only stops when dropped, so: forever). For the
+    /// standalone example binary.
+    pub fn wait(mut self) {
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
