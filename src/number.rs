@@ -18,7 +18,48 @@ pub fn parse_cell(cell: &str) -> Option<f64> {
     if t.is_empty() {
         return None;
     }
-    t.parse::<f64>().ok()
+    parse_plain_decimal(t.as_bytes()).or_else(|| t.parse::<f64>().ok())
+}
+
+/// Exact powers of ten up to 10^15 (every one is representable in an f64).
+const POW10: [f64; 16] = [
+    1e0, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+];
+
+/// Clinger's fast path for the common cell (`-12`, `314.90`): at most 15 digits and no
+/// exponent, so mantissa and power of ten are exact f64s and one IEEE division gives the
+/// correctly rounded value, bit-identical to `f64::from_str`. Anything else returns `None`
+/// and goes through the full parser.
+#[inline]
+fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
+    let (negative, body) = match b.first()? {
+        b'-' => (true, &b[1..]),
+        b'+' => (false, &b[1..]),
+        _ => (false, b),
+    };
+    let mut mantissa: u64 = 0;
+    let mut digits = 0usize;
+    let mut frac_digits = 0usize;
+    let mut seen_point = false;
+    for &c in body {
+        match c {
+            b'0'..=b'9' => {
+                digits += 1;
+                if digits > 15 {
+                    return None;
+                }
+                mantissa = mantissa * 10 + u64::from(c - b'0');
+                frac_digits += usize::from(seen_point);
+            }
+            b'.' if !seen_point => seen_point = true,
+            _ => return None,
+        }
+    }
+    if digits == 0 {
+        return None;
+    }
+    let value = mantissa as f64 / POW10[frac_digits];
+    Some(if negative { -value } else { value })
 }
 
 /// Writes `x` the way Python's `repr(float)` does: shortest round-trip digits, `5.0`
@@ -43,28 +84,38 @@ pub fn write_python_float(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
         });
         return;
     }
-    scratch.clear();
-    // `{:e}` gives the shortest round-trip digits, e.g. "-1.2345e17" or "5e0".
-    let _ = write!(scratch, "{x:e}");
-    let (mantissa, exp) = scratch.split_once('e').unwrap_or((scratch.as_str(), "0"));
+    // Shortest round-trip digits from ryu, e.g. "-1606.849", "1e16", "1.2345678901234568e17",
+    // "0.0001"; re-laid out below as Python's repr would.
+    let mut ryu_buf = ryu::Buffer::new();
+    let text = ryu_buf.format_finite(x);
+    let (text, negative) = match text.strip_prefix('-') {
+        Some(t) => (t, true),
+        None => (text, false),
+    };
+    let (mantissa, exp) = text.split_once(['e', 'E']).unwrap_or((text, "0"));
     let exp: i32 = exp.parse().unwrap_or(0);
-    if mantissa.starts_with('-') {
+    let (int_part, frac_part) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    if negative {
         out.push(b'-');
     }
-    // Digits without sign and point: "-1.2345" -> "12345" (at most 17 for an f64).
-    let mut digits = [0u8; 32];
+    // All significant digits without leading or trailing zeros (at most 17 for an f64).
+    let mut digits = [0u8; 40];
     let mut n = 0;
-    for b in mantissa
-        .bytes()
-        .filter(u8::is_ascii_digit)
-        .take(digits.len())
-    {
+    let mut decpt = int_part.len() as i32 + exp;
+    for b in int_part.bytes().chain(frac_part.bytes()).take(digits.len()) {
+        if n == 0 && b == b'0' {
+            decpt -= 1;
+            continue;
+        }
         digits[n] = b;
         n += 1;
     }
+    while n > 1 && digits[n - 1] == b'0' {
+        n -= 1;
+    }
     let digits = &digits[..n];
-    // Python's `decpt`: position of the decimal point relative to the digit string.
-    let decpt = exp + 1;
+    let exp = decpt - 1;
+    // `decpt`: position of the decimal point relative to the digit string (Python's name).
     if (-3..=16).contains(&decpt) {
         if decpt <= 0 {
             out.extend_from_slice(b"0.");
@@ -90,7 +141,6 @@ pub fn write_python_float(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
         }
         out.push(b'e');
         out.push(if exp < 0 { b'-' } else { b'+' });
-        // The digits were copied out above, so the scratch buffer is free again.
         scratch.clear();
         let _ = write!(scratch, "{:02}", exp.unsigned_abs());
         out.extend_from_slice(scratch.as_bytes());
@@ -107,6 +157,67 @@ pub fn python_float(x: f64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A small deterministic PRNG (splitmix64) for property tests.
+    fn rng(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    #[test]
+    fn fast_path_is_bit_identical_to_std_parse() {
+        let mut next = rng(7);
+        let alphabet = b"0123456789.-+e";
+        for _ in 0..300_000 {
+            let len = 1 + (next() % 19) as usize;
+            let s: String = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize] as char)
+                .collect();
+            let ours = parse_cell(&s).map(f64::to_bits);
+            let std = s.parse::<f64>().ok().map(f64::to_bits);
+            assert_eq!(ours, std, "{s:?}");
+        }
+    }
+
+    /// Number of significant digits in a float's text (`1000.0` -> 1, `1.25e-7` -> 3).
+    fn significant(text: &str) -> usize {
+        let mantissa = text.split('e').next().unwrap_or("");
+        let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
+        digits.trim_start_matches('0').trim_end_matches('0').len()
+    }
+
+    #[test]
+    fn repr_round_trips_with_shortest_digits() {
+        let mut next = rng(11);
+        for i in 0..300_000 {
+            let x = match i % 3 {
+                0 => f64::from_bits(next()),
+                1 => (next() % 10_000_000) as f64 / 1000.0,
+                _ => (next() as i64 as f64) * 1e-9,
+            };
+            if !x.is_finite() {
+                continue;
+            }
+            let text = python_float(x);
+            assert_eq!(
+                text.parse::<f64>().map(f64::to_bits),
+                Ok(x.to_bits()),
+                "{text}"
+            );
+            // As short as std's shortest `{:e}` (the digits may differ on exact ties, where
+            // ryu rounds half-to-even like Python and std does not: see the table test).
+            assert_eq!(
+                significant(&text),
+                significant(&format!("{x:e}")),
+                "{x:e} -> {text}"
+            );
+        }
+    }
 
     #[test]
     fn grammar_accepts_what_design_lists() {
@@ -149,6 +260,8 @@ mod tests {
             (f64::NEG_INFINITY, "-inf"),
             (1234.5, "1234.5"),
             (-12.0, "-12.0"),
+            // An exact tie at the 17th digit: Python rounds half-to-even (std's `{:e}` does not).
+            (-1987233703.1757812, "-1987233703.1757812"),
         ];
         for (x, want) in cases {
             assert_eq!(python_float(x), want, "repr of {x:e}");
