@@ -11,7 +11,10 @@ fn main() -> ExitCode {
         eprintln!("featurepipe: error: internal error (please report this as a bug): {info}");
         std::process::exit(i32::from(featurepipe::error::exit_code::INTERNAL));
     }));
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(err) => return ExitCode::from(featurepipe::run::reject_flags(err)),
+    };
     let code = match cli.command {
         Command::Run(args) => featurepipe::run::execute(args),
     };

@@ -10,6 +10,7 @@ use crate::context::{RunContext, RunSettings};
 use crate::dp_log::{self, keys, DpLine, Status, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::{parse_timezone, DEFAULT_TIMEZONE};
+use crate::pipeline::DEFAULT_PIPELINE;
 use crate::run_id::new_run_id;
 use crate::stages::summarize_run::{self, EarlyRun};
 use crate::stages::{build_features, extract_raw_data, store_features, validate_data};
@@ -19,12 +20,15 @@ use crate::storage::{ObjectStore, StorageUri};
 
 /// Runs one pipeline run and returns the process exit code.
 pub fn execute(args: RunArgs) -> u8 {
-    // Log time stamps use the pipeline zone; a bad zone is reported by `configure`.
-    let log_tz = args
-        .timezone
-        .as_deref()
-        .and_then(|tz| parse_timezone(tz).ok())
-        .unwrap_or_else(|| parse_timezone(DEFAULT_TIMEZONE).unwrap_or(chrono_tz::UTC));
+    let run_id = new_run_id();
+    let started = Instant::now();
+    // Settings first, so log time stamps use the pipeline zone even when it comes from
+    // the pipeline file; a bad zone is then reported by `configure`, in Seoul time.
+    let settings = config::resolve(&args);
+    let log_tz = match &settings {
+        Ok(s) => s.timezone,
+        Err(_) => parse_timezone(DEFAULT_TIMEZONE).unwrap_or(chrono_tz::UTC),
+    };
     dp_log::init(args.log_format, log_tz);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
@@ -37,13 +41,52 @@ pub fn execute(args: RunArgs) -> u8 {
             return crate::error::exit_code::INTERNAL;
         }
     };
-    runtime.block_on(run(args))
+    runtime.block_on(run(args, settings, run_id, started))
 }
 
-async fn run(args: RunArgs) -> u8 {
+/// Flags clap rejected (unknown flag, bad value): still one `summarize_run` line, so the
+/// failed run shows up in Loki, then clap's own explanation, exit 2. `--help` and
+/// `--version` print and exit 0.
+pub fn reject_flags(err: clap::Error) -> u8 {
+    if !err.use_stderr() {
+        let _ = err.print();
+        return crate::error::exit_code::SUCCESS;
+    }
+    let format = match std::env::var("DP_LOG_FORMAT").as_deref() {
+        Ok("json") => dp_log::LogFormat::Json,
+        _ => dp_log::LogFormat::Text,
+    };
+    dp_log::init(
+        format,
+        parse_timezone(DEFAULT_TIMEZONE).unwrap_or(chrono_tz::UTC),
+    );
+    let _ = err.print();
+    let sentence = err
+        .to_string()
+        .lines()
+        .next()
+        .unwrap_or("invalid arguments")
+        .trim_start_matches("error: ")
+        .to_string();
+    let pipeline = std::env::var("DP_PIPELINE_NAME").unwrap_or_else(|_| DEFAULT_PIPELINE.into());
     let run_id = new_run_id();
-    let started = Instant::now();
-    let mut ctx = match open(&args, &run_id, started).await {
+    let early = EarlyRun {
+        pipeline: &pipeline,
+        run_id: &run_id,
+        duration_ms: 0,
+    };
+    summarize_run::early(
+        early,
+        Error::Usage(format!("{sentence} (see featurepipe run --help)")),
+    )
+}
+
+async fn run(args: RunArgs, settings: Result<RunSettings>, run_id: String, started: Instant) -> u8 {
+    let opened = match settings {
+        Ok(settings) => open(settings, &args, &run_id, started).await,
+        Err(e) => Err(e),
+    };
+    let mut ctx = match opened {
         Ok(ctx) => ctx,
         Err(e) => {
             let pipeline = config::pipeline_name_hint(&args);
@@ -107,9 +150,13 @@ async fn run(args: RunArgs) -> u8 {
     summarize_run::run(&ctx, failure)
 }
 
-/// The `configure` step: settings, then storage handles.
-async fn open(args: &RunArgs, run_id: &str, started: Instant) -> Result<RunContext> {
-    let settings = config::resolve(args)?;
+/// The `configure` step, second half: storage handles for the resolved settings.
+async fn open(
+    settings: RunSettings,
+    args: &RunArgs,
+    run_id: &str,
+    started: Instant,
+) -> Result<RunContext> {
     let mut s3_client = None;
     let (raw_dir, raw_key) = settings.raw.split_last();
     let raw_store = open_store(&raw_dir, args, &mut s3_client).await?;

@@ -101,6 +101,16 @@ impl Validated {
             .with(keys::SHORT_ROWS, self.stats.short_rows)
             .with(keys::LONG_ROWS, self.stats.long_rows)
             .with(keys::VALID, self.valid())
+            .with(keys::FAILED_RULES, self.failed_rules().join(","))
+    }
+
+    /// Names of the rules that did not pass, in rule order.
+    pub fn failed_rules(&self) -> Vec<&'static str> {
+        self.rules
+            .iter()
+            .filter(|r| !r.passed)
+            .map(|r| r.name)
+            .collect()
     }
 }
 

@@ -8,6 +8,9 @@
 use std::time::Duration;
 
 use async_trait::async_trait;
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
 use aws_config::retry::RetryConfig;
 use aws_config::timeout::TimeoutConfig;
 use aws_config::BehaviorVersion;
@@ -69,11 +72,21 @@ pub async fn build_client(opts: &S3Options) -> Result<Client, String> {
     if let Some(url) = &opts.endpoint_url {
         loader = loader.endpoint_url(url);
     }
-    let sdk = loader.load().await;
-    let custom_endpoint = opts.endpoint_url.is_some()
-        || sdk.endpoint_url().is_some()
+    let endpoint_given = opts.endpoint_url.is_some()
         || env_set("AWS_ENDPOINT_URL_S3")
         || env_set("AWS_ENDPOINT_URL");
+    if endpoint_given {
+        // MinIO and friends: region from env or profile, else us-east-1. The default chain
+        // would also ask EC2 instance metadata, which is pointless here, slow off EC2, and
+        // prints SDK warnings.
+        loader = loader.region(
+            RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                .or_else(ProfileFileRegionProvider::new())
+                .or_else(Region::new("us-east-1")),
+        );
+    }
+    let sdk = loader.load().await;
+    let custom_endpoint = endpoint_given || sdk.endpoint_url().is_some();
     let mut conf = aws_sdk_s3::config::Builder::from(&sdk);
     if custom_endpoint {
         conf = conf.force_path_style(true);

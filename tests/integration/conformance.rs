@@ -5,10 +5,10 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use featurepipe::storage::local::LocalStore;
-use featurepipe::storage::s3::PART_SIZE;
+use featurepipe::storage::s3::{ChecksumMode, PART_SIZE};
 use featurepipe::storage::{ObjectStore, PutMode, StorageError};
 
-use crate::support::{s3_store, S3Server};
+use crate::support::{s3_store, s3_store_with, S3Server};
 
 async fn read_all(store: &Arc<dyn ObjectStore>, key: &str) -> Vec<u8> {
     store
@@ -150,6 +150,14 @@ async fn s3_backend_conforms() {
     let server = S3Server::start();
     server.create_bucket("conformance");
     suite(s3_store(&server, "conformance").await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn s3_backend_conforms_with_checksums_only_when_required() {
+    let server = S3Server::start();
+    server.create_bucket("conformance");
+    let store = s3_store_with(&server, "conformance", ChecksumMode::WhenRequired).await;
+    suite(store).await;
 }
 
 fn walk(dir: &std::path::Path) -> Vec<String> {

@@ -188,3 +188,36 @@ fn schema_and_metadata_hold_the_documented_keys() {
         featurepipe::scan::hex(&sha2::Sha256::digest(&meta_bytes))
     );
 }
+
+#[test]
+fn endpoint_from_aws_environment_variables_implies_path_style() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    bucket.put(
+        "raw/a.csv",
+        &std::fs::read(fixture("user_events_20251119.csv")).unwrap(),
+    );
+    for (var, checksum) in [
+        ("AWS_ENDPOINT_URL", "when-supported"),
+        ("AWS_ENDPOINT_URL_S3", "when-required"),
+    ] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.cmd();
+        cmd.env("AWS_ACCESS_KEY_ID", &server.access_key)
+            .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
+            .env(var, &server.endpoint)
+            .env("DP_S3_CHECKSUM", checksum)
+            .args([
+                "--raw",
+                "s3://lake/raw/a.csv",
+                "--features",
+                &format!("s3://lake/{var}"),
+            ])
+            .args(["--execution-date", "2025-11-19"]);
+        run(cmd).assert_code(0);
+        assert!(
+            bucket.exists(&format!("{var}/v_20251119T000000/_SUCCESS")),
+            "{var}"
+        );
+    }
+}

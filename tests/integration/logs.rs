@@ -179,3 +179,59 @@ fn values_with_spaces_quotes_and_equals_are_quoted() {
         s["raw_path"]
     );
 }
+
+#[test]
+fn rejected_flags_still_log_one_failed_summary() {
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd();
+    cmd.arg("--no-such-flag");
+    let out = run(cmd);
+    out.assert_code(2);
+    let s = out.summary();
+    assert_eq!(s["status"], "failed");
+    assert_eq!(s["failed_step"], "configure");
+    assert!(s["error"].contains("--no-such-flag"), "{}", s["error"]);
+    assert!(
+        out.error_line().contains("--no-such-flag"),
+        "{}",
+        out.error_line()
+    );
+}
+
+#[test]
+fn the_pipeline_files_time_zone_applies_to_log_time_stamps() {
+    let sb = Sandbox::new();
+    sb.write("p.toml", b"timezone = \"UTC\"\n");
+    let mut cmd = sb.cmd();
+    cmd.arg("--raw")
+        .arg(fixture("user_events_20251119.csv"))
+        .args([
+            "--features",
+            "out",
+            "--config",
+            "p.toml",
+            "--execution-date",
+            "2025-11-19",
+        ]);
+    let out = run(cmd);
+    out.assert_code(0);
+    for line in out.stderr.lines().filter(|l| l.contains("[DP]")) {
+        let ts = line.split(' ').next().unwrap();
+        assert!(ts.ends_with("+00:00"), "{ts} should be in UTC");
+    }
+}
+
+#[test]
+fn invalid_data_names_the_failed_rules() {
+    let out = run_with(&fixture("invalid/high_null_rate.csv"), &[]);
+    out.assert_code(3);
+    let validate: std::collections::BTreeMap<_, _> = out
+        .dp_lines()
+        .into_iter()
+        .find(|l| l[1].1 == "validate_data" && l[2].1 == "failed")
+        .unwrap()
+        .into_iter()
+        .collect();
+    assert_eq!(validate["failed_rules"], "max_null_rate");
+    assert_eq!(validate["valid"], "false");
+}

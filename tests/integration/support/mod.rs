@@ -253,6 +253,15 @@ impl Bucket {
 
 /// The product's S3 store on `bucket` of `server`, with test-friendly timeouts.
 pub async fn s3_store(server: &S3Server, bucket: &str) -> Arc<dyn ObjectStore> {
+    s3_store_with(server, bucket, ChecksumMode::WhenSupported).await
+}
+
+/// Like [`s3_store`], with a chosen request-checksum mode.
+pub async fn s3_store_with(
+    server: &S3Server,
+    bucket: &str,
+    checksum: ChecksumMode,
+) -> Arc<dyn ObjectStore> {
     // Credentials are passed explicitly: tests never touch process-global environment.
     let opts = S3Options {
         endpoint_url: Some(server.endpoint.clone()),
@@ -262,7 +271,7 @@ pub async fn s3_store(server: &S3Server, bucket: &str) -> Arc<dyn ObjectStore> {
         operation_timeout: Duration::from_secs(60),
         max_attempts: 2,
         initial_backoff: Duration::from_millis(50),
-        checksum: ChecksumMode::WhenSupported,
+        checksum,
     };
     let client = build_client_with_keys(&opts, server).await;
     Arc::new(S3Store::new(client, bucket, ""))
