@@ -225,12 +225,10 @@ impl CsvScanner {
                         b'\n' | b'\r' => {
                             if self.state == State::RecordStart {
                                 self.stats.blank_lines += 1;
+                                self.end_line(chunk[i]);
                             } else {
-                                self.end_field();
-                                self.emit_record(sink)?;
+                                self.end_record(chunk[i], sink)?;
                             }
-                            self.end_line(chunk[i]);
-                            self.state = State::RecordStart;
                             i += 1;
                         }
                         _ => self.state = State::Unquoted,
@@ -246,13 +244,11 @@ impl CsvScanner {
                     if i < n {
                         let b = chunk[i];
                         i += 1;
-                        self.end_field();
                         if b == b',' {
+                            self.end_field();
                             self.state = State::FieldStart;
                         } else {
-                            self.emit_record(sink)?;
-                            self.end_line(b);
-                            self.state = State::RecordStart;
+                            self.end_record(b, sink)?;
                         }
                     }
                 }
@@ -282,10 +278,7 @@ impl CsvScanner {
                         i += 1;
                     }
                     b'\n' | b'\r' => {
-                        self.end_field();
-                        self.emit_record(sink)?;
-                        self.end_line(chunk[i]);
-                        self.state = State::RecordStart;
+                        self.end_record(chunk[i], sink)?;
                         i += 1;
                     }
                     // Text after the closing quote joins the field (Python's csv does this).
@@ -293,6 +286,15 @@ impl CsvScanner {
                 },
             }
         }
+        Ok(())
+    }
+
+    /// A line end outside quotes: closes the last field and hands the record out.
+    fn end_record(&mut self, terminator: u8, sink: &mut impl RecordSink) -> Result<(), ScanError> {
+        self.end_field();
+        self.emit_record(sink)?;
+        self.end_line(terminator);
+        self.state = State::RecordStart;
         Ok(())
     }
 

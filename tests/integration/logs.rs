@@ -191,11 +191,7 @@ fn rejected_flags_still_log_one_failed_summary() {
     assert_eq!(s["status"], "failed");
     assert_eq!(s["failed_step"], "configure");
     assert!(s["error"].contains("--no-such-flag"), "{}", s["error"]);
-    assert!(
-        out.error_line().contains("--no-such-flag"),
-        "{}",
-        out.error_line()
-    );
+    out.assert_error_mentions("--no-such-flag");
 }
 
 #[test]

@@ -144,6 +144,16 @@ impl Output {
         self
     }
 
+    /// Asserts the one-sentence error names `needle` (a flag, a line, a value).
+    pub fn assert_error_mentions(&self, needle: &str) -> &Self {
+        assert!(
+            self.error_line().contains(needle),
+            "error line should mention {needle:?}: {}",
+            self.error_line()
+        );
+        self
+    }
+
     /// The last stderr line: the one sentence a user reads on failure.
     pub fn error_line(&self) -> &str {
         self.stderr.lines().last().unwrap_or("")
