@@ -35,10 +35,15 @@ impl<'a> Record<'a> {
 
     /// Field `i` as UTF-8; the whole record was validated before it was handed out.
     pub fn field(&self, i: usize) -> &'a str {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
-        let bytes = &self.buf[start..self.ends[i]];
         // Validated in `emit_record`; the fallback is unreachable but never panics.
-        std::str::from_utf8(bytes).unwrap_or_default()
+        std::str::from_utf8(self.field_bytes(i)).unwrap_or_default()
+    }
+
+    /// Field `i` as raw bytes (valid UTF-8: the record was validated).
+    #[inline]
+    pub fn field_bytes(&self, i: usize) -> &'a [u8] {
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        &self.buf[start..self.ends[i]]
     }
 
     /// How many fields are empty strings (the seed's null cells), without decoding them.

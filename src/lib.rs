@@ -4,10 +4,11 @@
 //! - `cli` (flags) -> `config` (validated settings) -> `run` (the stage loop);
 //! - `stages/` one module per step name: `extract_raw_data`, `validate_data`,
 //!   `build_features`, `store_features`, `summarize_run`, over `context::RunContext`;
-//! - `scan` the single streaming pass, built on `csv_scan` and `number`;
+//! - `scan` the single streaming pass (`csv_scan` -> `cell_batch` -> `number`);
 //! - `storage` the one storage trait with `local` and `s3` backends;
 //! - `dp_log` the `[DP]` line contract, `error` the exit-code contract.
 
+pub mod cell_batch;
 pub mod cli;
 pub mod config;
 pub mod context;

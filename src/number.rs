@@ -13,12 +13,19 @@ use std::fmt::Write as _;
 /// +-inf. Rust's `f64::from_str` accepts exactly this grammar (no `_`, no hex, ASCII
 /// digits only), which the unit tests below pin down.
 #[inline]
-pub fn parse_cell(cell: &str) -> Option<f64> {
-    let t = cell.trim();
+pub fn parse_cell(cell: impl AsRef<[u8]>) -> Option<f64> {
+    let cell = cell.as_ref();
+    // Fast path: ASCII-trimmed plain decimal. Whatever it accepts, `str::trim` + the full
+    // parser accept with the same value (the trimmed text starts and ends with a digit,
+    // a sign or a point, so Unicode trimming cannot remove more).
+    if let Some(v) = parse_plain_decimal(cell.trim_ascii()) {
+        return Some(v);
+    }
+    let t = std::str::from_utf8(cell).ok()?.trim();
     if t.is_empty() {
         return None;
     }
-    parse_plain_decimal(t.as_bytes()).or_else(|| t.parse::<f64>().ok())
+    t.parse::<f64>().ok()
 }
 
 /// Exact powers of ten up to 10^15 (every one is representable in an f64).

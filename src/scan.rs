@@ -1,29 +1,41 @@
 //! The single streaming pass over the raw object.
 //!
-//! Three workers overlap so both cores stay busy and memory stays flat:
-//! a reader task pulls chunks from storage, a blocking thread scans CSV, counts
-//! (`validate_data`'s rules) and formats feature rows (`build_features`' rules), and
-//! this task streams the feature bytes into a staged upload. Channels between them are
-//! bounded, so a slow side applies back-pressure instead of buffering.
+//! Four workers overlap so both cores stay busy and memory stays flat:
+//! - a reader task pulls chunks from storage;
+//! - the scanner thread parses CSV, counts for `validate_data`'s rules and projects each
+//!   row onto the cells the features read, in batches ([`CellBatch`]);
+//! - the feature thread computes and formats the feature rows (`build_features`' rules)
+//!   and hashes the output;
+//! - this task streams the output into a staged upload.
+//!
+//! Every channel between them is bounded, so a slow side applies back-pressure instead of
+//! buffering: memory depends on chunk, batch and block sizes, never on the input size.
+
+use std::sync::mpsc as std_mpsc;
 
 use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use crate::cell_batch::CellBatch;
 use crate::csv_scan::{CsvScanner, Record, RecordSink, ScanStats};
 use crate::error::{Error, Result};
 use crate::pipeline::PipelineSpec;
-use crate::stages::build_features::RowSumFeature;
+use crate::stages::build_features::{RowSumColumns, RowSumWriter};
 use crate::stages::validate_data::RawStats;
 use crate::storage::{ChunkSource, StorageError, StorageResult, Upload};
 
 /// Raw chunks buffered between reader and scanner (each at most 1 MiB locally).
 const RAW_CHANNEL: usize = 8;
-/// Output blocks buffered between scanner and uploader.
+/// Rows per batch handed from the scanner to the feature thread.
+const BATCH_ROWS: usize = 8192;
+/// Batches buffered between scanner and feature thread.
+const BATCH_CHANNEL: usize = 4;
+/// Output blocks buffered between feature thread and uploader.
 const OUT_CHANNEL: usize = 4;
 /// Size of one output block. Small on purpose: the S3 upload gathers blocks into
 /// [`crate::storage::s3::PART_SIZE`] parts itself, so big blocks here would only add
-/// memory (they used to be 8 MiB each and lifted the 1 GB peak from 35 to 59 MB).
+/// memory (8 MiB blocks lifted the 1 GB peak from 35 to 59 MB).
 const OUT_BLOCK: usize = 1 << 20;
 
 /// The feature file as written by the pass, still staged (invisible) in storage.
@@ -51,12 +63,12 @@ pub async fn scan_raw(
     spec: &PipelineSpec,
 ) -> Result<ScanOutcome> {
     let (raw_tx, raw_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
+    let (batch_tx, batch_rx) = std_mpsc::sync_channel::<CellBatch>(BATCH_CHANNEL);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
 
     let reader = tokio::spawn(async move {
         loop {
-            let next = source.next_chunk().await;
-            let item = match next {
+            let item = match source.next_chunk().await {
                 Ok(Some(chunk)) => Ok(chunk),
                 Ok(None) => break,
                 Err(e) => Err(e),
@@ -68,7 +80,8 @@ pub async fn scan_raw(
         }
     });
     let spec = spec.clone();
-    let scanner = tokio::task::spawn_blocking(move || scan_blocking(raw_rx, out_tx, &spec));
+    let scanner = tokio::task::spawn_blocking(move || scan_csv(raw_rx, batch_tx, &spec));
+    let features = tokio::task::spawn_blocking(move || write_features(batch_rx, out_tx));
 
     let mut upload = upload;
     let mut upload_error: Option<StorageError> = None;
@@ -80,17 +93,19 @@ pub async fn scan_raw(
             }
         }
     }
-    // Closing the receiver stops the scanner if the upload failed first.
+    // Closing the receiver stops the feature thread (and so the scanner) if the upload
+    // failed first.
     drop(out_rx);
-    let scanned = scanner
-        .await
-        .map_err(|e| Error::Internal(format!("the CSV scanner stopped unexpectedly: {e}")));
+    let scanned = joined(scanner.await);
+    let built = joined(features.await);
     reader.abort();
 
-    let result = match (upload_error, scanned) {
-        (Some(e), _) => Err(Error::Storage(e)),
-        (None, Err(e)) | (None, Ok(Err(e))) => Err(e),
-        (None, Ok(Ok(done))) => Ok(done),
+    // The root cause wins: an upload failure stops the threads, which then report only
+    // that their output channel closed; a malformed CSV ends the scanner first.
+    let result = match (upload_error, scanned, built) {
+        (Some(e), _, _) => Err(Error::Storage(e)),
+        (None, Err(e), _) | (None, Ok(_), Err(e)) => Err(e),
+        (None, Ok((stats, scan)), Ok(feature)) => Ok((stats, scan, feature)),
     };
     match result {
         Ok((stats, scan, mut feature)) => {
@@ -110,35 +125,35 @@ pub async fn scan_raw(
     }
 }
 
-/// The scanner thread: CSV -> counts + feature rows -> output blocks.
-fn scan_blocking(
+fn joined<T>(res: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {
+    res.map_err(|e| Error::Internal(format!("a pass thread stopped unexpectedly: {e}")))?
+}
+
+/// The scanner thread: CSV -> counts + projected cell batches.
+fn scan_csv(
     mut raw_rx: mpsc::Receiver<StorageResult<Bytes>>,
-    out_tx: mpsc::Sender<Bytes>,
+    batch_tx: std_mpsc::SyncSender<CellBatch>,
     spec: &PipelineSpec,
-) -> Result<(RawStats, ScanStats, FeatureFile)> {
-    let mut sink = PassSink {
+) -> Result<(RawStats, ScanStats)> {
+    let mut sink = ScanSink {
         stats: RawStats::default(),
-        feature: RowSumFeature::new(spec),
-        out: Output::new(out_tx),
+        columns: RowSumColumns::default(),
+        batch: CellBatch::default(),
+        tx: batch_tx,
         spec,
+        closed: false,
     };
-    sink.feature.write_header(&mut sink.out.buf);
     let mut scanner = CsvScanner::new();
     while let Some(chunk) = raw_rx.blocking_recv() {
         let chunk = chunk?;
         scanner.feed(&chunk, &mut sink).map_err(malformed)?;
-        sink.out.send_full_blocks()?;
+        if sink.closed {
+            return Err(Error::Internal("the feature thread stopped".into()));
+        }
     }
     let scan = scanner.finish(&mut sink).map_err(malformed)?;
-    let (size_bytes, sha256) = sink.out.finish()?;
-    let feature = FeatureFile {
-        rows: sink.feature.rows(),
-        size_bytes,
-        sha256,
-        columns: sink.feature.columns(),
-        upload: None,
-    };
-    Ok((sink.stats, scan, feature))
+    sink.send_batch();
+    Ok((sink.stats, scan))
 }
 
 fn malformed(e: crate::csv_scan::ScanError) -> Error {
@@ -149,23 +164,62 @@ fn malformed(e: crate::csv_scan::ScanError) -> Error {
 }
 
 /// Routes each record: the first is the header, the rest are data rows.
-struct PassSink<'a> {
+struct ScanSink<'a> {
     stats: RawStats,
-    feature: RowSumFeature,
-    out: Output,
+    columns: RowSumColumns,
+    batch: CellBatch,
+    tx: std_mpsc::SyncSender<CellBatch>,
     spec: &'a PipelineSpec,
+    /// The feature thread is gone (it only stops early when the upload failed).
+    closed: bool,
 }
 
-impl RecordSink for PassSink<'_> {
+impl ScanSink<'_> {
+    fn send_batch(&mut self) {
+        let next = CellBatch::new(self.columns.width(), BATCH_ROWS);
+        let full = std::mem::replace(&mut self.batch, next);
+        if !full.is_empty() && self.tx.send(full).is_err() {
+            self.closed = true;
+        }
+    }
+}
+
+impl RecordSink for ScanSink<'_> {
     fn record(&mut self, record: &Record<'_>) {
         if self.stats.header.is_none() {
             self.stats.set_header(record);
-            self.feature.bind_header(record, self.spec);
-        } else {
-            self.stats.observe(record);
-            self.feature.write_row(record, &mut self.out.buf);
+            self.columns = RowSumColumns::bind(record, self.spec);
+            self.batch = CellBatch::new(self.columns.width(), BATCH_ROWS);
+            return;
+        }
+        self.stats.observe(record);
+        self.columns.project(record, &mut self.batch);
+        if self.batch.len() >= BATCH_ROWS {
+            self.send_batch();
         }
     }
+}
+
+/// The feature thread: projected batches -> feature rows -> output blocks.
+fn write_features(
+    batch_rx: std_mpsc::Receiver<CellBatch>,
+    out_tx: mpsc::Sender<Bytes>,
+) -> Result<FeatureFile> {
+    let mut writer = RowSumWriter::default();
+    let mut out = Output::new(out_tx);
+    writer.write_header(&mut out.buf);
+    for batch in batch_rx {
+        writer.write_batch(&batch, &mut out.buf);
+        out.send_full_blocks()?;
+    }
+    let (size_bytes, sha256) = out.finish()?;
+    Ok(FeatureFile {
+        rows: writer.rows(),
+        size_bytes,
+        sha256,
+        columns: writer.columns(),
+        upload: None,
+    })
 }
 
 /// Feature bytes on their way out: hashed, counted, sent in blocks of [`OUT_BLOCK`].

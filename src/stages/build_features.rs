@@ -1,10 +1,12 @@
 //! `build_features`: the feature rules (per-row `row_sum`, computed inside the single
-//! pass by [`RowSumFeature`]) and the content of `schema.json` and `metadata.json`.
+//! pass by [`RowSumColumns`] and [`RowSumWriter`]) and the content of `schema.json` and
+//! `metadata.json`.
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::cell_batch::CellBatch;
 use crate::context::RunContext;
 use crate::csv_scan::Record;
 use crate::dp_log::{keys, DpLine, Step};
@@ -15,34 +17,48 @@ use crate::pipeline::PipelineSpec;
 use crate::stages::layout;
 use crate::stages::validate_data::RuleResult;
 
-/// The seed's one feature: per data row, the sum of the named numeric columns.
-pub struct RowSumFeature {
+/// The seed's one feature, part one: which cells `row_sum` reads. Bound to the header by
+/// the scanner thread, which projects each row onto these cells (see [`CellBatch`]).
+#[derive(Debug, Default, Clone)]
+pub struct RowSumColumns {
     /// Cell index per summed column, in the spec's order; columns absent from the
     /// header are left out. A repeated header name binds to its last occurrence, as the
     /// seed's `csv.DictReader` did.
     indices: Vec<usize>,
+}
+
+impl RowSumColumns {
+    pub fn bind(header: &Record<'_>, spec: &PipelineSpec) -> Self {
+        RowSumColumns {
+            indices: spec
+                .row_sum_columns
+                .iter()
+                .filter_map(|name| header.fields().rposition(|h| h == name))
+                .collect(),
+        }
+    }
+
+    /// Cells per projected row.
+    pub fn width(&self) -> usize {
+        self.indices.len()
+    }
+
+    #[inline]
+    pub fn project(&self, record: &Record<'_>, batch: &mut CellBatch) {
+        batch.push_row(record, &self.indices);
+    }
+}
+
+/// The seed's one feature, part two: per projected row, the sum of its cells, written
+/// as the seed wrote it (runs on the feature thread).
+#[derive(Debug, Default)]
+pub struct RowSumWriter {
     rows: u64,
     scratch: String,
 }
 
-impl RowSumFeature {
+impl RowSumWriter {
     pub const COLUMN: &'static str = "row_sum";
-
-    pub fn new(_spec: &PipelineSpec) -> Self {
-        RowSumFeature {
-            indices: Vec::new(),
-            rows: 0,
-            scratch: String::with_capacity(32),
-        }
-    }
-
-    pub fn bind_header(&mut self, header: &Record<'_>, spec: &PipelineSpec) {
-        self.indices = spec
-            .row_sum_columns
-            .iter()
-            .filter_map(|name| header.fields().rposition(|h| h == name))
-            .collect();
-    }
 
     /// The output header line (CRLF, as the seed's `csv.writer` wrote).
     pub fn write_header(&self, out: &mut Vec<u8>) {
@@ -50,21 +66,21 @@ impl RowSumFeature {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Writes one output row; empty, missing and non-numeric cells count 0.
-    #[inline]
-    pub fn write_row(&mut self, record: &Record<'_>, out: &mut Vec<u8>) {
-        // Start from +0.0 explicitly: an empty f64 sum is -0.0 in recent Rust.
-        let mut sum = 0.0_f64;
-        for &i in &self.indices {
-            if i < record.len() {
-                if let Some(v) = parse_cell(record.field(i)) {
+    /// Writes one output row per projected row; empty, missing and non-numeric cells
+    /// count 0.
+    pub fn write_batch(&mut self, batch: &CellBatch, out: &mut Vec<u8>) {
+        for row in batch.rows() {
+            // Start from +0.0 explicitly: an empty f64 sum is -0.0 in recent Rust.
+            let mut sum = 0.0_f64;
+            for cell in row.cells() {
+                if let Some(v) = parse_cell(cell) {
                     sum += v;
                 }
             }
+            write_python_float(out, &mut self.scratch, sum);
+            out.extend_from_slice(b"\r\n");
         }
-        write_python_float(out, &mut self.scratch, sum);
-        out.extend_from_slice(b"\r\n");
-        self.rows += 1;
+        self.rows += batch.len() as u64;
     }
 
     pub fn rows(&self) -> u64 {

@@ -196,3 +196,27 @@ fn help_teaches_and_exits_0() {
         assert!(out.stdout.contains(needle), "--help lacks {needle}");
     }
 }
+
+#[test]
+fn exit_3_for_a_bad_byte_deep_in_a_large_file_after_output_started() {
+    // Well past one batch of rows and one output block, so the feature thread and the
+    // staged upload are already busy when the scanner hits the bad byte.
+    let sb = Sandbox::new();
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..120_000u32 {
+        raw.extend_from_slice(format!("{i},{i}.5\n").as_bytes());
+    }
+    raw.extend_from_slice(b"7,\xC3(\n8,9\n");
+    let path = sb.write("big.csv", &raw);
+    let out = run_raw(&sb, &path, &[]);
+    out.assert_code(3);
+    out.assert_error_mentions("line 120002");
+    assert_nothing_published(&sb);
+    let leftovers: Vec<_> = std::fs::read_dir(sb.path("out"))
+        .map(|d| d.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    assert!(
+        leftovers.is_empty(),
+        "staged files left behind: {leftovers:?}"
+    );
+}
