@@ -28,6 +28,9 @@ pub enum Error {
     /// The CSV cannot be read as CSV; `line` is 1-based in the raw file.
     #[error("malformed CSV at line {line}: {message}")]
     Malformed { line: u64, message: String },
+    /// A compressed raw input that cannot be decompressed (corrupt or truncated).
+    #[error("{0}")]
+    Undecodable(String),
     /// The raw input object does not exist.
     #[error("raw input not found: {0} (check --raw / DP_RAW_PATH and the execution date)")]
     RawNotFound(String),
@@ -44,7 +47,9 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit_code::USAGE,
-            Error::RulesFailed(_) | Error::Malformed { .. } => exit_code::DATA_INVALID,
+            Error::RulesFailed(_) | Error::Malformed { .. } | Error::Undecodable(_) => {
+                exit_code::DATA_INVALID
+            }
             Error::RawNotFound(_) => exit_code::RAW_NOT_FOUND,
             Error::Storage(_) => exit_code::STORAGE,
             Error::Internal(_) => exit_code::INTERNAL,
@@ -57,6 +62,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::RulesFailed(_) => "rules_failed",
             Error::Malformed { .. } => "malformed_csv",
+            Error::Undecodable(_) => "undecodable_input",
             Error::RawNotFound(_) => "raw_not_found",
             Error::Storage(_) => "storage",
             Error::Internal(_) => "internal",

@@ -10,6 +10,7 @@
 
 pub mod cell_batch;
 pub mod cli;
+pub mod compression;
 pub mod config;
 pub mod context;
 pub mod csv_scan;

@@ -1,7 +1,8 @@
 //! The single streaming pass over the raw object.
 //!
 //! Four workers overlap so both cores stay busy and memory stays flat:
-//! - a reader task pulls chunks from storage;
+//! - a reader task pulls chunks from storage (and, for `.gz` / `.zst` input, a
+//!   decompression thread inflates them);
 //! - the scanner thread parses CSV, counts for `validate_data`'s rules and projects each
 //!   row onto the cells the features read, in batches ([`CellBatch`]);
 //! - the feature thread computes and formats the feature rows (`build_features`' rules)
@@ -18,6 +19,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use crate::cell_batch::CellBatch;
+use crate::compression::{decompress, Compression};
 use crate::csv_scan::{CsvScanner, Record, RecordSink, ScanStats};
 use crate::error::{Error, Result};
 use crate::pipeline::PipelineSpec;
@@ -59,6 +61,7 @@ pub struct ScanOutcome {
 /// On error the upload is aborted: nothing staged survives a failed pass.
 pub async fn scan_raw(
     mut source: Box<dyn ChunkSource>,
+    compression: Compression,
     upload: Option<Box<dyn Upload>>,
     spec: &PipelineSpec,
 ) -> Result<ScanOutcome> {
@@ -79,8 +82,16 @@ pub async fn scan_raw(
             }
         }
     });
+    // Compressed input: one more stage, a decompression thread, before the scanner.
+    let (csv_rx, decompressor) = if compression == Compression::None {
+        (raw_rx, None)
+    } else {
+        let (plain_tx, plain_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
+        let stage = tokio::task::spawn_blocking(move || decompress(compression, raw_rx, plain_tx));
+        (plain_rx, Some(stage))
+    };
     let spec = spec.clone();
-    let scanner = tokio::task::spawn_blocking(move || scan_csv(raw_rx, batch_tx, &spec));
+    let scanner = tokio::task::spawn_blocking(move || scan_csv(csv_rx, batch_tx, &spec));
     let features = tokio::task::spawn_blocking(move || write_features(batch_rx, out_tx));
 
     let mut upload = upload;
@@ -98,14 +109,20 @@ pub async fn scan_raw(
     drop(out_rx);
     let scanned = joined(scanner.await);
     let built = joined(features.await);
+    let decompressed = match decompressor {
+        Some(stage) => joined(stage.await),
+        None => Ok(()),
+    };
     reader.abort();
 
     // The root cause wins: an upload failure stops the threads, which then report only
-    // that their output channel closed; a malformed CSV ends the scanner first.
-    let result = match (upload_error, scanned, built) {
-        (Some(e), _, _) => Err(Error::Storage(e)),
-        (None, Err(e), _) | (None, Ok(_), Err(e)) => Err(e),
-        (None, Ok((stats, scan)), Ok(feature)) => Ok((stats, scan, feature)),
+    // that their output channel closed; a corrupt archive ends the CSV early (so the
+    // scanner's view of it is meaningless); a malformed CSV ends the scanner first.
+    let result = match (upload_error, decompressed, scanned, built) {
+        (Some(e), ..) => Err(Error::Storage(e)),
+        (None, Err(e), ..) => Err(e),
+        (None, Ok(()), Err(e), _) | (None, Ok(()), Ok(_), Err(e)) => Err(e),
+        (None, Ok(()), Ok((stats, scan)), Ok(feature)) => Ok((stats, scan, feature)),
     };
     match result {
         Ok((stats, scan, mut feature)) => {

@@ -143,6 +143,10 @@ pub struct SourceInfo {
     pub size_bytes: u64,
     pub etag: Option<String>,
     pub last_modified: Option<String>,
+    /// `gzip` / `zstd` for a compressed raw input, else null.
+    pub compression: Option<&'static str>,
+    /// Bytes of CSV after decompression (equal to `size_bytes` for plain input).
+    pub csv_bytes: u64,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -258,6 +262,8 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             size_bytes: extracted.meta.size_bytes,
             etag: extracted.meta.etag.clone(),
             last_modified: extracted.meta.last_modified.clone(),
+            compression: validated.compression.label(),
+            csv_bytes: validated.scan.bytes,
         },
         outputs,
         validation: validated.rules.clone(),

@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::compression::Compression;
 use crate::context::RunContext;
 use crate::csv_scan::{Record, ScanStats};
 use crate::dp_log::{keys, DpLine};
@@ -81,6 +82,8 @@ pub fn evaluate(stats: &RawStats, spec: &PipelineSpec) -> Vec<RuleResult> {
 
 /// What validation found; `feature` is the staged feature file from the same pass.
 pub struct Validated {
+    /// How the raw object was compressed (decided by its name).
+    pub compression: Compression,
     pub stats: RawStats,
     pub scan: ScanStats,
     pub rules: Vec<RuleResult>,
@@ -126,7 +129,8 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         let key = ctx.version_key(layout::FEATURE_CSV);
         Some(ctx.out_store.start_upload(&key).await?)
     };
-    let outcome = scan_raw(source, upload, &ctx.settings.spec).await?;
+    let compression = Compression::from_name(&ctx.raw_key);
+    let outcome = scan_raw(source, compression, upload, &ctx.settings.spec).await?;
     let rules = evaluate(&outcome.stats, &ctx.settings.spec);
     let failed: Vec<String> = rules
         .iter()
@@ -139,6 +143,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         })
         .collect();
     let mut validated = Validated {
+        compression,
         stats: outcome.stats,
         scan: outcome.scan,
         rules,

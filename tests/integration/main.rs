@@ -4,6 +4,7 @@
 
 mod support;
 
+mod compressed;
 mod conformance;
 mod data_values;
 mod exit_codes;
