@@ -309,11 +309,14 @@ struct S3Chunks {
 impl ChunkSource for S3Chunks {
     async fn next_chunk(&mut self) -> StorageResult<Option<Bytes>> {
         self.body.try_next().await.map_err(|e| {
-            StorageError::failed(
-                "read",
-                self.uri.clone(),
-                format!("download interrupted: {}", root_cause(&e)),
-            )
+            let cause = root_cause(&e);
+            // The SDK's stalled-stream protection reports a silent server in throughput terms.
+            let why = if cause.contains("throughput") {
+                "download stalled: the server stopped sending data for over 5 s".to_string()
+            } else {
+                format!("download interrupted: {cause}")
+            };
+            StorageError::failed("read", self.uri.clone(), why)
         })
     }
 }

@@ -148,3 +148,83 @@ fn secrets_stay_out_of_a_successful_run() {
     assert_no_secrets(&out, &[&server.secret_key]);
     assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
 }
+
+/// A loopback TCP proxy to `upstream` that forwards requests whole but only the first
+/// `budget` bytes of each response, then holds the connection open and silent.
+/// Bounded: it stops accepting after 60 s.
+fn stalling_proxy(upstream: std::net::SocketAddr, budget: usize) -> String {
+    use std::io::Write;
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = listener.local_addr().unwrap();
+    listener.set_nonblocking(true).unwrap();
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while Instant::now() < deadline {
+            let Ok((client, _)) = listener.accept() else {
+                std::thread::sleep(Duration::from_millis(5));
+                continue;
+            };
+            client.set_nonblocking(false).unwrap();
+            let server = std::net::TcpStream::connect(upstream).unwrap();
+            let (mut c_read, mut s_write) =
+                (client.try_clone().unwrap(), server.try_clone().unwrap());
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut c_read, &mut s_write);
+            });
+            let (mut s_read, mut c_write) = (server, client);
+            std::thread::spawn(move || {
+                let mut sent = 0;
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = s_read.read(&mut buf) {
+                    if n == 0 || sent >= budget {
+                        break;
+                    }
+                    let n = n.min(budget - sent);
+                    if c_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                    sent += n;
+                }
+                // Keep the client's socket open and silent until the proxy's deadline.
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                drop(c_write);
+            });
+        }
+    });
+    format!("http://{addr}")
+}
+
+#[test]
+fn exit_5_when_a_download_stalls_mid_body() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..200_000u32 {
+        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
+    }
+    bucket.put("raw/a.csv", &raw);
+    let proxy = stalling_proxy(server.addr, 200 * 1024);
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd();
+    cmd.env("AWS_ACCESS_KEY_ID", &server.access_key)
+        .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
+        .args(["--endpoint-url", &proxy, "--raw", "s3://lake/raw/a.csv"])
+        .args([
+            "--features",
+            "s3://lake/f",
+            "--execution-date",
+            "2025-11-19",
+        ])
+        .args(FAST);
+    let t = Instant::now();
+    let out = run(cmd);
+    out.assert_code(5);
+    assert!(
+        t.elapsed() < Duration::from_secs(30),
+        "took {:?}",
+        t.elapsed()
+    );
+    assert!(!bucket.exists("f/v_20251119T000000/_SUCCESS"));
+    assert!(!bucket.exists("f/v_20251119T000000/feature.csv"));
+    out.assert_error_mentions("stalled");
+}
