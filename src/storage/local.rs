@@ -106,11 +106,8 @@ impl ObjectStore for LocalStore {
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 }),
             })),
-            Ok(_) => Err(StorageError::failed(
-                "read",
-                path.display().to_string(),
-                "it is a folder, not a file",
-            )),
+            // A folder is a prefix, not an object: like S3, HEAD finds nothing there.
+            Ok(_) => Ok(None),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("stat", &path, e)),
         }

@@ -148,6 +148,10 @@ fn exit_4_when_raw_is_missing_and_99_when_told_to_skip() {
     out.assert_error_mentions("not found");
     assert_nothing_published(&sb);
 
+    // A folder where the raw file should be is "not found" too (as a prefix is on S3).
+    std::fs::create_dir_all(sb.path("a-folder.csv")).unwrap();
+    run_raw(&sb, &sb.path("a-folder.csv"), &[]).assert_code(4);
+
     let out = run_raw(&sb, &missing, &["--skip-if-missing"]);
     out.assert_code(99);
     assert_eq!(out.summary()["status"], "skipped");
