@@ -85,7 +85,7 @@ pub fn resolve(args: &RunArgs) -> Result<RunSettings> {
         .timezone
         .clone()
         .or(file.timezone)
-        .unwrap_or_else(|| DEFAULT_TIMEZONE.to_string());
+        .unwrap_or_else(|| DEFAULT_TIMEZONE.name().to_string());
     let timezone = parse_timezone(&tz_name)?;
     let execution_date = match &args.execution_date {
         Some(s) => ExecutionDate::parse(s, timezone)?,

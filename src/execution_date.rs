@@ -9,7 +9,7 @@ use chrono_tz::Tz;
 use crate::error::{Error, Result};
 
 /// The pipeline time zone when none is configured (the seed ran on Korea time).
-pub const DEFAULT_TIMEZONE: &str = "Asia/Seoul";
+pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Seoul;
 
 /// Parses an IANA zone name such as `Asia/Seoul` or `UTC`.
 pub fn parse_timezone(name: &str) -> Result<Tz> {

@@ -9,7 +9,7 @@ use crate::config;
 use crate::context::{RunContext, RunSettings};
 use crate::dp_log::{self, keys, DpLine, Status, Step};
 use crate::error::{Error, Result};
-use crate::execution_date::{parse_timezone, DEFAULT_TIMEZONE};
+use crate::execution_date::DEFAULT_TIMEZONE;
 use crate::pipeline::DEFAULT_PIPELINE;
 use crate::run_id::new_run_id;
 use crate::stages::summarize_run::{self, EarlyRun};
@@ -27,7 +27,7 @@ pub fn execute(args: RunArgs) -> u8 {
     let settings = config::resolve(&args);
     let log_tz = match &settings {
         Ok(s) => s.timezone,
-        Err(_) => parse_timezone(DEFAULT_TIMEZONE).unwrap_or(chrono_tz::UTC),
+        Err(_) => DEFAULT_TIMEZONE,
     };
     dp_log::init(args.log_format, log_tz);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -56,10 +56,7 @@ pub fn reject_flags(err: clap::Error) -> u8 {
         Ok("json") => dp_log::LogFormat::Json,
         _ => dp_log::LogFormat::Text,
     };
-    dp_log::init(
-        format,
-        parse_timezone(DEFAULT_TIMEZONE).unwrap_or(chrono_tz::UTC),
-    );
+    dp_log::init(format, DEFAULT_TIMEZONE);
     let _ = err.print();
     let sentence = err
         .to_string()

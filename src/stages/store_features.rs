@@ -116,10 +116,20 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     };
 
     // Last look before touching anything: another run may have completed meanwhile.
-    if !settings.force && store.head(&key(layout::SUCCESS)).await?.is_some() {
-        upload.abort().await;
-        ctx.skip = Some(SkipReason::PublishedConcurrently);
-        return Ok(());
+    // (This stage now owns the staged upload: every early return must abort it.)
+    if !settings.force {
+        match store.head(&key(layout::SUCCESS)).await {
+            Ok(None) => {}
+            Ok(Some(_)) => {
+                upload.abort().await;
+                ctx.skip = Some(SkipReason::PublishedConcurrently);
+                return Ok(());
+            }
+            Err(e) => {
+                upload.abort().await;
+                return Err(e.into());
+            }
+        }
     }
     // Rewriting a complete version: withdraw its completion mark first, so readers
     // never pair old and new files.
