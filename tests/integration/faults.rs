@@ -149,21 +149,37 @@ fn secrets_stay_out_of_a_successful_run() {
     assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
 }
 
-/// A loopback TCP proxy to `upstream` that forwards requests whole but only the first
-/// `budget` bytes of each response, then holds the connection open and silent.
-/// Bounded: it stops accepting after 60 s.
-fn stalling_proxy(upstream: std::net::SocketAddr, budget: usize) -> String {
+/// What the proxy does once a connection has carried `budget` response bytes.
+#[derive(Clone, Copy, PartialEq)]
+enum Fault {
+    /// Every connection goes silent (and stays open).
+    StallEvery,
+    /// Only the first connection is closed mid-response; later ones pass everything.
+    CutFirst,
+}
+
+/// A loopback TCP proxy to `upstream` that forwards requests whole and responses up to
+/// `budget` bytes per connection, then applies `fault`. Bounded: it stops accepting
+/// after 60 s.
+fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> String {
     use std::io::Write;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
+        let mut first = true;
         while Instant::now() < deadline {
             let Ok((client, _)) = listener.accept() else {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             };
+            let budget = if first || fault == Fault::StallEvery {
+                budget
+            } else {
+                usize::MAX
+            };
+            first = false;
             client.set_nonblocking(false).unwrap();
             let server = std::net::TcpStream::connect(upstream).unwrap();
             let (mut c_read, mut s_write) =
@@ -185,30 +201,35 @@ fn stalling_proxy(upstream: std::net::SocketAddr, budget: usize) -> String {
                     }
                     sent += n;
                 }
-                // Keep the client's socket open and silent until the proxy's deadline.
-                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                drop(c_write);
+                if sent >= budget && fault == Fault::StallEvery {
+                    // Keep the client's socket open and silent until the proxy's deadline.
+                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+                }
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+                let _ = s_read.shutdown(std::net::Shutdown::Both);
             });
         }
     });
     format!("http://{addr}")
 }
 
-#[test]
-fn exit_5_when_a_download_stalls_mid_body() {
-    let server = S3Server::start();
-    let bucket = Bucket::new(&server, "lake");
+/// A bucket with a raw CSV of 200k rows (about 2.5 MB) behind `proxy` settings.
+fn big_raw(server: &S3Server) -> Bucket {
+    let bucket = Bucket::new(server, "lake");
     let mut raw = b"user_id,amount\n".to_vec();
     for i in 0..200_000u32 {
         raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
     }
     bucket.put("raw/a.csv", &raw);
-    let proxy = stalling_proxy(server.addr, 200 * 1024);
+    bucket
+}
+
+fn run_through(proxy: &str, server: &S3Server) -> crate::support::Output {
     let sb = Sandbox::new();
     let mut cmd = sb.cmd();
     cmd.env("AWS_ACCESS_KEY_ID", &server.access_key)
         .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
-        .args(["--endpoint-url", &proxy, "--raw", "s3://lake/raw/a.csv"])
+        .args(["--endpoint-url", proxy, "--raw", "s3://lake/raw/a.csv"])
         .args([
             "--features",
             "s3://lake/f",
@@ -216,11 +237,45 @@ fn exit_5_when_a_download_stalls_mid_body() {
             "2025-11-19",
         ])
         .args(FAST);
-    let t = Instant::now();
-    let out = run(cmd);
-    out.assert_code(5);
+    run(cmd)
+}
+
+#[test]
+fn a_download_cut_mid_body_resumes_where_it_stopped() {
+    let server = S3Server::start();
+    let bucket = big_raw(&server);
+    let proxy = faulty_proxy(server.addr, 300 * 1024, Fault::CutFirst);
+    let out = run_through(&proxy, &server);
+    out.assert_code(0);
     assert!(
-        t.elapsed() < Duration::from_secs(30),
+        out.stderr.contains("resuming s3://lake/raw/a.csv"),
+        "{}",
+        out.stderr
+    );
+    assert_eq!(out.summary()["rows"], "200000");
+    let feature = bucket.get("f/v_20251119T000000/feature.csv").unwrap();
+    let text = String::from_utf8(feature).unwrap();
+    assert_eq!(
+        text.split("\r\n").filter(|l| !l.is_empty()).count(),
+        200_001
+    );
+    assert!(
+        text.ends_with("\r\n399998.25\r\n"),
+        "last row is 199999 + 199999.25"
+    );
+}
+
+#[test]
+fn exit_5_when_a_download_stalls_mid_body() {
+    let server = S3Server::start();
+    let bucket = big_raw(&server);
+    let proxy = faulty_proxy(server.addr, 300 * 1024, Fault::StallEvery);
+    let t = Instant::now();
+    let out = run_through(&proxy, &server);
+    out.assert_code(5);
+    // Two attempts, each ended by the SDK's 5 s stalled-stream grace period.
+    assert!(
+        t.elapsed() < Duration::from_secs(40),
         "took {:?}",
         t.elapsed()
     );
