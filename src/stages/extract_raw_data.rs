@@ -5,7 +5,7 @@ use crate::context::{RunContext, SkipReason};
 use crate::dp_log::{keys, DpLine};
 use crate::error::{Error, Result};
 use crate::stages::layout;
-use crate::storage::{ChunkSource, ObjectMeta, StorageError};
+use crate::storage::{ChunkSource, ObjectMeta, StorageError, StorageUri};
 
 /// The raw object, opened but not yet read.
 pub struct Extracted {
@@ -25,6 +25,13 @@ impl Extracted {
 }
 
 pub async fn run(ctx: &mut RunContext) -> Result<()> {
+    // A misspelt output bucket fails now, before gigabytes are read for nothing.
+    if ctx.out_store.container_exists().await == Some(false) {
+        return Err(missing_bucket(
+            &ctx.settings.features,
+            "--features / DP_FEATURE_PATH",
+        ));
+    }
     // A complete version is never recomputed by accident: checked before any read.
     let version_was_complete = ctx
         .out_store
@@ -38,6 +45,11 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
 
     let raw_uri = ctx.raw_store.uri(&ctx.raw_key);
     let Some(meta) = ctx.raw_store.head(&ctx.raw_key).await? else {
+        // A missing bucket is a configuration error, never "not there yet": with
+        // --skip-if-missing it would otherwise be skipped quietly every night.
+        if ctx.raw_store.container_exists().await == Some(false) {
+            return Err(missing_bucket(&ctx.settings.raw, "--raw / DP_RAW_PATH"));
+        }
         if ctx.settings.skip_if_missing {
             ctx.skip = Some(SkipReason::RawMissing);
             return Ok(());
@@ -56,4 +68,14 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         version_was_complete,
     });
     Ok(())
+}
+
+fn missing_bucket(uri: &StorageUri, flag: &str) -> Error {
+    let bucket = match uri {
+        StorageUri::S3 { bucket, .. } => bucket.as_str(),
+        StorageUri::Local(_) => "?",
+    };
+    Error::Usage(format!(
+        "bucket {bucket:?} does not exist (check {flag} and the endpoint)"
+    ))
 }

@@ -104,6 +104,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// Removes `key`; removing a missing key is not an error.
     async fn delete(&self, key: &str) -> StorageResult<()>;
 
+    /// Whether the store's container (an S3 bucket) exists: `Some(false)` only when the
+    /// backend is sure it does not, `None` when it cannot tell (no permission to ask, or a
+    /// local folder, which is created on write). Lets a typo in a bucket name fail as a
+    /// configuration error instead of "not found" or a late upload failure.
+    async fn container_exists(&self) -> Option<bool> {
+        None
+    }
+
     /// Reads a whole small object (pointers, manifests), `None` if missing.
     async fn get_small(&self, key: &str) -> StorageResult<Option<Vec<u8>>> {
         let mut src = match self.get(key).await {

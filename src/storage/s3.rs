@@ -226,6 +226,16 @@ impl ObjectStore for S3Store {
         }
     }
 
+    async fn container_exists(&self) -> Option<bool> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Some(true),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Some(false),
+            // 403 (no s3:ListBucket on narrowly scoped credentials) or a network error:
+            // unknown here; the real requests will tell.
+            Err(_) => None,
+        }
+    }
+
     async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
         let res = self
             .client

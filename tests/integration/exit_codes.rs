@@ -224,3 +224,54 @@ fn exit_3_for_a_bad_byte_deep_in_a_large_file_after_output_started() {
         "staged files left behind: {leftovers:?}"
     );
 }
+
+#[test]
+fn exit_2_for_a_missing_bucket_never_4_or_99() {
+    let server = crate::support::S3Server::start();
+    let bucket = crate::support::Bucket::new(&server, "lake");
+    bucket.put(
+        "raw/a.csv",
+        &std::fs::read(fixture("user_events_20251119.csv")).unwrap(),
+    );
+    let sb = Sandbox::new();
+    // A typo in the raw bucket must not be skipped quietly by --skip-if-missing.
+    let mut cmd = sb.s3_cmd(&server);
+    cmd.args([
+        "--raw",
+        "s3://lake-typo/raw/a.csv",
+        "--features",
+        "s3://lake/f",
+    ])
+    .args(["--execution-date", "2025-11-19", "--skip-if-missing"]);
+    let out = run(cmd);
+    out.assert_code(2);
+    out.assert_error_mentions("lake-typo");
+    out.assert_error_mentions("--raw");
+    // A typo in the output bucket fails before the raw input is read.
+    let mut cmd = sb.s3_cmd(&server);
+    cmd.args([
+        "--raw",
+        "s3://lake/raw/a.csv",
+        "--features",
+        "s3://lake-typo/f",
+    ])
+    .args(["--execution-date", "2025-11-19"]);
+    let out = run(cmd);
+    out.assert_code(2);
+    out.assert_error_mentions("--features");
+    assert_eq!(out.summary()["failed_step"], "extract_raw_data");
+    assert!(
+        !out.stderr.contains("step=validate_data"),
+        "raw input must not be read"
+    );
+    // A missing object in an existing bucket is still "not there yet".
+    let mut cmd = sb.s3_cmd(&server);
+    cmd.args([
+        "--raw",
+        "s3://lake/raw/later.csv",
+        "--features",
+        "s3://lake/f",
+    ])
+    .args(["--execution-date", "2025-11-19", "--skip-if-missing"]);
+    run(cmd).assert_code(99);
+}
