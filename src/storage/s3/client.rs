@@ -1,0 +1,168 @@
+//! Building the S3 client, and turning SDK errors into one-line sentences.
+//!
+//! The client comes from the AWS SDK's own default chain (profiles, env keys, IRSA,
+//! instance roles) plus the settings the SDK lacks defaults for: explicit timeouts (it has
+//! none, and a silent server hangs a call forever), bounded standard retries, path-style
+//! addressing for custom endpoints, and the checksum mode older servers need.
+
+use std::time::Duration;
+
+use aws_config::environment::region::EnvironmentVariableRegionProvider;
+use aws_config::meta::region::RegionProviderChain;
+use aws_config::profile::ProfileFileRegionProvider;
+use aws_config::retry::RetryConfig;
+use aws_config::timeout::TimeoutConfig;
+use aws_config::BehaviorVersion;
+use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::Client;
+
+/// When the SDK computes request checksums (DESIGN: selectable for older servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ChecksumMode {
+    /// The SDK default: checksum every request that supports it.
+    WhenSupported,
+    /// Only where S3 requires one; needed by older MinIO and moto (aws-chunked bodies).
+    WhenRequired,
+}
+
+/// Connection settings for S3, from flags or their `DP_S3_*` environment variables.
+#[derive(Debug, Clone)]
+pub struct S3Options {
+    /// Custom endpoint (MinIO, a test server); implies path-style addressing.
+    pub endpoint_url: Option<String>,
+    pub connect_timeout: Duration,
+    pub read_timeout: Duration,
+    pub attempt_timeout: Duration,
+    pub operation_timeout: Duration,
+    pub max_attempts: u32,
+    pub initial_backoff: Duration,
+    pub checksum: ChecksumMode,
+}
+
+/// Builds a client from the AWS default chain plus [`S3Options`].
+///
+/// Region: the SDK's chain; with a custom endpoint and no region, `us-east-1`
+/// (what MinIO expects). With neither, a usage error naming `AWS_REGION`.
+pub async fn build_client(opts: &S3Options) -> Result<Client, String> {
+    let timeouts = TimeoutConfig::builder()
+        .connect_timeout(opts.connect_timeout)
+        .read_timeout(opts.read_timeout)
+        .operation_attempt_timeout(opts.attempt_timeout)
+        .operation_timeout(opts.operation_timeout)
+        .build();
+    let retries = RetryConfig::standard()
+        .with_max_attempts(opts.max_attempts.max(1))
+        .with_initial_backoff(opts.initial_backoff);
+    let mut loader = aws_config::defaults(BehaviorVersion::latest())
+        .timeout_config(timeouts)
+        .retry_config(retries);
+    if let Some(url) = &opts.endpoint_url {
+        loader = loader.endpoint_url(url);
+    }
+    let endpoint_given = opts.endpoint_url.is_some()
+        || env_set("AWS_ENDPOINT_URL_S3")
+        || env_set("AWS_ENDPOINT_URL");
+    if endpoint_given {
+        // MinIO and friends: region from env or profile, else us-east-1. The default chain
+        // would also ask EC2 instance metadata, which is pointless here, slow off EC2, and
+        // prints SDK warnings.
+        loader = loader.region(
+            RegionProviderChain::first_try(EnvironmentVariableRegionProvider::new())
+                .or_else(ProfileFileRegionProvider::new())
+                .or_else(Region::new("us-east-1")),
+        );
+    }
+    let sdk = loader.load().await;
+    let custom_endpoint = endpoint_given || sdk.endpoint_url().is_some();
+    let mut conf = aws_sdk_s3::config::Builder::from(&sdk);
+    if custom_endpoint {
+        conf = conf.force_path_style(true);
+    }
+    if sdk.region().is_none() {
+        if !custom_endpoint {
+            return Err(
+                "no AWS region is configured: set AWS_REGION (or a profile with a region)".into(),
+            );
+        }
+        conf = conf.region(Region::new("us-east-1"));
+    }
+    if opts.checksum == ChecksumMode::WhenRequired {
+        conf = conf
+            .request_checksum_calculation(RequestChecksumCalculation::WhenRequired)
+            .response_checksum_validation(ResponseChecksumValidation::WhenRequired);
+    }
+    Ok(Client::from_conf(conf.build()))
+}
+
+fn env_set(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| !v.is_empty())
+}
+
+/// One line describing an SDK failure, without request dumps or credentials.
+pub(super) fn describe<E>(err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>) -> String
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    match err {
+        SdkError::TimeoutError(_) => {
+            "timed out (check the endpoint, or raise --s3-attempt-timeout / --s3-operation-timeout)"
+                .to_string()
+        }
+        SdkError::DispatchFailure(d) => {
+            let what = if d.is_timeout() {
+                "timed out connecting"
+            } else if d.is_io() {
+                "connection failed"
+            } else {
+                "request failed"
+            };
+            format!(
+                "{what}: {} (check --endpoint-url / AWS_ENDPOINT_URL and the network)",
+                root_cause(err)
+            )
+        }
+        SdkError::ServiceError(s) => {
+            // HEAD responses carry no body, so the status code must drive the hint.
+            let status = s.raw().status().as_u16();
+            let mut text = format!("HTTP {status}");
+            if let Some(code) = s.err().code() {
+                text = format!("{text} {code}");
+            }
+            if let Some(msg) = s.err().message().filter(|m| !m.is_empty()) {
+                text = format!("{text}: {msg}");
+            }
+            let hint = match (status, s.err().code()) {
+                (401 | 403, _)
+                | (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken")) => {
+                    " (access denied: check the AWS credentials and their permissions)"
+                }
+                (_, Some("NoSuchBucket")) => " (check the bucket name)",
+                _ => "",
+            };
+            format!("{text}{hint}")
+        }
+        SdkError::ResponseError(_) => format!("unreadable response: {}", root_cause(err)),
+        _ => root_cause(err),
+    }
+}
+
+/// The innermost error message in a source chain (the useful part of SDK errors).
+pub(super) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = err;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}
+
+pub(super) fn is_precondition_failed<E>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool
+where
+    E: ProvideErrorMetadata,
+{
+    err.raw_response()
+        .is_some_and(|r| r.status().as_u16() == 412)
+        || err.code() == Some("PreconditionFailed")
+}

@@ -1,0 +1,150 @@
+//! S3 backend (AWS, MinIO, any S3-compatible server) on aws-sdk-s3.
+//!
+//! - `client`: building the client (timeouts, retries, region, checksums) and error wording;
+//! - this file: [`S3Store`], the [`ObjectStore`] over a bucket and key prefix;
+//! - `download`: the streaming GET that resumes after a broken connection;
+//! - `upload`: the staged, concurrent multipart upload.
+
+mod client;
+mod download;
+mod upload;
+
+use async_trait::async_trait;
+use aws_sdk_s3::error::SdkError;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::Client;
+use bytes::Bytes;
+
+pub use client::{build_client, ChecksumMode, S3Options};
+use client::{describe, is_precondition_failed};
+use download::S3Chunks;
+use upload::S3Upload;
+
+use super::{ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
+
+/// Multipart part size: above S3's 5 MiB minimum, small enough to keep memory flat.
+pub const PART_SIZE: usize = 8 * 1024 * 1024;
+/// Parts uploaded at once; bounds memory at about `(MAX_PARTS_IN_FLIGHT + 1) * PART_SIZE`.
+const MAX_PARTS_IN_FLIGHT: usize = 3;
+
+/// A bucket plus key prefix used as an object store.
+#[derive(Debug, Clone)]
+pub struct S3Store {
+    client: Client,
+    bucket: String,
+    prefix: String,
+}
+
+impl S3Store {
+    pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
+        S3Store {
+            client,
+            bucket: bucket.into(),
+            prefix: prefix.into().trim_matches('/').to_string(),
+        }
+    }
+
+    fn key(&self, key: &str) -> String {
+        super::join_key(&self.prefix, key)
+    }
+}
+
+#[async_trait]
+impl ObjectStore for S3Store {
+    fn uri(&self, key: &str) -> String {
+        format!("s3://{}/{}", self.bucket, self.key(key))
+    }
+
+    async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>> {
+        let res = self
+            .client
+            .head_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Some(ObjectMeta {
+                size_bytes: out.content_length().unwrap_or(0).max(0) as u64,
+                etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
+                last_modified: out
+                    .last_modified()
+                    .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
+            })),
+            Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
+            Err(e) => Err(StorageError::failed("read", self.uri(key), describe(&e))),
+        }
+    }
+
+    async fn container_exists(&self) -> Option<bool> {
+        match self.client.head_bucket().bucket(&self.bucket).send().await {
+            Ok(_) => Some(true),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Some(false),
+            // 403 (no s3:ListBucket on narrowly scoped credentials) or a network error:
+            // unknown here; the real requests will tell.
+            Err(_) => None,
+        }
+    }
+
+    async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
+        let res = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await;
+        match res {
+            Ok(out) => Ok(Box::new(S3Chunks::new(self.clone(), key, out))),
+            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
+                Err(StorageError::NotFound { uri: self.uri(key) })
+            }
+            Err(e) => Err(StorageError::failed("read", self.uri(key), describe(&e))),
+        }
+    }
+
+    async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()> {
+        let mut req = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .content_type(content_type(key))
+            .body(ByteStream::from(body));
+        if mode == PutMode::Create {
+            req = req.if_none_match("*");
+        }
+        match req.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if mode == PutMode::Create && is_precondition_failed(&e) => {
+                Err(StorageError::AlreadyExists { uri: self.uri(key) })
+            }
+            Err(e) => Err(StorageError::failed("write", self.uri(key), describe(&e))),
+        }
+    }
+
+    async fn start_upload(&self, key: &str) -> StorageResult<Box<dyn Upload>> {
+        Ok(Box::new(S3Upload::new(self.clone(), key)))
+    }
+
+    async fn delete(&self, key: &str) -> StorageResult<()> {
+        self.client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::failed("delete", self.uri(key), describe(&e)))
+    }
+}
+
+fn content_type(key: &str) -> &'static str {
+    if key.ends_with(".csv") {
+        "text/csv"
+    } else if key.ends_with(".json") || key.ends_with("_latest") || key.ends_with("_SUCCESS") {
+        "application/json"
+    } else {
+        "application/octet-stream"
+    }
+}

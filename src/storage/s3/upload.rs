@@ -1,0 +1,194 @@
+//! The staged upload behind [`super::S3Store::start_upload`].
+
+use async_trait::async_trait;
+use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
+use bytes::{Bytes, BytesMut};
+use tokio::task::JoinSet;
+
+use super::client::describe;
+use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
+use crate::storage::{ObjectStore, PutMode, StorageError, StorageResult, Upload};
+
+/// A streamed upload: one PUT if it stays under [`PART_SIZE`], else a multipart upload
+/// whose parts go out concurrently. Nothing is visible until `commit`.
+pub(super) struct S3Upload {
+    store: S3Store,
+    key: String,
+    buf: BytesMut,
+    upload_id: Option<String>,
+    next_part: i32,
+    in_flight: JoinSet<StorageResult<CompletedPart>>,
+    done: Vec<CompletedPart>,
+}
+
+impl S3Upload {
+    pub(super) fn new(store: S3Store, key: &str) -> Self {
+        S3Upload {
+            store,
+            key: key.to_string(),
+            buf: BytesMut::new(),
+            upload_id: None,
+            next_part: 1,
+            in_flight: JoinSet::new(),
+            done: Vec::new(),
+        }
+    }
+
+    fn uri(&self) -> String {
+        self.store.uri(&self.key)
+    }
+
+    fn with_checksums(&self) -> bool {
+        self.store.client.config().request_checksum_calculation()
+            != Some(&RequestChecksumCalculation::WhenRequired)
+    }
+
+    async fn upload_id(&mut self) -> StorageResult<String> {
+        if let Some(id) = &self.upload_id {
+            return Ok(id.clone());
+        }
+        let mut req = self
+            .store
+            .client
+            .create_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(self.store.key(&self.key))
+            .content_type(content_type(&self.key));
+        if self.with_checksums() {
+            req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
+        }
+        let out = req
+            .send()
+            .await
+            .map_err(|e| StorageError::failed("start upload of", self.uri(), describe(&e)))?;
+        let id = out
+            .upload_id()
+            .ok_or_else(|| {
+                StorageError::failed(
+                    "start upload of",
+                    self.uri(),
+                    "the server returned no upload id",
+                )
+            })?
+            .to_string();
+        self.upload_id = Some(id.clone());
+        Ok(id)
+    }
+
+    async fn send_part(&mut self, body: Bytes) -> StorageResult<()> {
+        let upload_id = self.upload_id().await?;
+        while self.in_flight.len() >= MAX_PARTS_IN_FLIGHT {
+            self.collect_one().await?;
+        }
+        let part_number = self.next_part;
+        self.next_part += 1;
+        let client = self.store.client.clone();
+        let bucket = self.store.bucket.clone();
+        let key = self.store.key(&self.key);
+        let uri = self.uri();
+        let checksums = self.with_checksums();
+        self.in_flight.spawn(async move {
+            let mut req = client
+                .upload_part()
+                .bucket(bucket)
+                .key(key)
+                .upload_id(upload_id)
+                .part_number(part_number)
+                .body(ByteStream::from(body));
+            if checksums {
+                req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
+            }
+            let out = req
+                .send()
+                .await
+                .map_err(|e| StorageError::failed("upload part of", uri, describe(&e)))?;
+            Ok(CompletedPart::builder()
+                .part_number(part_number)
+                .set_e_tag(out.e_tag().map(str::to_string))
+                .set_checksum_crc32(out.checksum_crc32().map(str::to_string))
+                .build())
+        });
+        Ok(())
+    }
+
+    async fn collect_one(&mut self) -> StorageResult<()> {
+        if let Some(joined) = self.in_flight.join_next().await {
+            let part =
+                joined.map_err(|e| StorageError::failed("upload part of", self.uri(), e))??;
+            self.done.push(part);
+        }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> StorageResult<()> {
+        if self.upload_id.is_none() {
+            let body = std::mem::take(&mut self.buf).freeze();
+            return self.store.put(&self.key, body, PutMode::Overwrite).await;
+        }
+        if !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf).freeze();
+            self.send_part(last).await?;
+        }
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        let mut parts = std::mem::take(&mut self.done);
+        parts.sort_by_key(|p| p.part_number());
+        let upload_id = self.upload_id().await?;
+        self.store
+            .client
+            .complete_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(self.store.key(&self.key))
+            .upload_id(upload_id)
+            .multipart_upload(
+                CompletedMultipartUpload::builder()
+                    .set_parts(Some(parts))
+                    .build(),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| StorageError::failed("complete upload of", self.uri(), describe(&e)))
+    }
+}
+
+#[async_trait]
+impl Upload for S3Upload {
+    async fn write(&mut self, data: Bytes) -> StorageResult<()> {
+        self.buf.extend_from_slice(&data);
+        while self.buf.len() >= PART_SIZE {
+            let part = self.buf.split_to(PART_SIZE).freeze();
+            self.send_part(part).await?;
+        }
+        Ok(())
+    }
+
+    async fn commit(mut self: Box<Self>) -> StorageResult<()> {
+        let res = self.finish().await;
+        if res.is_err() {
+            self.abort().await;
+        }
+        res
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.in_flight.abort_all();
+        while self.in_flight.join_next().await.is_some() {}
+        if let Some(id) = self.upload_id.take() {
+            // Best effort: a bucket lifecycle rule (AbortIncompleteMultipartUpload) is the
+            // backstop for uploads a killed process could not abort.
+            let _ = self
+                .store
+                .client
+                .abort_multipart_upload()
+                .bucket(&self.store.bucket)
+                .key(self.store.key(&self.key))
+                .upload_id(id)
+                .send()
+                .await;
+        }
+    }
+}
