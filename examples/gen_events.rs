@@ -16,6 +16,8 @@ use std::fs::File;
 use std::io::{BufWriter, Write};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+use clap::Parser;
 use std::time::Instant;
 
 const HEADER: &[u8] = b"event_id,user_id,event_time,event_type,is_premium,event_value,amount,session_length_sec,country,device\n";
@@ -207,55 +209,30 @@ fn parse_size(s: &str) -> Option<u64> {
     n.checked_mul(mult)
 }
 
-const USAGE: &str = "usage: gen_events --bytes N[K|M|G|KiB|MiB|GiB] --seed S --out PATH";
+/// Deterministic raw user-event CSV for the benchmark: same arguments, same bytes.
+#[derive(Parser)]
+struct Args {
+    /// Approximate size: stops at the first row boundary past it (100000000, 100M, 1GiB)
+    #[arg(long, value_parser = parse_bytes)]
+    bytes: u64,
+    /// Seed of the row generator
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// File to write (through a temporary name, renamed when complete)
+    #[arg(long)]
+    out: PathBuf,
+}
+
+fn parse_bytes(s: &str) -> Result<u64, String> {
+    parse_size(s).ok_or_else(|| format!("{s:?} is not a size like 100000000, 100M or 1GiB"))
+}
 
 fn main() -> ExitCode {
-    let mut bytes: Option<u64> = None;
-    let mut seed: u64 = 1;
-    let mut out: Option<PathBuf> = None;
-
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        let Some(value) = inline.or_else(|| args.next()) else {
-            eprintln!("gen_events: {flag} needs a value\n{USAGE}");
-            return ExitCode::from(2);
-        };
-        match flag.as_str() {
-            "--bytes" => {
-                match parse_size(&value) {
-                    Some(n) => bytes = Some(n),
-                    None => {
-                        eprintln!("gen_events: --bytes must be a size like 100000000 or 100M, got {value:?}");
-                        return ExitCode::from(2);
-                    }
-                }
-            }
-            "--seed" => match value.parse() {
-                Ok(s) => seed = s,
-                Err(_) => {
-                    eprintln!("gen_events: --seed must be an unsigned integer, got {value:?}");
-                    return ExitCode::from(2);
-                }
-            },
-            "--out" => out = Some(PathBuf::from(value)),
-            _ => {
-                eprintln!("gen_events: unknown argument {flag:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let (Some(target), Some(out)) = (bytes, out) else {
-        eprintln!("gen_events: --bytes and --out are required\n{USAGE}");
-        return ExitCode::from(2);
-    };
+    let Args {
+        bytes: target,
+        seed,
+        out,
+    } = Args::parse();
 
     match generate(target, seed, &out) {
         Ok((rows, written, secs)) => {

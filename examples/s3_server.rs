@@ -17,47 +17,28 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-const USAGE: &str = "usage: s3_server --root DIR [--port P] [--bucket NAME]...";
+use clap::Parser;
+
+/// A folder served as S3 on 127.0.0.1 (s3s-fs), with the test credentials.
+#[derive(Parser)]
+struct Args {
+    /// Folder holding the buckets (one sub-folder each)
+    #[arg(long)]
+    root: PathBuf,
+    /// Port to listen on; 0 picks a free one
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Bucket to create at start (repeatable)
+    #[arg(long = "bucket")]
+    buckets: Vec<String>,
+}
 
 fn main() -> ExitCode {
-    let mut root: Option<PathBuf> = None;
-    let mut port: u16 = 0;
-    let mut buckets: Vec<String> = Vec::new();
-
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        let (flag, inline) = match arg.split_once('=') {
-            Some((f, v)) if f.starts_with("--") => (f.to_string(), Some(v.to_string())),
-            _ => (arg.clone(), None),
-        };
-        if flag == "-h" || flag == "--help" {
-            println!("{USAGE}");
-            return ExitCode::SUCCESS;
-        }
-        let Some(value) = inline.or_else(|| args.next()) else {
-            eprintln!("s3_server: {flag} needs a value\n{USAGE}");
-            return ExitCode::from(2);
-        };
-        match flag.as_str() {
-            "--root" => root = Some(PathBuf::from(value)),
-            "--port" => match value.parse() {
-                Ok(p) => port = p,
-                Err(_) => {
-                    eprintln!("s3_server: --port must be a number from 0 to 65535, got {value:?}");
-                    return ExitCode::from(2);
-                }
-            },
-            "--bucket" => buckets.push(value),
-            _ => {
-                eprintln!("s3_server: unknown argument {flag:?}\n{USAGE}");
-                return ExitCode::from(2);
-            }
-        }
-    }
-    let Some(root) = root else {
-        eprintln!("s3_server: --root is required\n{USAGE}");
-        return ExitCode::from(2);
-    };
+    let Args {
+        root,
+        port,
+        buckets,
+    } = Args::parse();
 
     let server = match s3_server::S3Server::try_start_in(root.clone(), port) {
         Ok(s) => s,
