@@ -10,6 +10,7 @@ use chrono_tz::Tz;
 
 use crate::dp_log::Step;
 use crate::execution_date::ExecutionDate;
+use crate::interrupt::Interrupt;
 use crate::pipeline::PipelineSpec;
 use crate::stages::build_features::Built;
 use crate::stages::extract_raw_data::Extracted;
@@ -73,6 +74,8 @@ pub struct RunContext {
     pub out_store: Arc<dyn ObjectStore>,
     /// Milliseconds per finished step, in run order.
     pub timings_ms: Vec<(Step, u64)>,
+    /// SIGINT / SIGTERM: checked at safe points so a stop never half-publishes.
+    pub interrupt: Interrupt,
     /// Set by a stage that ends the run early without an error.
     pub skip: Option<SkipReason>,
     pub extracted: Option<Extracted>,

@@ -14,6 +14,7 @@ pub mod exit_code {
     pub const RAW_NOT_FOUND: u8 = 4;
     pub const STORAGE: u8 = 5;
     pub const SKIPPED_ON_PURPOSE: u8 = 99;
+    // 130 (SIGINT) and 143 (SIGTERM): see `crate::interrupt::Signal::exit_code`.
 }
 
 /// Why a run did not succeed. Each variant's message is one sentence naming what to fix.
@@ -37,6 +38,9 @@ pub enum Error {
     /// Storage or network failure after the SDK's retries.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// SIGINT or SIGTERM arrived; the run stopped cleanly at a safe point.
+    #[error("interrupted by {}: stopped cleanly, nothing was published", .0.name())]
+    Interrupted(crate::interrupt::Signal),
     /// A bug: something we assumed cannot happen did.
     #[error("internal error (please report this as a bug): {0}")]
     Internal(String),
@@ -52,6 +56,7 @@ impl Error {
             }
             Error::RawNotFound(_) => exit_code::RAW_NOT_FOUND,
             Error::Storage(_) => exit_code::STORAGE,
+            Error::Interrupted(signal) => signal.exit_code(),
             Error::Internal(_) => exit_code::INTERNAL,
         }
     }
@@ -65,6 +70,7 @@ impl Error {
             Error::Undecodable(_) => "undecodable_input",
             Error::RawNotFound(_) => "raw_not_found",
             Error::Storage(_) => "storage",
+            Error::Interrupted(_) => "interrupted",
             Error::Internal(_) => "internal",
         }
     }

@@ -17,6 +17,7 @@ pub mod csv_scan;
 pub mod dp_log;
 pub mod error;
 pub mod execution_date;
+pub mod interrupt;
 pub mod number;
 pub mod pipeline;
 pub mod redact;

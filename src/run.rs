@@ -10,6 +10,7 @@ use crate::context::{RunContext, RunSettings};
 use crate::dp_log::{self, keys, DpLine, Status, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::DEFAULT_TIMEZONE;
+use crate::interrupt::Interrupt;
 use crate::pipeline::DEFAULT_PIPELINE;
 use crate::run_id::new_run_id;
 use crate::stages::summarize_run::{self, EarlyRun};
@@ -79,8 +80,9 @@ pub fn reject_flags(err: clap::Error) -> u8 {
 }
 
 async fn run(args: RunArgs, settings: Result<RunSettings>, run_id: String, started: Instant) -> u8 {
+    let interrupt = Interrupt::listen();
     let opened = match settings {
-        Ok(settings) => open(settings, &args, &run_id, started).await,
+        Ok(settings) => open(settings, &args, &run_id, started, interrupt).await,
         Err(e) => Err(e),
     };
     let mut ctx = match opened {
@@ -105,11 +107,14 @@ async fn run(args: RunArgs, settings: Result<RunSettings>, run_id: String, start
     ] {
         line(&ctx, step, Status::Started).emit();
         let t = Instant::now();
-        let result = match step {
-            Step::ExtractRawData => extract_raw_data::run(&mut ctx).await,
-            Step::ValidateData => validate_data::run(&mut ctx).await,
-            Step::BuildFeatures => build_features::run(&mut ctx).await,
-            _ => store_features::run(&mut ctx).await,
+        let result = match ctx.interrupt.check() {
+            Err(e) => Err(e),
+            Ok(()) => match step {
+                Step::ExtractRawData => extract_raw_data::run(&mut ctx).await,
+                Step::ValidateData => validate_data::run(&mut ctx).await,
+                Step::BuildFeatures => build_features::run(&mut ctx).await,
+                _ => store_features::run(&mut ctx).await,
+            },
         };
         let ms = t.elapsed().as_millis() as u64;
         ctx.timings_ms.push((step, ms));
@@ -153,6 +158,7 @@ async fn open(
     args: &RunArgs,
     run_id: &str,
     started: Instant,
+    interrupt: Interrupt,
 ) -> Result<RunContext> {
     let mut s3_client = None;
     let (raw_dir, raw_key) = settings.raw.split_last();
@@ -166,6 +172,7 @@ async fn open(
         raw_key,
         out_store,
         timings_ms: Vec::new(),
+        interrupt,
         skip: None,
         extracted: None,
         validated: None,

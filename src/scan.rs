@@ -22,6 +22,7 @@ use crate::cell_batch::CellBatch;
 use crate::compression::{decompress, Compression};
 use crate::csv_scan::{CsvScanner, Record, RecordSink, ScanStats};
 use crate::error::{Error, Result};
+use crate::interrupt::Interrupt;
 use crate::pipeline::PipelineSpec;
 use crate::stages::build_features::{RowSumColumns, RowSumWriter};
 use crate::stages::validate_data::RawStats;
@@ -64,6 +65,7 @@ pub async fn scan_raw(
     compression: Compression,
     upload: Option<Box<dyn Upload>>,
     spec: &PipelineSpec,
+    interrupt: &Interrupt,
 ) -> Result<ScanOutcome> {
     let (raw_tx, raw_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
     let (batch_tx, batch_rx) = std_mpsc::sync_channel::<CellBatch>(BATCH_CHANNEL);
@@ -96,7 +98,16 @@ pub async fn scan_raw(
 
     let mut upload = upload;
     let mut upload_error: Option<StorageError> = None;
-    while let Some(block) = out_rx.recv().await {
+    let mut interrupted = None;
+    loop {
+        let block = tokio::select! {
+            block = out_rx.recv() => block,
+            signal = interrupt.wait() => {
+                interrupted = Some(signal);
+                break;
+            }
+        };
+        let Some(block) = block else { break };
         if let Some(u) = upload.as_mut() {
             if let Err(e) = u.write(block).await {
                 upload_error = Some(e);
@@ -105,24 +116,30 @@ pub async fn scan_raw(
         }
     }
     // Closing the receiver stops the feature thread (and so the scanner) if the upload
-    // failed first.
+    // failed or a stop signal came first; stopping the reader unblocks a scanner that
+    // waits on a slow or stalled download. (On success the reader has already ended.)
     drop(out_rx);
+    reader.abort();
     let scanned = joined(scanner.await);
     let built = joined(features.await);
     let decompressed = match decompressor {
         Some(stage) => joined(stage.await),
         None => Ok(()),
     };
-    reader.abort();
 
-    // The root cause wins: an upload failure stops the threads, which then report only
-    // that their output channel closed; a corrupt archive ends the CSV early (so the
-    // scanner's view of it is meaningless); a malformed CSV ends the scanner first.
-    let result = match (upload_error, decompressed, scanned, built) {
-        (Some(e), ..) => Err(Error::Storage(e)),
-        (None, Err(e), ..) => Err(e),
-        (None, Ok(()), Err(e), _) | (None, Ok(()), Ok(_), Err(e)) => Err(e),
-        (None, Ok(()), Ok((stats, scan)), Ok(feature)) => Ok((stats, scan, feature)),
+    // The root cause wins: a stop signal or an upload failure stops the threads, which
+    // then report only that their output channel closed; a corrupt archive ends the CSV
+    // early (so the scanner's view of it is meaningless); a malformed CSV ends the scanner
+    // first.
+    let result = if let Some(signal) = interrupted {
+        Err(Error::Interrupted(signal))
+    } else {
+        match (upload_error, decompressed, scanned, built) {
+            (Some(e), ..) => Err(Error::Storage(e)),
+            (None, Err(e), ..) => Err(e),
+            (None, Ok(()), Err(e), _) | (None, Ok(()), Ok(_), Err(e)) => Err(e),
+            (None, Ok(()), Ok((stats, scan)), Ok(feature)) => Ok((stats, scan, feature)),
+        }
     };
     match result {
         Ok((stats, scan, mut feature)) => {

@@ -131,6 +131,11 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             }
         }
     }
+    // A stop signal before anything is visible: abort, publish nothing.
+    if let Err(e) = ctx.interrupt.check() {
+        upload.abort().await;
+        return Err(e);
+    }
     // Rewriting a complete version: withdraw its completion mark first, so readers
     // never pair old and new files.
     if version_was_complete {
@@ -154,6 +159,9 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             PutMode::Overwrite,
         )
         .await?;
+    // Last safe point: without `_SUCCESS` the version stays incomplete, and the next run
+    // rewrites it.
+    ctx.interrupt.check()?;
     let mode = if settings.force {
         PutMode::Overwrite
     } else {

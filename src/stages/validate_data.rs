@@ -130,7 +130,14 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         Some(ctx.out_store.start_upload(&key).await?)
     };
     let compression = Compression::from_name(&ctx.raw_key);
-    let outcome = scan_raw(source, compression, upload, &ctx.settings.spec).await?;
+    let outcome = scan_raw(
+        source,
+        compression,
+        upload,
+        &ctx.settings.spec,
+        &ctx.interrupt,
+    )
+    .await?;
     let rules = evaluate(&outcome.stats, &ctx.settings.spec);
     let failed: Vec<String> = rules
         .iter()

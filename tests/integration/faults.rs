@@ -213,6 +213,11 @@ fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> 
     format!("http://{addr}")
 }
 
+/// A proxy to `server` whose every connection stalls after `budget` response bytes.
+pub fn stalling_proxy_for(server: &S3Server, budget: usize) -> String {
+    faulty_proxy(server.addr, budget, Fault::StallEvery)
+}
+
 /// A bucket with a raw CSV of 200k rows (about 2.5 MB) behind `proxy` settings.
 fn big_raw(server: &S3Server) -> Bucket {
     let bucket = Bucket::new(server, "lake");

@@ -11,4 +11,5 @@ mod exit_codes;
 mod faults;
 mod logs;
 mod publish;
+mod signals;
 mod versions;

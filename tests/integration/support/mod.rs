@@ -57,7 +57,14 @@ impl Sandbox {
 
     /// `featurepipe run` in this folder, with a clean environment.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::cargo_bin("featurepipe").unwrap();
+        let mut cmd = Command::from_std(self.std_cmd());
+        cmd.timeout(Duration::from_secs(120));
+        cmd
+    }
+
+    /// The same as a plain `std::process::Command`, for tests that signal a live run.
+    pub fn std_cmd(&self) -> std::process::Command {
+        let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("featurepipe"));
         for (k, _) in std::env::vars() {
             if k.starts_with("DP_") || k.starts_with("AWS_") || k == "RUST_LOG" {
                 cmd.env_remove(k);
@@ -70,7 +77,6 @@ impl Sandbox {
                 "/nonexistent/featurepipe-test",
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .timeout(Duration::from_secs(120))
             .arg("run");
         cmd
     }
