@@ -1,6 +1,7 @@
 //! The single streaming pass over the raw object.
 //!
-//! Four workers overlap so both cores stay busy and memory stays flat:
+//! The work overlaps across tasks and threads so both cores stay busy and memory stays
+//! flat:
 //! - a reader task pulls chunks from storage (and, for `.gz` / `.zst` input, a
 //!   decompression thread inflates them);
 //! - the scanner thread parses CSV, counts for `validate_data`'s rules and projects each
