@@ -54,10 +54,12 @@ pub fn run(ctx: &RunContext, failure: Failure) -> u8 {
         dry_run: ctx.settings.dry_run,
         duration_ms: ctx.started.elapsed().as_millis() as u64,
     };
-    if ctx.settings.dry_run && failure.is_none() && ctx.skip.is_none() {
+    // stdout carries exactly one document: a completed dry run's plan, else the result.
+    let plan_printed = ctx.settings.dry_run && failure.is_none() && ctx.skip.is_none();
+    if plan_printed {
         print_dry_run_plan(ctx);
     }
-    finish(&summary, failure, ctx.skip)
+    finish(&summary, failure, ctx.skip, plan_printed)
 }
 
 /// Summarizes a run that failed while resolving its settings (step `configure`).
@@ -77,10 +79,10 @@ pub fn early(run: EarlyRun<'_>, error: Error) -> u8 {
         dry_run: false,
         duration_ms: run.duration_ms,
     };
-    finish(&summary, Some((Step::Configure, error)), None)
+    finish(&summary, Some((Step::Configure, error)), None, false)
 }
 
-fn finish(s: &Summary, failure: Failure, skip: Option<SkipReason>) -> u8 {
+fn finish(s: &Summary, failure: Failure, skip: Option<SkipReason>, plan_printed: bool) -> u8 {
     let (status, code) = match (&failure, skip) {
         (Some((_, e)), _) => (Status::Failed, e.exit_code()),
         (None, Some(SkipReason::RawMissing)) => (Status::Skipped, exit_code::SKIPPED_ON_PURPOSE),
@@ -130,7 +132,7 @@ fn finish(s: &Summary, failure: Failure, skip: Option<SkipReason>) -> u8 {
         "error": error,
         "duration_ms": s.duration_ms,
     });
-    if !s.dry_run || failure.is_some() {
+    if !plan_printed {
         println!("{result}");
     }
     match (&error, skip) {

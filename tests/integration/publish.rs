@@ -295,3 +295,20 @@ fn dry_run_writes_nothing_and_prints_the_plan() {
         assert_eq!(out.summary()["dry_run"], "true");
     }
 }
+
+#[test]
+fn a_skipped_dry_run_still_prints_its_result() {
+    // stdout always carries one document: here no plan (nothing was read), so the result.
+    let sb = Sandbox::new();
+    let mut cmd = sb.cmd();
+    cmd.arg("--raw").arg(sb.path("missing.csv")).args([
+        "--features",
+        "out",
+        "--dry-run",
+        "--skip-if-missing",
+    ]);
+    let out = run(cmd);
+    out.assert_code(99);
+    assert_eq!(out.result()["status"], "skipped");
+    assert_eq!(out.result()["dry_run"], true);
+}
