@@ -71,8 +71,6 @@ pub trait RecordSink {
 /// What the scanner itself observed, beside the records.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct ScanStats {
-    /// Records handed to the sink (header included).
-    pub records: u64,
     /// Empty lines outside quoted fields; they are not records.
     pub blank_lines: u64,
     /// Bytes consumed, BOM included.
@@ -341,7 +339,6 @@ impl CsvScanner {
                 message: "bytes that are not valid UTF-8 (re-encode the file as UTF-8)".to_string(),
             });
         }
-        self.stats.records += 1;
         sink.record(&Record {
             line: self.record_line,
             buf: &self.buf,

@@ -122,11 +122,6 @@ impl From<u64> for Value {
         Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
     }
 }
-impl From<u128> for Value {
-    fn from(n: u128) -> Self {
-        Value::Int(i64::try_from(n).unwrap_or(i64::MAX))
-    }
-}
 impl From<i32> for Value {
     fn from(n: i32) -> Self {
         Value::Int(n.into())

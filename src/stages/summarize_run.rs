@@ -20,6 +20,7 @@ pub struct EarlyRun<'a> {
 }
 
 /// The summary values, from a full context or from an early failure.
+#[derive(Default)]
 struct Summary {
     pipeline: String,
     run_id: String,
@@ -67,17 +68,8 @@ pub fn early(run: EarlyRun<'_>, error: Error) -> u8 {
     let summary = Summary {
         pipeline: run.pipeline.to_string(),
         run_id: run.run_id.to_string(),
-        execution_date: None,
-        raw_path: None,
-        feature_prefix: None,
-        feature_version: None,
-        rows: None,
-        null_rate: None,
-        valid: None,
-        stored_rows: None,
-        latest_moved: None,
-        dry_run: false,
         duration_ms: run.duration_ms,
+        ..Summary::default()
     };
     finish(&summary, Some((Step::Configure, error)), None, false)
 }

@@ -104,16 +104,18 @@ impl Validated {
             .with(keys::SHORT_ROWS, self.stats.short_rows)
             .with(keys::LONG_ROWS, self.stats.long_rows)
             .with(keys::VALID, self.valid())
-            .with(keys::FAILED_RULES, self.failed_rules().join(","))
+            .with(
+                keys::FAILED_RULES,
+                self.failed_rules()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
     }
 
-    /// Names of the rules that did not pass, in rule order.
-    pub fn failed_rules(&self) -> Vec<&'static str> {
-        self.rules
-            .iter()
-            .filter(|r| !r.passed)
-            .map(|r| r.name)
-            .collect()
+    /// The rules that did not pass, in rule order.
+    pub fn failed_rules(&self) -> impl Iterator<Item = &RuleResult> {
+        self.rules.iter().filter(|r| !r.passed)
     }
 }
 
@@ -139,16 +141,6 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     )
     .await?;
     let rules = evaluate(&outcome.stats, &ctx.settings.spec);
-    let failed: Vec<String> = rules
-        .iter()
-        .filter(|r| !r.passed)
-        .map(|r| {
-            format!(
-                "{} (observed {}, threshold {})",
-                r.name, r.observed, r.threshold
-            )
-        })
-        .collect();
     let mut validated = Validated {
         compression,
         stats: outcome.stats,
@@ -156,6 +148,15 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         rules,
         feature: outcome.feature,
     };
+    let failed: Vec<String> = validated
+        .failed_rules()
+        .map(|r| {
+            format!(
+                "{} (observed {}, threshold {})",
+                r.name, r.observed, r.threshold
+            )
+        })
+        .collect();
     if failed.is_empty() {
         ctx.validated = Some(validated);
         return Ok(());

@@ -72,10 +72,6 @@ impl StorageUri {
             }
         }
     }
-
-    pub fn is_s3(&self) -> bool {
-        matches!(self, StorageUri::S3 { .. })
-    }
 }
 
 impl std::fmt::Display for StorageUri {
