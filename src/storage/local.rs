@@ -43,7 +43,18 @@ fn temp_path(path: &Path) -> PathBuf {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    path.with_file_name(format!(".{name}.tmp-{}", crate::run_id::short_random()))
+    path.with_file_name(format!(
+        ".{name}{TEMP_MARK}{}",
+        crate::run_id::short_random()
+    ))
+}
+
+/// Part of every temporary file name (see [`temp_path`]).
+const TEMP_MARK: &str = ".tmp-";
+
+/// Whether a file name is one of our temporary files, not an object.
+fn is_temp_name(name: &str) -> bool {
+    name.starts_with('.') && name.contains(TEMP_MARK)
 }
 
 async fn ensure_parent(path: &Path) -> StorageResult<()> {
@@ -149,6 +160,42 @@ impl ObjectStore for LocalStore {
             .await
             .map_err(|e| io_err("create", &tmp, e))?;
         Ok(Box::new(LocalUpload { file, tmp, path }))
+    }
+
+    async fn list(&self, dir: &str) -> StorageResult<Vec<String>> {
+        let mut keys = Vec::new();
+        let mut pending = vec![(self.path(dir), dir.trim_matches('/').to_string())];
+        while let Some((folder, prefix)) = pending.pop() {
+            let mut entries = match fs::read_dir(&folder).await {
+                Ok(entries) => entries,
+                Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                    continue
+                }
+                Err(e) => return Err(io_err("list", &folder, e)),
+            };
+            while let Some(entry) = entries
+                .next_entry()
+                .await
+                .map_err(|e| io_err("list", &folder, e))?
+            {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if is_temp_name(&name) {
+                    continue;
+                }
+                let key = super::join_key(&prefix, &name);
+                let kind = entry
+                    .file_type()
+                    .await
+                    .map_err(|e| io_err("list", &entry.path(), e))?;
+                if kind.is_dir() {
+                    pending.push((entry.path(), key));
+                } else {
+                    keys.push(key);
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -103,6 +103,10 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn start_upload(&self, key: &str) -> StorageResult<Box<dyn Upload>>;
     /// Removes `key`; removing a missing key is not an error.
     async fn delete(&self, key: &str) -> StorageResult<()>;
+    /// Every key below the folder `dir` (recursively), store-relative and sorted; empty if
+    /// there is none. Run records and leases are found this way; staged uploads and
+    /// temporary files are not objects and never listed.
+    async fn list(&self, dir: &str) -> StorageResult<Vec<String>>;
 
     /// Whether the store's container (an S3 bucket) exists: `Some(false)` only when the
     /// backend is sure it does not, `None` when it cannot tell (no permission to ask, or a

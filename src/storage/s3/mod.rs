@@ -127,6 +127,37 @@ impl ObjectStore for S3Store {
         Ok(Box::new(S3Upload::new(self.clone(), key)))
     }
 
+    async fn list(&self, dir: &str) -> StorageResult<Vec<String>> {
+        let folder = match self.key(dir).trim_end_matches('/') {
+            "" => String::new(),
+            f => format!("{f}/"),
+        };
+        let root_len = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&folder)
+            .into_paginator()
+            .send();
+        let mut keys = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StorageError::failed("list", self.uri(dir), describe(&e)))?;
+            for object in page.contents() {
+                if let Some(key) = object.key().and_then(|k| k.get(root_len..)) {
+                    keys.push(key.to_string());
+                }
+            }
+        }
+        keys.sort();
+        Ok(keys)
+    }
+
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.client
             .delete_object()

@@ -269,13 +269,14 @@ impl Bucket {
 
 /// The product's S3 store on `bucket` of `server`, with test-friendly timeouts.
 pub async fn s3_store(server: &S3Server, bucket: &str) -> Arc<dyn ObjectStore> {
-    s3_store_with(server, bucket, ChecksumMode::WhenSupported).await
+    s3_store_with(server, bucket, "", ChecksumMode::WhenSupported).await
 }
 
-/// Like [`s3_store`], with a chosen request-checksum mode.
+/// Like [`s3_store`], rooted at a key prefix, with a chosen request-checksum mode.
 pub async fn s3_store_with(
     server: &S3Server,
     bucket: &str,
+    prefix: &str,
     checksum: ChecksumMode,
 ) -> Arc<dyn ObjectStore> {
     // Credentials are passed explicitly: tests never touch process-global environment.
@@ -290,7 +291,7 @@ pub async fn s3_store_with(
         checksum,
     };
     let client = build_client_with_keys(&opts, server).await;
-    Arc::new(S3Store::new(client, bucket, ""))
+    Arc::new(S3Store::new(client, bucket, prefix))
 }
 
 async fn build_client_with_keys(opts: &S3Options, server: &S3Server) -> aws_sdk_s3::Client {
