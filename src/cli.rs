@@ -4,6 +4,7 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use chrono::{NaiveDate, NaiveTime};
 use clap::builder::FalseyValueParser;
 use clap::{Args, Parser, Subcommand};
 
@@ -28,7 +29,8 @@ Examples:
 
 Exit codes: 0 success or already complete, 1 internal error, 2 usage/config error,
 3 data invalid or malformed CSV, 4 raw input not found, 5 storage/network failure,
-99 skipped on purpose (--skip-if-missing).";
+75 another run is writing this version (retry later), 99 skipped on purpose
+(--skip-if-missing), 130/143 stopped by SIGINT/SIGTERM.";
 
 #[derive(Debug, Parser)]
 #[command(name = "featurepipe", version, about = ABOUT)]
@@ -42,10 +44,111 @@ pub enum Command {
     /// Run the pipeline once: extract, validate, build, store, summarize.
     #[command(after_help = RUN_AFTER_HELP)]
     Run(RunArgs),
+    /// Run the pipeline for many past dates, one run per date, and print a table.
+    #[command(after_help = BACKFILL_AFTER_HELP)]
+    Backfill(BackfillArgs),
 }
+
+/// `featurepipe backfill`: which dates, how, and how to report.
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    /// First date, inclusive (YYYY-MM-DD, a day in the pipeline zone)
+    #[arg(long, value_name = "DATE", value_parser = parse_date,
+          requires = "end", conflicts_with = "dates", required_unless_present = "dates")]
+    pub start: Option<NaiveDate>,
+
+    /// Last date, inclusive
+    #[arg(long, value_name = "DATE", value_parser = parse_date, requires = "start")]
+    pub end: Option<NaiveDate>,
+
+    /// Exactly these dates instead of a range: 2025-11-03,2025-11-17
+    #[arg(long, value_name = "DATES", value_parser = parse_date, value_delimiter = ',')]
+    pub dates: Vec<NaiveDate>,
+
+    /// Time of day of each execution date, in the pipeline zone
+    #[arg(long, value_name = "HH:MM", value_parser = parse_time_of_day, default_value = "00:00")]
+    pub at: NaiveTime,
+
+    /// Dates run at once (each run streams with bounded memory, about 40 MiB)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub parallel: u16,
+
+    /// Which dates to run: none skips complete versions; failed runs only dates whose
+    /// last run failed or left an incomplete version; all rewrites every date
+    #[arg(long, value_enum, default_value_t = Reprocess::None, conflicts_with = "force")]
+    pub reprocess: Reprocess,
+
+    /// Stop starting new dates after the first failure (default: go on)
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// How the final report is printed on stdout
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub output: ReportFormat,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `--reprocess`: which dates of a backfill are (re)computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reprocess {
+    /// Run every date; complete versions are skipped.
+    None,
+    /// Only dates whose last run failed or left an incomplete version.
+    Failed,
+    /// Rewrite every date, complete or not (like --force).
+    All,
+}
+
+impl Reprocess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reprocess::None => "none",
+            Reprocess::Failed => "failed",
+            Reprocess::All => "all",
+        }
+    }
+}
+
+/// `--output` of `backfill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+const BACKFILL_AFTER_HELP: &str = "\
+Examples:
+  # one week, two dates at a time, into the default local folder
+  featurepipe backfill --start 2025-11-13 --end 2025-11-19 --parallel 2
+
+  # only what failed last time, on S3, report as JSON
+  featurepipe backfill --start 2025-11-01 --end 2025-11-30 --reprocess failed --output json \\
+      --raw 's3://raw-bucket/daily/user_events_{ds_nodash}.csv' \\
+      --features s3://feature-bucket/features/daily_user_events
+
+Each date is a full run (its own run_id, summarize_run line and run record). Exit code:
+0 if every date succeeded or was skipped; otherwise the most severe code among the dates,
+in this order: 130/143 interrupted, 1 internal, 5 storage, 75 busy, 2 usage, 3 data
+invalid, 4 raw input not found.";
 
 #[derive(Debug, Clone, Args)]
 pub struct RunArgs {
+    /// The date this run is for: 2025-11-19 (midnight in the pipeline zone),
+    /// 2025-11-19T00:00:00+00:00 (converted), or 2025-11-19T00:00:00 (naive = UTC)
+    /// [default: now]
+    #[arg(long, env = "DP_EXECUTION_DATE", value_name = "WHEN")]
+    pub execution_date: Option<String>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// Everything a run needs besides its execution date; `backfill` shares it with `run`.
+#[derive(Debug, Clone, Args)]
+pub struct CommonArgs {
     /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path. Templates {ds},
     /// {ds_nodash}, {ts_nodash} render from the execution date
     /// [default: fixtures/user_events_{ds_nodash}.csv]
@@ -61,12 +164,6 @@ pub struct RunArgs {
     /// [default: daily_user_events]
     #[arg(long, env = "DP_PIPELINE_NAME", value_name = "NAME")]
     pub pipeline: Option<String>,
-
-    /// The date this run is for: 2025-11-19 (midnight in the pipeline zone),
-    /// 2025-11-19T00:00:00+00:00 (converted), or 2025-11-19T00:00:00 (naive = UTC)
-    /// [default: now]
-    #[arg(long, env = "DP_EXECUTION_DATE", value_name = "WHEN")]
-    pub execution_date: Option<String>,
 
     /// Pipeline time zone (IANA name) for versions, templates and timestamps
     /// [default: Asia/Seoul]
@@ -97,6 +194,12 @@ pub struct RunArgs {
     /// Log line format on stderr
     #[arg(long, env = "DP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+
+    /// Seconds a run's lease on its version lasts without renewal. A second run of the
+    /// same version exits 75 while the lease is live; a killed holder is taken over
+    /// once it expires (renewed every third of this while the run works)
+    #[arg(long, env = "DP_LEASE_TTL", value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub lease_ttl: Duration,
 
     #[command(flatten)]
     pub s3: S3Args,
@@ -164,4 +267,16 @@ fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// A calendar day, `YYYY-MM-DD`.
+fn parse_date(s: &str) -> Result<NaiveDate, String> {
+    NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
+        .map_err(|_| format!("{s:?} is not a date like 2025-11-19"))
+}
+
+/// A time of day, `HH:MM` (24 h).
+fn parse_time_of_day(s: &str) -> Result<NaiveTime, String> {
+    NaiveTime::parse_from_str(s.trim(), "%H:%M")
+        .map_err(|_| format!("{s:?} is not a time of day like 00:00 or 06:30"))
 }

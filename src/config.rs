@@ -6,7 +6,7 @@ use std::path::Path;
 
 use serde::Deserialize;
 
-use crate::cli::RunArgs;
+use crate::cli::CommonArgs;
 use crate::context::RunSettings;
 use crate::error::{Error, Result};
 use crate::execution_date::{parse_timezone, ExecutionDate, DEFAULT_TIMEZONE};
@@ -62,14 +62,34 @@ pub fn load_pipeline_file(path: &Path) -> Result<PipelineFile> {
 }
 
 /// The pipeline name as best known before full resolution (for early failure lines).
-pub fn pipeline_name_hint(args: &RunArgs) -> String {
+pub fn pipeline_name_hint(args: &CommonArgs) -> String {
     args.pipeline
         .clone()
         .unwrap_or_else(|| DEFAULT_PIPELINE.to_string())
 }
 
+/// Where a run's execution date comes from.
+#[derive(Debug, Clone, Copy)]
+pub enum When<'a> {
+    /// `run --execution-date` (or `DP_EXECUTION_DATE`); `None` means now.
+    Flag(Option<&'a str>),
+    /// A backfill date: this wall-clock time in the pipeline zone.
+    Local(chrono::NaiveDateTime),
+}
+
+/// How a run treats a version that is already complete, and which runs happen at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Rerun {
+    /// Skip a complete version (the default).
+    IfIncomplete,
+    /// Rewrite it (`--force`, `backfill --reprocess all`).
+    Always,
+    /// Only if the last run failed or left it incomplete (`backfill --reprocess failed`).
+    IfFailed,
+}
+
 /// Turns raw flags into validated settings.
-pub fn resolve(args: &RunArgs) -> Result<RunSettings> {
+pub fn resolve(args: &CommonArgs, when: When<'_>, rerun: Rerun) -> Result<RunSettings> {
     let file = match &args.config {
         Some(path) => load_pipeline_file(path)?,
         None => PipelineFile::default(),
@@ -87,9 +107,10 @@ pub fn resolve(args: &RunArgs) -> Result<RunSettings> {
         .or(file.timezone)
         .unwrap_or_else(|| DEFAULT_TIMEZONE.name().to_string());
     let timezone = parse_timezone(&tz_name)?;
-    let execution_date = match &args.execution_date {
-        Some(s) => ExecutionDate::parse(s, timezone)?,
-        None => ExecutionDate::now(timezone),
+    let execution_date = match when {
+        When::Flag(Some(s)) => ExecutionDate::parse(s, timezone)?,
+        When::Flag(None) => ExecutionDate::now(timezone),
+        When::Local(local) => ExecutionDate::local(local, timezone),
     };
 
     let raw_template = args
@@ -133,8 +154,9 @@ pub fn resolve(args: &RunArgs) -> Result<RunSettings> {
         raw,
         features,
         dry_run: args.dry_run,
-        force: args.force,
+        rerun: if args.force { Rerun::Always } else { rerun },
         skip_if_missing: args.skip_if_missing,
+        lease_ttl: args.lease_ttl,
         spec: PipelineSpec::seed(),
     })
 }

@@ -4,13 +4,15 @@
 //! there is no global state and no string-keyed bag.
 
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use chrono_tz::Tz;
 
+use crate::config::Rerun;
 use crate::dp_log::Step;
 use crate::execution_date::ExecutionDate;
 use crate::interrupt::Interrupt;
+use crate::lease::Lease;
 use crate::pipeline::PipelineSpec;
 use crate::stages::build_features::Built;
 use crate::stages::extract_raw_data::Extracted;
@@ -29,8 +31,11 @@ pub struct RunSettings {
     /// The feature prefix after template rendering; versions go below it.
     pub features: StorageUri,
     pub dry_run: bool,
-    pub force: bool,
+    /// What to do with a version that is already complete.
+    pub rerun: Rerun,
     pub skip_if_missing: bool,
+    /// How long this run's lease on its version lasts without renewal.
+    pub lease_ttl: Duration,
     pub spec: PipelineSpec,
 }
 
@@ -50,6 +55,14 @@ pub enum SkipReason {
     PublishedConcurrently,
     /// The raw input is missing and `--skip-if-missing` was given (exit 99).
     RawMissing,
+    /// `--reprocess failed`: the last run of this date did not fail (or there was none).
+    NothingToReprocess,
+}
+
+impl serde::Serialize for SkipReason {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl SkipReason {
@@ -58,8 +71,18 @@ impl SkipReason {
             SkipReason::VersionComplete => "version_complete",
             SkipReason::PublishedConcurrently => "published_concurrently",
             SkipReason::RawMissing => "raw_missing",
+            SkipReason::NothingToReprocess => "nothing_to_reprocess",
         }
     }
+}
+
+/// Where `summarize_run` prints the run's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Report {
+    /// `featurepipe run`: the result (or dry-run plan) as JSON on stdout.
+    Stdout,
+    /// A date inside `backfill`: stdout is kept for the backfill's own report.
+    Quiet,
 }
 
 /// Everything one run knows, filled in stage by stage.
@@ -78,6 +101,10 @@ pub struct RunContext {
     pub interrupt: Interrupt,
     /// Set by a stage that ends the run early without an error.
     pub skip: Option<SkipReason>,
+    /// This run's hold on its version (taken by `extract_raw_data`, not in dry runs).
+    pub lease: Option<Lease>,
+    /// Where the run's result goes besides the log.
+    pub report: Report,
     pub extracted: Option<Extracted>,
     pub validated: Option<Validated>,
     pub built: Option<Built>,

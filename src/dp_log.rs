@@ -48,6 +48,17 @@ pub mod keys {
     pub const ERROR: &str = "error";
     pub const ERROR_KIND: &str = "error_kind";
     pub const EXIT_CODE: &str = "exit_code";
+    pub const RUN_RECORD: &str = "run_record";
+    // `step=backfill_summary`
+    pub const START_DATE: &str = "start_date";
+    pub const END_DATE: &str = "end_date";
+    pub const DATES: &str = "dates";
+    pub const SUCCEEDED: &str = "succeeded";
+    pub const SKIPPED: &str = "skipped";
+    pub const FAILED: &str = "failed";
+    pub const NOT_RUN: &str = "not_run";
+    pub const PARALLEL: &str = "parallel";
+    pub const REPROCESS: &str = "reprocess";
 }
 
 /// The stage names as they appear in `step=`.
@@ -60,6 +71,8 @@ pub enum Step {
     BuildFeatures,
     StoreFeatures,
     SummarizeRun,
+    /// The one line a `backfill` logs at its end, after every date's `summarize_run`.
+    BackfillSummary,
 }
 
 impl Step {
@@ -71,6 +84,7 @@ impl Step {
             Step::BuildFeatures => "build_features",
             Step::StoreFeatures => "store_features",
             Step::SummarizeRun => "summarize_run",
+            Step::BackfillSummary => "backfill_summary",
         }
     }
 }
@@ -82,6 +96,12 @@ pub enum Status {
     Success,
     Failed,
     Skipped,
+}
+
+impl serde::Serialize for Status {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
 }
 
 impl Status {

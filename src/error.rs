@@ -13,6 +13,8 @@ pub mod exit_code {
     pub const DATA_INVALID: u8 = 3;
     pub const RAW_NOT_FOUND: u8 = 4;
     pub const STORAGE: u8 = 5;
+    /// Another run holds this version's lease (sysexits' EX_TEMPFAIL): retry later.
+    pub const BUSY: u8 = 75;
     pub const SKIPPED_ON_PURPOSE: u8 = 99;
     // 130 (SIGINT) and 143 (SIGTERM): see `crate::interrupt::Signal::exit_code`.
 }
@@ -38,6 +40,9 @@ pub enum Error {
     /// Storage or network failure after the SDK's retries.
     #[error(transparent)]
     Storage(#[from] StorageError),
+    /// Another live run is writing the same version (or this run lost its lease to one).
+    #[error("{0}")]
+    Busy(String),
     /// SIGINT or SIGTERM arrived; the run stopped cleanly at a safe point.
     #[error("interrupted by {}: stopped cleanly, nothing was published", .0.name())]
     Interrupted(crate::interrupt::Signal),
@@ -56,6 +61,7 @@ impl Error {
             }
             Error::RawNotFound(_) => exit_code::RAW_NOT_FOUND,
             Error::Storage(_) => exit_code::STORAGE,
+            Error::Busy(_) => exit_code::BUSY,
             Error::Interrupted(signal) => signal.exit_code(),
             Error::Internal(_) => exit_code::INTERNAL,
         }
@@ -70,6 +76,7 @@ impl Error {
             Error::Undecodable(_) => "undecodable_input",
             Error::RawNotFound(_) => "raw_not_found",
             Error::Storage(_) => "storage",
+            Error::Busy(_) => "busy",
             Error::Interrupted(_) => "interrupted",
             Error::Internal(_) => "internal",
         }

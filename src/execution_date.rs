@@ -3,7 +3,9 @@
 //! Everything date-shaped that a user sees (version directory, `{ds}` in a path,
 //! `created_at`) is derived here from one [`ExecutionDate`] in the pipeline's zone.
 
-use chrono::{DateTime, NaiveDate, NaiveDateTime, SecondsFormat, TimeZone, Utc};
+use chrono::{
+    DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc,
+};
 use chrono_tz::Tz;
 
 use crate::error::{Error, Result};
@@ -43,16 +45,30 @@ impl ExecutionDate {
             }
         }
         if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            let midnight = date.and_hms_opt(0, 0, 0).unwrap_or_default();
-            // Midnight can fall into a DST gap in some zones; take the earliest valid instant.
-            if let Some(dt) = tz.from_local_datetime(&midnight).earliest() {
-                return Ok(Self(dt));
-            }
+            return Ok(Self::local(date.and_time(NaiveTime::MIN), tz));
         }
         Err(Error::Usage(format!(
             "cannot read --execution-date / DP_EXECUTION_DATE {input:?}: use 2025-11-19, \
              2025-11-19T00:00:00 (UTC) or 2025-11-19T00:00:00+09:00"
         )))
+    }
+
+    /// A wall-clock time in `tz` (a bare date's midnight, a backfill date at `--at`).
+    /// In a DST gap the clock time does not exist: the first instant after the gap is taken.
+    pub fn local(local: NaiveDateTime, tz: Tz) -> Self {
+        match tz.from_local_datetime(&local) {
+            LocalResult::Single(dt) => Self(dt),
+            // A repeated hour (DST end): the earlier of the two.
+            LocalResult::Ambiguous(earlier, _) => Self(earlier),
+            // Gaps are at most a few hours; walk forward to the first valid minute.
+            LocalResult::None => (1..=24 * 60)
+                .find_map(|m| {
+                    tz.from_local_datetime(&(local + chrono::Duration::minutes(m)))
+                        .earliest()
+                })
+                .map(Self)
+                .unwrap_or_else(|| Self(Utc.from_utc_datetime(&local).with_timezone(&tz))),
+        }
     }
 
     /// The current instant in `tz`: the execution date when none is given.
@@ -146,6 +162,19 @@ mod tests {
             matches!(d.render("a/{dt}.csv", "--raw"), Err(Error::Usage(m)) if m.contains("{dt}"))
         );
         assert!(matches!(d.render("a/{ds", "--raw"), Err(Error::Usage(_))));
+    }
+
+    #[test]
+    fn local_times_in_a_dst_gap_move_forward() {
+        let ny = parse_timezone("America/New_York").unwrap();
+        let gap = NaiveDate::from_ymd_opt(2025, 3, 9)
+            .unwrap()
+            .and_hms_opt(2, 30, 0)
+            .unwrap();
+        assert_eq!(
+            ExecutionDate::local(gap, ny).to_rfc3339(),
+            "2025-03-09T03:00:00-04:00"
+        );
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //!   `build_features`, `store_features`, `summarize_run`, over `context::RunContext`;
 //! - `scan` the single streaming pass (`csv_scan` -> `cell_batch` -> `number`);
 //! - `storage` the one storage trait with `local` and `s3` backends;
+//! - `backfill` many dates through the same run, `run_record` one JSON per run under
+//!   `_runs/`, `lease` one writer per version;
 //! - `dp_log` the `[DP]` line contract, `error` the exit-code contract.
 
+pub mod backfill;
 pub mod cell_batch;
 pub mod cli;
 pub mod compression;
@@ -18,11 +21,13 @@ pub mod dp_log;
 pub mod error;
 pub mod execution_date;
 pub mod interrupt;
+pub mod lease;
 pub mod number;
 pub mod pipeline;
 pub mod redact;
 pub mod run;
 pub mod run_id;
+pub mod run_record;
 pub mod scan;
 pub mod stages;
 pub mod storage;

@@ -17,6 +17,7 @@ fn main() -> ExitCode {
     };
     let code = match cli.command {
         Command::Run(args) => featurepipe::run::execute(args),
+        Command::Backfill(args) => featurepipe::backfill::execute(args),
     };
     ExitCode::from(code)
 }

@@ -1,48 +1,66 @@
 //! `featurepipe run`: resolves settings, opens storage, runs the four working stages in
-//! order over one [`RunContext`], then `summarize_run` whatever happened.
+//! order over one [`RunContext`], then `summarize_run` whatever happened. [`run_one`] is
+//! the same run for `backfill`, which calls it once per date.
 
 use std::sync::Arc;
 use std::time::Instant;
 
-use crate::cli::RunArgs;
-use crate::config;
-use crate::context::{RunContext, RunSettings};
+use crate::cli::{CommonArgs, RunArgs};
+use crate::config::{self, Rerun, When};
+use crate::context::{Report, RunContext, RunSettings};
 use crate::dp_log::{self, keys, DpLine, Status, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::DEFAULT_TIMEZONE;
 use crate::interrupt::Interrupt;
 use crate::pipeline::DEFAULT_PIPELINE;
 use crate::run_id::new_run_id;
-use crate::stages::summarize_run::{self, EarlyRun};
+use crate::stages::summarize_run::{self, EarlyRun, Outcome};
 use crate::stages::{build_features, extract_raw_data, store_features, validate_data};
 use crate::storage::local::LocalStore;
 use crate::storage::s3::{build_client, S3Store};
 use crate::storage::{ObjectStore, StorageUri};
 
-/// Runs one pipeline run and returns the process exit code.
+/// `featurepipe run`: one run, its result on stdout; returns the process exit code.
 pub fn execute(args: RunArgs) -> u8 {
     let run_id = new_run_id();
     let started = Instant::now();
     // Settings first, so log time stamps use the pipeline zone even when it comes from
     // the pipeline file; a bad zone is then reported by `configure`, in Seoul time.
-    let settings = config::resolve(&args);
+    let when = When::Flag(args.execution_date.as_deref());
+    let settings = config::resolve(&args.common, when, Rerun::IfIncomplete);
     let log_tz = match &settings {
         Ok(s) => s.timezone,
         Err(_) => DEFAULT_TIMEZONE,
     };
-    dp_log::init(args.log_format, log_tz);
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    dp_log::init(args.common.log_format, log_tz);
+    let runtime = match runtime() {
+        Ok(rt) => rt,
+        Err(code) => return code,
+    };
+    let request = RunRequest {
+        settings,
+        run_id,
+        started,
+        execution_date_hint: args.execution_date.clone(),
+        report: Report::Stdout,
+    };
+    runtime.block_on(async {
+        let interrupt = Interrupt::listen();
+        run_one(&args.common, request, interrupt).await.exit_code
+    })
+}
+
+/// The async runtime every command runs on: two workers, as the machine has two cores
+/// to spare for I/O beside the scanner and feature threads.
+pub fn runtime() -> std::result::Result<tokio::runtime::Runtime, u8> {
+    tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
         .build()
-    {
-        Ok(rt) => rt,
-        Err(e) => {
+        .map_err(|e| {
             eprintln!("featurepipe: error: cannot start the async runtime: {e}");
-            return crate::error::exit_code::INTERNAL;
-        }
-    };
-    runtime.block_on(run(args, settings, run_id, started))
+            crate::error::exit_code::INTERNAL
+        })
 }
 
 /// Flags clap rejected (unknown flag, bad value): still one `summarize_run` line, so the
@@ -66,33 +84,56 @@ pub fn reject_flags(err: clap::Error) -> u8 {
         .unwrap_or("invalid arguments")
         .trim_start_matches("error: ")
         .to_string();
+    let help = match std::env::args().nth(1).as_deref() {
+        Some(command @ ("run" | "backfill")) => format!("featurepipe {command} --help"),
+        _ => "featurepipe --help".to_string(),
+    };
     let pipeline = std::env::var("DP_PIPELINE_NAME").unwrap_or_else(|_| DEFAULT_PIPELINE.into());
     let run_id = new_run_id();
     let early = EarlyRun {
         pipeline: &pipeline,
         run_id: &run_id,
+        execution_date: std::env::var("DP_EXECUTION_DATE").ok(),
         duration_ms: 0,
+        report: Report::Stdout,
     };
-    summarize_run::early(
-        early,
-        Error::Usage(format!("{sentence} (see featurepipe run --help)")),
-    )
+    summarize_run::early(early, Error::Usage(format!("{sentence} (see {help})"))).exit_code
 }
 
-async fn run(args: RunArgs, settings: Result<RunSettings>, run_id: String, started: Instant) -> u8 {
-    let interrupt = Interrupt::listen();
+/// One run to do: its resolved settings (or why they could not be resolved).
+pub struct RunRequest {
+    pub settings: Result<RunSettings>,
+    pub run_id: String,
+    pub started: Instant,
+    /// The execution date as the user gave it, for the line of a run that fails to start.
+    pub execution_date_hint: Option<String>,
+    pub report: Report,
+}
+
+/// Runs one pipeline run: the four working stages in order, then `summarize_run`
+/// whatever happened. Never panics on bad input; the outcome carries the exit code.
+pub async fn run_one(common: &CommonArgs, request: RunRequest, interrupt: Interrupt) -> Outcome {
+    let RunRequest {
+        settings,
+        run_id,
+        started,
+        execution_date_hint,
+        report,
+    } = request;
     let opened = match settings {
-        Ok(settings) => open(settings, &args, &run_id, started, interrupt).await,
+        Ok(settings) => open(settings, common, &run_id, started, interrupt, report).await,
         Err(e) => Err(e),
     };
     let mut ctx = match opened {
         Ok(ctx) => ctx,
         Err(e) => {
-            let pipeline = config::pipeline_name_hint(&args);
+            let pipeline = config::pipeline_name_hint(common);
             let early = EarlyRun {
                 pipeline: &pipeline,
                 run_id: &run_id,
+                execution_date: execution_date_hint,
                 duration_ms: started.elapsed().as_millis() as u64,
+                report,
             };
             return summarize_run::early(early, e);
         }
@@ -145,20 +186,25 @@ async fn run(args: RunArgs, settings: Result<RunSettings>, run_id: String, start
             }
         }
     }
-    // Whatever stopped the run, nothing staged may linger (S3: abort the multipart upload).
+    // Whatever stopped the run, nothing staged may linger (S3: abort the multipart upload),
+    // and the version is free for the next run at once.
     if let Some(upload) = ctx.validated.as_mut().and_then(|v| v.feature.upload.take()) {
         upload.abort().await;
     }
-    summarize_run::run(&ctx, failure)
+    if let Some(lease) = ctx.lease.take() {
+        lease.release().await;
+    }
+    summarize_run::run(&ctx, failure).await
 }
 
 /// The `configure` step, second half: storage handles for the resolved settings.
 async fn open(
     settings: RunSettings,
-    args: &RunArgs,
+    args: &CommonArgs,
     run_id: &str,
     started: Instant,
     interrupt: Interrupt,
+    report: Report,
 ) -> Result<RunContext> {
     let mut s3_client = None;
     let (raw_dir, raw_key) = settings.raw.split_last();
@@ -174,6 +220,8 @@ async fn open(
         timings_ms: Vec::new(),
         interrupt,
         skip: None,
+        lease: None,
+        report,
         extracted: None,
         validated: None,
         built: None,
@@ -184,7 +232,7 @@ async fn open(
 /// Opens the store for a location; the S3 client is built once, only if needed.
 async fn open_store(
     uri: &StorageUri,
-    args: &RunArgs,
+    args: &CommonArgs,
     client: &mut Option<aws_sdk_s3::Client>,
 ) -> Result<Arc<dyn ObjectStore>> {
     match uri {
@@ -236,6 +284,6 @@ fn step_line(ctx: &RunContext, step: Step, status: Status) -> DpLine {
             Some(s) => s.log_fields(l),
             None => l.with(keys::FEATURE_PREFIX, ctx.version_uri()),
         },
-        Step::Configure | Step::SummarizeRun => l,
+        Step::Configure | Step::SummarizeRun | Step::BackfillSummary => l,
     }
 }

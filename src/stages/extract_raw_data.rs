@@ -1,11 +1,15 @@
-//! `extract_raw_data`: decides whether there is work, checks the raw object exists
-//! (HEAD), records its size / etag / last-modified and opens it as a stream.
+//! `extract_raw_data`: decides whether there is work (complete version? `--reprocess`?),
+//! takes the version's lease, checks the raw object exists (HEAD), records its size /
+//! etag / last-modified and opens it as a stream.
 
+use crate::config::Rerun;
 use crate::context::{RunContext, SkipReason};
-use crate::dp_log::{keys, DpLine};
+use crate::dp_log::{keys, DpLine, Status};
 use crate::error::{Error, Result};
-use crate::stages::layout;
-use crate::storage::{ChunkSource, ObjectMeta, StorageError, StorageUri};
+use crate::lease::{Acquired, Lease, LEASES_DIR};
+use crate::run_record;
+use crate::stages::{layout, store_features};
+use crate::storage::{join_key, ChunkSource, ObjectMeta, StorageError, StorageUri};
 
 /// The raw object, opened but not yet read.
 pub struct Extracted {
@@ -14,6 +18,8 @@ pub struct Extracted {
     pub source: Option<Box<dyn ChunkSource>>,
     /// The version already had `_SUCCESS` (a `--force` or dry run goes on anyway).
     pub version_was_complete: bool,
+    /// This run replaces a complete version (`--force`, `--reprocess`).
+    pub rewrite: bool,
 }
 
 impl Extracted {
@@ -33,14 +39,31 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         ));
     }
     // A complete version is never recomputed by accident: checked before any read.
-    let version_was_complete = ctx
-        .out_store
-        .head(&ctx.version_key(layout::SUCCESS))
-        .await?
-        .is_some();
-    if version_was_complete && !ctx.settings.force && !ctx.settings.dry_run {
+    let version_was_complete = is_complete(ctx).await?;
+    let rewrite = match ctx.settings.rerun {
+        Rerun::IfIncomplete => false,
+        Rerun::Always => true,
+        Rerun::IfFailed => {
+            if !last_run_failed(ctx, version_was_complete).await? {
+                ctx.skip = Some(SkipReason::NothingToReprocess);
+                return Ok(());
+            }
+            true
+        }
+    };
+    // Only a complete version can be rewritten; an incomplete one is simply written.
+    let rewrite = rewrite && version_was_complete;
+    if version_was_complete && !rewrite && !ctx.settings.dry_run {
+        heal_latest(ctx).await;
         ctx.skip = Some(SkipReason::VersionComplete);
         return Ok(());
+    }
+    // One writer per version: a second run of it stops here, before reading anything.
+    if !ctx.settings.dry_run {
+        if let Some(skip) = take_lease(ctx, rewrite).await? {
+            ctx.skip = Some(skip);
+            return Ok(());
+        }
     }
 
     let raw_uri = ctx.raw_store.uri(&ctx.raw_key);
@@ -66,8 +89,74 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         meta,
         source: Some(source),
         version_was_complete,
+        rewrite,
     });
     Ok(())
+}
+
+async fn is_complete(ctx: &RunContext) -> Result<bool> {
+    Ok(ctx
+        .out_store
+        .head(&ctx.version_key(layout::SUCCESS))
+        .await?
+        .is_some())
+}
+
+/// `--reprocess failed`: a complete version is redone only if its last real run failed
+/// (a `--force` that broke); an incomplete one if any run was tried (a record, or files
+/// left by a killed run). A date never tried is not "failed".
+async fn last_run_failed(ctx: &RunContext, complete: bool) -> Result<bool> {
+    let version = ctx.settings.version_id();
+    let store = ctx.out_store.as_ref();
+    let last = run_record::last_attempt(store, &version).await?;
+    Ok(if complete {
+        last.is_some_and(|r| r.status == Status::Failed.as_str())
+    } else {
+        last.is_some() || !store.list(&version).await?.is_empty()
+    })
+}
+
+/// Takes this version's lease. `Some(skip)` if the run has nothing left to do: another
+/// run completed the version meanwhile. A live holder that has not completed it yet is
+/// [`Error::Busy`] (exit 75: retry later).
+async fn take_lease(ctx: &mut RunContext, rewrite: bool) -> Result<Option<SkipReason>> {
+    let dir = join_key(LEASES_DIR, &ctx.settings.version_id());
+    let acquired = Lease::acquire(
+        ctx.out_store.clone(),
+        &dir,
+        &ctx.run_id,
+        ctx.settings.lease_ttl,
+    )
+    .await?;
+    match acquired {
+        Acquired::Held(lease) => {
+            ctx.lease = Some(lease);
+            // The previous holder may have completed the version just before letting go.
+            if !rewrite && is_complete(ctx).await? {
+                return Ok(Some(SkipReason::PublishedConcurrently));
+            }
+            Ok(None)
+        }
+        Acquired::Busy(holder) => {
+            if !rewrite && is_complete(ctx).await? {
+                return Ok(Some(SkipReason::PublishedConcurrently));
+            }
+            Err(Error::Busy(format!(
+                "{} is being written by {}; try again later (exit 75), or after it \
+                 finishes; a killed run's lease expires by itself (--lease-ttl)",
+                ctx.version_uri(),
+                holder.describe()
+            )))
+        }
+    }
+}
+
+/// A complete version that `_latest` does not reach yet (its run was killed between
+/// `_SUCCESS` and `_latest`) is caught up by the next run of it.
+async fn heal_latest(ctx: &RunContext) {
+    if let Err(e) = store_features::move_latest(ctx, false).await {
+        tracing::warn!("could not bring {} up to date: {e}", layout::LATEST);
+    }
 }
 
 fn missing_bucket(uri: &StorageUri, flag: &str) -> Error {

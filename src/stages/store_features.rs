@@ -5,6 +5,8 @@
 //! that waits for `_SUCCESS` therefore never sees a partial version; a failure at any
 //! point leaves no `_SUCCESS` and `_latest` unchanged.
 
+use std::time::Duration;
+
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
@@ -12,9 +14,10 @@ use crate::context::{RunContext, SkipReason};
 use crate::dp_log::{keys, DpLine};
 use crate::error::{Error, Result};
 use crate::execution_date::now_iso;
+use crate::lease::{Lease, LEASES_DIR};
 use crate::stages::build_features::{digest, timings_json, to_pretty_json, FileDigest};
 use crate::stages::layout;
-use crate::storage::{PutMode, StorageError};
+use crate::storage::{join_key, ObjectStore, PutMode, StorageError};
 
 /// What was (or, in a dry run, would be) written.
 pub struct Stored {
@@ -74,10 +77,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     let rows = validated.feature.rows;
     let feature_size = validated.feature.size_bytes;
     let upload = validated.feature.upload.take();
-    let version_was_complete = ctx
-        .extracted
-        .as_ref()
-        .is_some_and(|e| e.version_was_complete);
+    let rewrite = ctx.extracted.as_ref().is_some_and(|e| e.rewrite);
     let settings = &ctx.settings;
     let version = settings.version_id();
     let store = ctx.out_store.clone();
@@ -115,9 +115,16 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         return Ok(());
     };
 
+    // Still the version's only writer? (A run that outlived its lease stops here.)
+    // This stage now owns the staged upload: every early return must abort it.
+    if let Some(lease) = &ctx.lease {
+        if let Err(e) = lease.ensure_held().await {
+            upload.abort().await;
+            return Err(e);
+        }
+    }
     // Last look before touching anything: another run may have completed meanwhile.
-    // (This stage now owns the staged upload: every early return must abort it.)
-    if !settings.force {
+    if !rewrite {
         match store.head(&key(layout::SUCCESS)).await {
             Ok(None) => {}
             Ok(Some(_)) => {
@@ -138,7 +145,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     }
     // Rewriting a complete version: withdraw its completion mark first, so readers
     // never pair old and new files.
-    if version_was_complete {
+    if rewrite {
         if let Err(e) = store.delete(&key(layout::SUCCESS)).await {
             upload.abort().await;
             return Err(e.into());
@@ -162,7 +169,10 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     // Last safe point: without `_SUCCESS` the version stays incomplete, and the next run
     // rewrites it.
     ctx.interrupt.check()?;
-    let mode = if settings.force {
+    if let Some(lease) = &ctx.lease {
+        lease.ensure_held().await?;
+    }
+    let mode = if rewrite {
         PutMode::Overwrite
     } else {
         PutMode::Create
@@ -179,26 +189,53 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         Err(e) => return Err(e.into()),
     }
 
-    stored.latest_moved = move_latest(ctx, &stored.version_uri).await?;
+    stored.latest_moved = move_latest(ctx, true).await?;
     ctx.stored = Some(stored);
     Ok(())
 }
 
-/// Points `_latest` at this version unless it already points at a newer one
-/// (a backfill of an older date never moves it back).
-async fn move_latest(ctx: &RunContext, version_uri: &str) -> Result<bool> {
+/// How long a run waits for another run's `_latest` lease (held for two requests).
+const LATEST_PATIENCE: Duration = Duration::from_secs(60);
+
+/// Points `_latest` at this version unless it already points at a newer one (a backfill
+/// of an older date never moves it back); `refresh` also rewrites a pointer already at
+/// this version (a rewrite of it: the pointer names the new run). Read, compare and write
+/// happen under the `_latest` lease, so runs of different dates finishing together cannot
+/// move it backwards.
+pub async fn move_latest(ctx: &RunContext, refresh: bool) -> Result<bool> {
     let version = ctx.settings.version_id();
     let store = &ctx.out_store;
-    if let Some(bytes) = store.get_small(layout::LATEST).await? {
-        match serde_json::from_slice::<LatestPointer>(&bytes) {
-            Ok(current) if current.feature_version > version => return Ok(false),
-            Ok(_) => {}
-            Err(e) => tracing::warn!("replacing unreadable {}: {e}", store.uri(layout::LATEST)),
-        }
+    // Most skipped runs find nothing to do: no lease needed to see that.
+    if !latest_is_behind(store.as_ref(), &version, refresh).await? {
+        return Ok(false);
     }
+    let lease = Lease::acquire_waiting(
+        store.clone(),
+        &join_key(LEASES_DIR, layout::LATEST),
+        &ctx.run_id,
+        ctx.settings.lease_ttl,
+        LATEST_PATIENCE,
+    )
+    .await?;
+    let moved = write_latest(ctx, &lease, &version, refresh).await;
+    lease.release().await;
+    moved
+}
+
+async fn write_latest(
+    ctx: &RunContext,
+    lease: &Lease,
+    version: &str,
+    refresh: bool,
+) -> Result<bool> {
+    let store = &ctx.out_store;
+    if !latest_is_behind(store.as_ref(), version, refresh).await? {
+        return Ok(false);
+    }
+    lease.ensure_held().await?;
     let pointer = LatestPointer {
-        feature_version: version,
-        path: version_uri.to_string(),
+        feature_version: version.to_string(),
+        path: ctx.version_uri(),
         execution_date: ctx.settings.execution_date.to_rfc3339(),
         run_id: ctx.run_id.clone(),
         updated_at: now_iso(ctx.settings.timezone),
@@ -211,4 +248,20 @@ async fn move_latest(ctx: &RunContext, version_uri: &str) -> Result<bool> {
         )
         .await?;
     Ok(true)
+}
+
+/// Whether `_latest` is missing, unreadable, or older than `version` (or at it, with
+/// `or_at`).
+async fn latest_is_behind(store: &dyn ObjectStore, version: &str, or_at: bool) -> Result<bool> {
+    let Some(bytes) = store.get_small(layout::LATEST).await? else {
+        return Ok(true);
+    };
+    match serde_json::from_slice::<LatestPointer>(&bytes) {
+        Ok(current) => Ok(current.feature_version.as_str() < version
+            || (or_at && current.feature_version == version)),
+        Err(e) => {
+            tracing::warn!("replacing unreadable {}: {e}", store.uri(layout::LATEST));
+            Ok(true)
+        }
+    }
 }

@@ -2,12 +2,17 @@
 //! prints the machine-readable result on stdout, the one-sentence error on stderr, and
 //! decides the exit code.
 
+use serde::Serialize;
 use serde_json::json;
 
-use crate::context::{RunContext, SkipReason};
+use crate::config::Rerun;
+use crate::context::{Report, RunContext, SkipReason};
 use crate::dp_log::{keys, DpLine, Status, Step};
 use crate::error::{exit_code, Error};
+use crate::execution_date::now_iso;
 use crate::redact::redact;
+use crate::run_record::{airflow_context, RunRecord};
+use crate::stages::build_features::{timings_json, ToolInfo};
 
 /// How the stages ended: with an error in a step, or not.
 pub type Failure = Option<(Step, Error)>;
@@ -16,134 +21,224 @@ pub type Failure = Option<(Step, Error)>;
 pub struct EarlyRun<'a> {
     pub pipeline: &'a str,
     pub run_id: &'a str,
+    /// The execution date as given (it may be what failed to parse).
+    pub execution_date: Option<String>,
+    pub duration_ms: u64,
+    pub report: Report,
+}
+
+/// A run's result: the `summarize_run` line, the JSON on stdout, the run record and a
+/// backfill's table row all say exactly this.
+#[derive(Debug, Clone, Serialize)]
+pub struct Outcome {
+    pub status: Status,
+    pub exit_code: u8,
+    pub pipeline: String,
+    pub run_id: String,
+    pub execution_date: Option<String>,
+    pub feature_version: Option<String>,
+    pub feature_prefix: Option<String>,
+    pub raw_path: Option<String>,
+    pub rows: Option<u64>,
+    pub null_rate: Option<f64>,
+    pub valid: Option<bool>,
+    pub stored_rows: Option<u64>,
+    pub latest_moved: Option<bool>,
+    pub dry_run: bool,
+    pub reason: Option<SkipReason>,
+    pub failed_step: Option<&'static str>,
+    pub error_kind: Option<&'static str>,
+    pub error: Option<String>,
     pub duration_ms: u64,
 }
 
-/// The summary values, from a full context or from an early failure.
-#[derive(Default)]
-struct Summary {
-    pipeline: String,
-    run_id: String,
-    execution_date: Option<String>,
-    raw_path: Option<String>,
-    feature_prefix: Option<String>,
-    feature_version: Option<String>,
-    rows: Option<u64>,
-    null_rate: Option<f64>,
-    valid: Option<bool>,
-    stored_rows: Option<u64>,
-    latest_moved: Option<bool>,
-    dry_run: bool,
-    duration_ms: u64,
+impl Outcome {
+    fn new(pipeline: &str, run_id: &str, failure: &Failure, skip: Option<SkipReason>) -> Self {
+        let (status, exit_code) = match (failure, skip) {
+            (Some((_, e)), _) => (Status::Failed, e.exit_code()),
+            (None, Some(SkipReason::RawMissing)) => {
+                (Status::Skipped, exit_code::SKIPPED_ON_PURPOSE)
+            }
+            (None, Some(_)) => (Status::Skipped, exit_code::SUCCESS),
+            (None, None) => (Status::Success, exit_code::SUCCESS),
+        };
+        Outcome {
+            status,
+            exit_code,
+            pipeline: pipeline.to_string(),
+            run_id: run_id.to_string(),
+            execution_date: None,
+            feature_version: None,
+            feature_prefix: None,
+            raw_path: None,
+            rows: None,
+            null_rate: None,
+            valid: None,
+            stored_rows: None,
+            latest_moved: None,
+            dry_run: false,
+            reason: skip,
+            failed_step: failure.as_ref().map(|(step, _)| step.as_str()),
+            error_kind: failure.as_ref().map(|(_, e)| e.kind()),
+            error: failure.as_ref().map(|(_, e)| redact(&e.to_string())),
+            duration_ms: 0,
+        }
+    }
 }
 
-/// Summarizes a run whose context exists; returns the exit code.
-pub fn run(ctx: &RunContext, failure: Failure) -> u8 {
+/// Summarizes a run whose context exists: writes its run record (not in dry runs), logs
+/// the line, reports, and returns the outcome (its `exit_code` is the process's).
+pub async fn run(ctx: &RunContext, failure: Failure) -> Outcome {
     let v = ctx.validated.as_ref();
-    let summary = Summary {
-        pipeline: ctx.settings.pipeline.clone(),
-        run_id: ctx.run_id.clone(),
-        execution_date: Some(ctx.settings.execution_date.to_rfc3339()),
-        raw_path: Some(ctx.raw_store.uri(&ctx.raw_key)),
-        feature_prefix: Some(ctx.version_uri()),
-        feature_version: Some(ctx.settings.version_id()),
-        rows: v.map(|v| v.stats.rows),
-        null_rate: v.map(|v| v.stats.null_rate()),
-        valid: v.map(|v| v.valid()),
-        stored_rows: ctx.stored.as_ref().filter(|s| !s.dry_run).map(|s| s.rows),
-        latest_moved: ctx.stored.as_ref().map(|s| s.latest_moved),
-        dry_run: ctx.settings.dry_run,
-        duration_ms: ctx.started.elapsed().as_millis() as u64,
+    let settings = &ctx.settings;
+    let mut outcome = Outcome::new(&settings.pipeline, &ctx.run_id, &failure, ctx.skip);
+    outcome.execution_date = Some(settings.execution_date.to_rfc3339());
+    outcome.feature_version = Some(settings.version_id());
+    outcome.feature_prefix = Some(ctx.version_uri());
+    outcome.raw_path = Some(ctx.raw_store.uri(&ctx.raw_key));
+    outcome.rows = v.map(|v| v.stats.rows);
+    outcome.null_rate = v.map(|v| v.stats.null_rate());
+    outcome.valid = v.map(|v| v.valid());
+    outcome.stored_rows = ctx.stored.as_ref().filter(|s| !s.dry_run).map(|s| s.rows);
+    outcome.latest_moved = ctx.stored.as_ref().map(|s| s.latest_moved);
+    outcome.dry_run = settings.dry_run;
+    outcome.duration_ms = ctx.started.elapsed().as_millis() as u64;
+
+    let record_key = if settings.dry_run {
+        None
+    } else {
+        write_record(ctx, &outcome).await
     };
     // stdout carries exactly one document: a completed dry run's plan, else the result.
-    let plan_printed = ctx.settings.dry_run && failure.is_none() && ctx.skip.is_none();
+    let plan_printed =
+        ctx.report == Report::Stdout && settings.dry_run && failure.is_none() && ctx.skip.is_none();
     if plan_printed {
         print_dry_run_plan(ctx);
     }
-    finish(&summary, failure, ctx.skip, plan_printed)
+    let record_uri = record_key.map(|k| ctx.out_store.uri(&k));
+    finish(&outcome, record_uri, ctx.report, plan_printed);
+    outcome
 }
 
 /// Summarizes a run that failed while resolving its settings (step `configure`).
-pub fn early(run: EarlyRun<'_>, error: Error) -> u8 {
-    let summary = Summary {
-        pipeline: run.pipeline.to_string(),
-        run_id: run.run_id.to_string(),
-        duration_ms: run.duration_ms,
-        ..Summary::default()
-    };
-    finish(&summary, Some((Step::Configure, error)), None, false)
+pub fn early(run: EarlyRun<'_>, error: Error) -> Outcome {
+    let failure = Some((Step::Configure, error));
+    let mut outcome = Outcome::new(run.pipeline, run.run_id, &failure, None);
+    outcome.execution_date = run.execution_date;
+    outcome.duration_ms = run.duration_ms;
+    finish(&outcome, None, run.report, false);
+    outcome
 }
 
-fn finish(s: &Summary, failure: Failure, skip: Option<SkipReason>, plan_printed: bool) -> u8 {
-    let (status, code) = match (&failure, skip) {
-        (Some((_, e)), _) => (Status::Failed, e.exit_code()),
-        (None, Some(SkipReason::RawMissing)) => (Status::Skipped, exit_code::SKIPPED_ON_PURPOSE),
-        (None, Some(_)) => (Status::Skipped, exit_code::SUCCESS),
-        (None, None) => (Status::Success, exit_code::SUCCESS),
+/// `_runs/<version>/<run_id>.json`; a failure to write it is logged, never fatal (the
+/// run's own result stands, and the version never depends on it).
+async fn write_record(ctx: &RunContext, outcome: &Outcome) -> Option<String> {
+    let stats = ctx.validated.as_ref().map(|v| &v.stats);
+    let started_at = chrono::Utc::now()
+        - chrono::Duration::milliseconds(outcome.duration_ms.min(i64::MAX as u64) as i64);
+    let record = RunRecord {
+        outcome,
+        started_at: started_at
+            .with_timezone(&ctx.settings.timezone)
+            .to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+        finished_at: now_iso(ctx.settings.timezone),
+        timings_ms: timings_json(&ctx.timings_ms),
+        null_count: stats.map(|s| s.null_count),
+        total_cells: stats.map(|s| s.total_cells),
+        tool: ToolInfo::current(),
+        host: crate::lease::host_name(),
+        pid: std::process::id(),
+        airflow: airflow_context(),
     };
-    let error = failure.as_ref().map(|(_, e)| redact(&e.to_string()));
-    let mut line = DpLine::new(&s.pipeline, Step::SummarizeRun, status, &s.run_id)
-        .with(keys::EXECUTION_DATE, s.execution_date.clone())
-        .with(keys::RAW_PATH, s.raw_path.clone())
-        .with(keys::FEATURE_PREFIX, s.feature_prefix.clone())
-        .with(keys::FEATURE_VERSION, s.feature_version.clone())
-        .with(keys::ROWS, s.rows)
-        .rate(keys::NULL_RATE, s.null_rate)
-        .with(keys::VALID, s.valid)
-        .with(keys::STORED_ROWS, s.stored_rows)
-        .with(keys::DRY_RUN, s.dry_run)
-        .with(keys::DURATION_MS, s.duration_ms)
-        .with(keys::EXIT_CODE, i32::from(code));
-    if let Some(reason) = skip {
+    match record.write(ctx.out_store.as_ref()).await {
+        Ok(key) => Some(key),
+        Err(e) => {
+            tracing::warn!("could not write the run record: {e}");
+            None
+        }
+    }
+}
+
+fn finish(o: &Outcome, record_uri: Option<String>, report: Report, plan_printed: bool) {
+    let mut line = DpLine::new(&o.pipeline, Step::SummarizeRun, o.status, &o.run_id)
+        .with(keys::EXECUTION_DATE, o.execution_date.clone())
+        .with(keys::RAW_PATH, o.raw_path.clone())
+        .with(keys::FEATURE_PREFIX, o.feature_prefix.clone())
+        .with(keys::FEATURE_VERSION, o.feature_version.clone())
+        .with(keys::ROWS, o.rows)
+        .rate(keys::NULL_RATE, o.null_rate)
+        .with(keys::VALID, o.valid)
+        .with(keys::STORED_ROWS, o.stored_rows)
+        .with(keys::DRY_RUN, o.dry_run)
+        .with(keys::DURATION_MS, o.duration_ms)
+        .with(keys::EXIT_CODE, i32::from(o.exit_code));
+    if let Some(reason) = o.reason {
         line = line.with(keys::REASON, reason.as_str());
     }
-    if let Some((step, e)) = &failure {
+    if let (Some(step), Some(kind)) = (o.failed_step, o.error_kind) {
         line = line
-            .with(keys::FAILED_STEP, step.as_str())
-            .with(keys::ERROR_KIND, e.kind())
-            .with(keys::ERROR, error.clone());
+            .with(keys::FAILED_STEP, step)
+            .with(keys::ERROR_KIND, kind)
+            .with(keys::ERROR, o.error.clone());
+    }
+    if let Some(uri) = record_uri {
+        line = line.with(keys::RUN_RECORD, uri);
     }
     line.emit();
 
-    let result = json!({
-        "status": status.as_str(),
-        "exit_code": code,
-        "pipeline": s.pipeline,
-        "run_id": s.run_id,
-        "execution_date": s.execution_date,
-        "feature_version": s.feature_version,
-        "feature_prefix": s.feature_prefix,
-        "rows": s.rows,
-        "null_rate": s.null_rate,
-        "valid": s.valid,
-        "stored_rows": s.stored_rows,
-        "latest_moved": s.latest_moved,
-        "dry_run": s.dry_run,
-        "reason": skip.map(SkipReason::as_str),
-        "failed_step": failure.as_ref().map(|(step, _)| step.as_str()),
-        "error": error,
-        "duration_ms": s.duration_ms,
-    });
-    if !plan_printed {
-        println!("{result}");
+    if report == Report::Stdout && !plan_printed {
+        println!("{}", result_json(o));
     }
-    match (&error, skip) {
-        (Some(msg), _) => eprintln!("featurepipe: error: {msg}"),
+    let version = o.feature_prefix.as_deref().unwrap_or("the version");
+    // Inside a backfill many runs share stderr: each sentence names its version.
+    let me = match (report, &o.feature_version) {
+        (Report::Quiet, Some(v)) => format!("featurepipe: {v}"),
+        (Report::Quiet, None) => format!(
+            "featurepipe: {}",
+            o.execution_date.as_deref().unwrap_or("?")
+        ),
+        (Report::Stdout, _) => "featurepipe".to_string(),
+    };
+    match (&o.error, o.reason) {
+        (Some(msg), _) => eprintln!("{me}: error: {msg}"),
         (None, Some(SkipReason::RawMissing)) => eprintln!(
-            "featurepipe: skipped: raw input {} does not exist (--skip-if-missing)",
-            s.raw_path.as_deref().unwrap_or("?")
+            "{me}: skipped: raw input {} does not exist (--skip-if-missing)",
+            o.raw_path.as_deref().unwrap_or("?")
         ),
         (None, Some(SkipReason::VersionComplete)) => eprintln!(
-            "featurepipe: {} is already complete; nothing to do (use --force to rewrite it)",
-            s.feature_prefix.as_deref().unwrap_or("the version")
+            "{me}: {version} is already complete; nothing to do (use --force to rewrite it)"
         ),
         (None, Some(SkipReason::PublishedConcurrently)) => eprintln!(
-            "featurepipe: another run published {} while this one was working; kept its result",
-            s.feature_prefix.as_deref().unwrap_or("the version")
+            "{me}: another run published {version} while this one was working; kept its result"
         ),
+        (None, Some(SkipReason::NothingToReprocess)) => {
+            eprintln!("{me}: {version} is complete or was never run; nothing to reprocess")
+        }
         (None, None) => {}
     }
-    code
+}
+
+/// The one-line JSON result of `featurepipe run` on stdout.
+fn result_json(o: &Outcome) -> serde_json::Value {
+    json!({
+        "status": o.status.as_str(),
+        "exit_code": o.exit_code,
+        "pipeline": o.pipeline,
+        "run_id": o.run_id,
+        "execution_date": o.execution_date,
+        "feature_version": o.feature_version,
+        "feature_prefix": o.feature_prefix,
+        "rows": o.rows,
+        "null_rate": o.null_rate,
+        "valid": o.valid,
+        "stored_rows": o.stored_rows,
+        "latest_moved": o.latest_moved,
+        "dry_run": o.dry_run,
+        "reason": o.reason.map(SkipReason::as_str),
+        "failed_step": o.failed_step,
+        "error": o.error,
+        "duration_ms": o.duration_ms,
+    })
 }
 
 /// `--dry-run`: what would be written, on stdout, as pretty JSON.
@@ -160,7 +255,7 @@ fn print_dry_run_plan(ctx: &RunContext) {
         .and_then(|b| serde_json::from_slice(&b.schema_json).ok())
         .unwrap_or_default();
     let action = match ctx.extracted.as_ref().map(|e| e.version_was_complete) {
-        Some(true) if ctx.settings.force => "rewrite (--force)",
+        Some(true) if ctx.settings.rerun == Rerun::Always => "rewrite (--force)",
         Some(true) => "skip (version already complete)",
         _ => "publish",
     };

@@ -72,14 +72,14 @@ pub type StorageResult<T> = std::result::Result<T, StorageError>;
 
 /// A byte stream read from storage, pulled chunk by chunk.
 #[async_trait]
-pub trait ChunkSource: Send {
+pub trait ChunkSource: Send + Sync {
     /// The next chunk, or `None` at the end.
     async fn next_chunk(&mut self) -> StorageResult<Option<Bytes>>;
 }
 
 /// A large object written as a stream; invisible to readers until committed.
 #[async_trait]
-pub trait Upload: Send {
+pub trait Upload: Send + Sync {
     /// Appends bytes. Backends may send parts concurrently in the background.
     async fn write(&mut self, data: Bytes) -> StorageResult<()>;
     /// Makes the object visible, whole, under its key.
