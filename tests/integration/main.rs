@@ -4,7 +4,9 @@
 
 mod support;
 
+mod backfill;
 mod compressed;
+mod concurrency;
 mod conformance;
 mod data_values;
 mod exit_codes;

@@ -1,59 +1,9 @@
 //! SIGTERM / SIGINT (Airflow killing a task, Ctrl-C) stop a run cleanly: exit 143 / 130,
 //! one failed summary with error_kind=interrupted, nothing published, nothing staged left.
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
-use crate::support::{Bucket, S3Server, Sandbox};
-
-/// Runs `cmd`, sends `signal` once the streaming pass has started, and returns the exit
-/// code and everything the run printed on stderr.
-fn interrupt_mid_pass(mut cmd: Command, signal: &str) -> (i32, String) {
-    let mut child = cmd
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let (tx, rx) = mpsc::channel::<String>();
-    let reader = std::thread::spawn(move || {
-        let mut all = String::new();
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = tx.send(line.clone());
-            all.push_str(&line);
-            all.push('\n');
-        }
-        all
-    });
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let line = rx
-            .recv_timeout(deadline.saturating_duration_since(Instant::now()))
-            .expect("the run never started its pass");
-        if line.contains("step=validate_data status=started") {
-            break;
-        }
-    }
-    std::thread::sleep(Duration::from_millis(300));
-    let killed = Command::new("kill")
-        .args([&format!("-{signal}"), &child.id().to_string()])
-        .status()
-        .unwrap();
-    assert!(killed.success());
-    let status = loop {
-        if let Some(status) = child.try_wait().unwrap() {
-            break status;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "the run did not stop after {signal}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    };
-    (status.code().unwrap_or(-1), reader.join().unwrap())
-}
+use crate::support::{big_csv, signal_mid_pass, Bucket, S3Server, Sandbox};
 
 fn summary(stderr: &str) -> std::collections::BTreeMap<String, String> {
     let lines: Vec<_> = stderr
@@ -72,22 +22,12 @@ fn summary(stderr: &str) -> std::collections::BTreeMap<String, String> {
 fn sigterm_mid_pass_stops_cleanly_with_143_on_local_disk() {
     let sb = Sandbox::new();
     // ~120 MB: still streaming well after the signal, even in a debug build.
-    let mut block = Vec::with_capacity(1 << 20);
-    let mut i = 0u64;
-    while block.len() < (1 << 20) {
-        block.extend_from_slice(format!("{i},{i}.5,KR\n").as_bytes());
-        i += 1;
-    }
-    let mut raw = b"user_id,amount,country\n".to_vec();
-    for _ in 0..120 {
-        raw.extend_from_slice(&block);
-    }
-    let path = sb.write("raw.csv", &raw);
+    let path = sb.write("raw.csv", &big_csv(120));
     let mut cmd = sb.std_cmd();
     cmd.arg("--raw")
         .arg(&path)
         .args(["--features", "out", "--execution-date", "2025-11-19"]);
-    let (code, stderr) = interrupt_mid_pass(cmd, "TERM");
+    let (code, stderr) = signal_mid_pass(cmd, "TERM");
     assert_eq!(code, 143, "{stderr}");
     let s = summary(&stderr);
     assert_eq!(s["status"], "failed");
@@ -104,6 +44,15 @@ fn sigterm_mid_pass_stops_cleanly_with_143_on_local_disk() {
         "version folder left behind"
     );
     assert!(!sb.path("out/_latest").exists());
+
+    // The next run is not blocked (the lease was released) and completes the version.
+    let mut again = sb.cmd();
+    again
+        .arg("--raw")
+        .arg(&path)
+        .args(["--features", "out", "--execution-date", "2025-11-19"]);
+    crate::support::run(again).assert_code(0);
+    assert!(sb.path("out/v_20251119T000000/_SUCCESS").exists());
 }
 
 #[test]
@@ -129,7 +78,7 @@ fn sigint_during_a_stalled_download_stops_cleanly_with_130_on_s3() {
             "2025-11-19",
         ]);
     let t = Instant::now();
-    let (code, stderr) = interrupt_mid_pass(cmd, "INT");
+    let (code, stderr) = signal_mid_pass(cmd, "INT");
     assert_eq!(code, 130, "{stderr}");
     // Stopped at once, not after the SDK's 5 s stall detection and its retries.
     assert!(

@@ -3,8 +3,10 @@
 #![allow(dead_code)]
 
 pub mod s3_server;
+pub mod target;
 
 use std::collections::BTreeMap;
+use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::Duration;
@@ -13,6 +15,7 @@ use assert_cmd::Command;
 use featurepipe::storage::s3::{build_client, ChecksumMode, S3Options, S3Store};
 use featurepipe::storage::ObjectStore;
 pub use s3_server::S3Server;
+pub use target::Target;
 
 /// The bundled fixtures folder.
 pub fn fixture(rel: &str) -> PathBuf {
@@ -57,13 +60,23 @@ impl Sandbox {
 
     /// `featurepipe run` in this folder, with a clean environment.
     pub fn cmd(&self) -> Command {
-        let mut cmd = Command::from_std(self.std_cmd());
+        self.cmd_for("run")
+    }
+
+    /// `featurepipe <sub>` in this folder, with a clean environment.
+    pub fn cmd_for(&self, sub: &str) -> Command {
+        let mut cmd = Command::from_std(self.std_cmd_for(sub));
         cmd.timeout(Duration::from_secs(120));
         cmd
     }
 
     /// The same as a plain `std::process::Command`, for tests that signal a live run.
     pub fn std_cmd(&self) -> std::process::Command {
+        self.std_cmd_for("run")
+    }
+
+    /// `featurepipe <sub>` as a plain `std::process::Command`.
+    pub fn std_cmd_for(&self, sub: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("featurepipe"));
         for (k, _) in std::env::vars() {
             if k.starts_with("DP_") || k.starts_with("AWS_") || k == "RUST_LOG" {
@@ -77,13 +90,18 @@ impl Sandbox {
                 "/nonexistent/featurepipe-test",
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .arg("run");
+            .arg(sub);
         cmd
     }
 
     /// `featurepipe run` talking to `server` (credentials, endpoint, fast retries).
     pub fn s3_cmd(&self, server: &S3Server) -> Command {
-        let mut cmd = self.cmd();
+        self.s3_cmd_for(server, "run")
+    }
+
+    /// `featurepipe <sub>` talking to `server`.
+    pub fn s3_cmd_for(&self, server: &S3Server, sub: &str) -> Command {
+        let mut cmd = self.cmd_for(sub);
         cmd.env("AWS_ACCESS_KEY_ID", &server.access_key)
             .env("AWS_SECRET_ACCESS_KEY", &server.secret_key)
             .env("DP_S3_INITIAL_BACKOFF", "0.05")
@@ -265,6 +283,15 @@ impl Bucket {
     pub fn exists(&self, key: &str) -> bool {
         self.rt.block_on(self.store.head(key)).unwrap().is_some()
     }
+
+    /// Every key below the folder `dir`, sorted.
+    pub fn list(&self, dir: &str) -> Vec<String> {
+        self.rt.block_on(self.store.list(dir)).unwrap()
+    }
+
+    pub fn delete(&self, key: &str) {
+        self.rt.block_on(self.store.delete(key)).unwrap()
+    }
 }
 
 /// The product's S3 store on `bucket` of `server`, with test-friendly timeouts.
@@ -325,4 +352,69 @@ pub fn csv_lines(body: &[u8]) -> Vec<String> {
         .split("\r\n")
         .map(str::to_string)
         .collect()
+}
+
+/// Runs `cmd`, sends `signal` once the streaming pass has started, and returns the exit
+/// code and everything the run printed on stderr.
+pub fn signal_mid_pass(mut cmd: std::process::Command, signal: &str) -> (i32, String) {
+    let mut child = cmd
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel::<String>();
+    let reader = std::thread::spawn(move || {
+        let mut all = String::new();
+        for line in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            let _ = tx.send(line.clone());
+            all.push_str(&line);
+            all.push('\n');
+        }
+        all
+    });
+    let deadline = std::time::Instant::now() + Duration::from_secs(60);
+    loop {
+        let line = rx
+            .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            .expect("the run never started its pass");
+        if line.contains("step=validate_data status=started") {
+            break;
+        }
+    }
+    std::thread::sleep(Duration::from_millis(300));
+    let killed = std::process::Command::new("kill")
+        .args([&format!("-{signal}"), &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = loop {
+        if let Some(status) = child.try_wait().unwrap() {
+            break status;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the run did not stop after {signal}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    (status.code().unwrap_or(-1), reader.join().unwrap())
+}
+
+/// A valid raw CSV of about `mb` MiB (user_id, amount, country), quick to generate.
+pub fn big_csv(mb: usize) -> Vec<u8> {
+    let mut block = Vec::with_capacity(1 << 20);
+    let mut i = 0u64;
+    while block.len() < (1 << 20) {
+        block.extend_from_slice(format!("{i},{i}.5,KR\n").as_bytes());
+        i += 1;
+    }
+    let mut raw = b"user_id,amount,country\n".to_vec();
+    for _ in 0..mb {
+        raw.extend_from_slice(&block);
+    }
+    raw
 }

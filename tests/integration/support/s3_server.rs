@@ -122,6 +122,7 @@ impl S3Server {
         let fs = FastGetFs {
             inner: fs,
             root: root.path().canonicalize()?,
+            writes: tokio::sync::RwLock::new(()),
         };
         let service = {
             let mut builder = S3ServiceBuilder::new(fs);
@@ -240,9 +241,16 @@ impl Drop for S3Server {
 /// ranges, checksums, errors) and only swaps the GetObject body for a stream of 1 MiB reads of
 /// the same file (the same inode s3s-fs opened, checked before and after; if anything changed,
 /// the original body is kept).
+///
+/// It also makes writes atomic as S3's are, which s3s-fs's are not: s3s-fs checks
+/// `If-None-Match: *` and then writes (two racing creates can both succeed), and stores an
+/// object's checksum after renaming its data into place (a read in between fails its
+/// checksum). Writes that replace whole objects therefore hold `writes` exclusively, and
+/// reads hold it shared while s3s-fs opens the file and loads its metadata.
 struct FastGetFs {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
+    writes: tokio::sync::RwLock<()>,
 }
 
 /// Device and inode of a file, to tell whether two opens saw the same file.
@@ -353,7 +361,31 @@ macro_rules! delegate_to_s3s_fs {
             )*
 
             async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+                let _read = self.writes.read().await;
                 self.fast_get_object(req).await
+            }
+
+            async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+                let _read = self.writes.read().await;
+                self.inner.head_object(req).await
+            }
+
+            async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+                let _write = self.writes.write().await;
+                self.inner.put_object(req).await
+            }
+
+            async fn complete_multipart_upload(
+                &self,
+                req: S3Request<CompleteMultipartUploadInput>,
+            ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                let _write = self.writes.write().await;
+                self.inner.complete_multipart_upload(req).await
+            }
+
+            async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+                let _write = self.writes.write().await;
+                self.inner.delete_object(req).await
             }
         }
     };
@@ -361,21 +393,17 @@ macro_rules! delegate_to_s3s_fs {
 
 delegate_to_s3s_fs! {
     abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
-    complete_multipart_upload: CompleteMultipartUploadInput => CompleteMultipartUploadOutput,
     copy_object: CopyObjectInput => CopyObjectOutput,
     create_bucket: CreateBucketInput => CreateBucketOutput,
     create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
-    delete_object: DeleteObjectInput => DeleteObjectOutput,
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
-    head_object: HeadObjectInput => HeadObjectOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,
     list_objects: ListObjectsInput => ListObjectsOutput,
     list_objects_v2: ListObjectsV2Input => ListObjectsV2Output,
     list_parts: ListPartsInput => ListPartsOutput,
-    put_object: PutObjectInput => PutObjectOutput,
     upload_part: UploadPartInput => UploadPartOutput,
     upload_part_copy: UploadPartCopyInput => UploadPartCopyOutput,
 }
