@@ -47,6 +47,16 @@ pub enum Command {
     /// Run the pipeline for many past dates, one run per date, and print a table.
     #[command(after_help = BACKFILL_AFTER_HELP)]
     Backfill(BackfillArgs),
+    /// Check a pipeline file and print the pipeline it describes (exit 2 names the line).
+    CheckConfig(CheckConfigArgs),
+}
+
+/// `featurepipe check-config FILE`.
+#[derive(Debug, Clone, Args)]
+pub struct CheckConfigArgs {
+    /// The pipeline file (TOML), as given to --config
+    #[arg(value_name = "FILE")]
+    pub file: PathBuf,
 }
 
 /// `featurepipe backfill`: which dates, how, and how to report.
@@ -170,7 +180,8 @@ pub struct CommonArgs {
     #[arg(long, env = "DP_TIMEZONE", value_name = "TZ")]
     pub timezone: Option<String>,
 
-    /// Pipeline file (TOML) with name, timezone, source path and output prefix
+    /// Pipeline file (TOML): name, timezone, [source] path, [output] prefix, [[rules]]
+    /// (check one with: featurepipe check-config FILE)
     #[arg(long, env = "DP_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 

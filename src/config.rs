@@ -2,15 +2,16 @@
 //! [`RunSettings`]. Precedence: flag > environment (clap merges those two) > pipeline
 //! file > built-in default. Every error names the flag, variable or file line to fix.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
+use toml::Spanned;
 
 use crate::cli::CommonArgs;
 use crate::context::RunSettings;
 use crate::error::{Error, Result};
 use crate::execution_date::{parse_timezone, ExecutionDate, DEFAULT_TIMEZONE};
-use crate::pipeline::{PipelineSpec, DEFAULT_PIPELINE};
+use crate::pipeline::{Check, PipelineSpec, Rule, Severity, DEFAULT_PIPELINE};
 use crate::storage::StorageUri;
 
 /// Built-in raw input: the bundled fixture, so a fresh checkout runs with no setup.
@@ -26,6 +27,59 @@ pub struct PipelineFile {
     pub timezone: Option<String>,
     pub source: Option<SourceSection>,
     pub output: Option<OutputSection>,
+    /// Replaces the built-in rules when present (an empty list means no rules).
+    pub rules: Option<Vec<Spanned<RuleEntry>>>,
+}
+
+/// One `[[rules]]` entry: `rule = "<kind>"` plus that kind's keys.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
+pub enum RuleEntry {
+    MinRows {
+        value: u64,
+        #[serde(default)]
+        severity: Severity,
+    },
+    MaxRows {
+        value: u64,
+        #[serde(default)]
+        severity: Severity,
+    },
+    MaxNullRate {
+        value: f64,
+        #[serde(default)]
+        severity: Severity,
+    },
+    RequiredColumns {
+        columns: Vec<String>,
+        #[serde(default)]
+        severity: Severity,
+    },
+}
+
+impl RuleEntry {
+    /// The checked rule, or why the entry makes no sense.
+    fn to_rule(&self) -> std::result::Result<Rule, String> {
+        let (check, severity) = match self {
+            RuleEntry::MinRows { value, severity } => (Check::MinRows(*value), *severity),
+            RuleEntry::MaxRows { value, severity } => (Check::MaxRows(*value), *severity),
+            RuleEntry::MaxNullRate { value, severity } => {
+                if !(0.0..=1.0).contains(value) {
+                    return Err(format!(
+                        "max_null_rate value {value} must be between 0 and 1"
+                    ));
+                }
+                (Check::MaxNullRate(*value), *severity)
+            }
+            RuleEntry::RequiredColumns { columns, severity } => {
+                if columns.is_empty() || columns.iter().any(|c| c.is_empty()) {
+                    return Err("required_columns needs a non-empty list of column names".into());
+                }
+                (Check::RequiredColumns(columns.clone()), *severity)
+            }
+        };
+        Ok(Rule { check, severity })
+    }
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -40,25 +94,131 @@ pub struct OutputSection {
     pub prefix: Option<String>,
 }
 
-/// Reads a pipeline file; errors name the file and the TOML line.
-pub fn load_pipeline_file(path: &Path) -> Result<PipelineFile> {
+/// A pipeline file, parsed and checked.
+pub struct LoadedFile {
+    pub path: PathBuf,
+    pub file: PipelineFile,
+    /// The file's `[[rules]]` (or the built-in ones) over the built-in features.
+    pub spec: PipelineSpec,
+}
+
+/// Reads and checks a pipeline file (`--config`, `check-config`); every error names the
+/// file and, where it can, the TOML line.
+pub fn load(path: &Path) -> Result<LoadedFile> {
     let text = std::fs::read_to_string(path).map_err(|e| {
         Error::Usage(format!(
             "cannot read pipeline file {} (--config / DP_CONFIG): {e}",
             path.display()
         ))
     })?;
-    toml::from_str(&text).map_err(|e| {
-        let line = e
-            .span()
-            .map(|span| text[..span.start.min(text.len())].matches('\n').count() + 1);
-        let at = line.map(|l| format!(", line {l}")).unwrap_or_default();
+    let at = |offset: usize, message: &str| {
+        let line = text[..offset.min(text.len())].matches('\n').count() + 1;
         Error::Usage(format!(
-            "pipeline file {}{at}: {}",
+            "pipeline file {}, line {line}: {}",
+            path.display(),
+            message.trim_end()
+        ))
+    };
+    let file: PipelineFile = toml::from_str(&text).map_err(|e| match e.span() {
+        Some(span) => at(span.start, e.message()),
+        None => Error::Usage(format!(
+            "pipeline file {}: {}",
             path.display(),
             e.message().trim_end()
-        ))
+        )),
+    })?;
+    let mut spec = PipelineSpec::seed();
+    if let Some(entries) = &file.rules {
+        spec.rules = entries
+            .iter()
+            .map(|entry| {
+                entry
+                    .get_ref()
+                    .to_rule()
+                    .map_err(|message| at(entry.span().start, &message))
+            })
+            .collect::<Result<_>>()?;
+        let min = spec.rules.iter().find_map(|r| match r.check {
+            Check::MinRows(n) => Some(n),
+            _ => None,
+        });
+        let max = spec.rules.iter().find_map(|r| match r.check {
+            Check::MaxRows(n) => Some(n),
+            _ => None,
+        });
+        if let (Some(min), Some(max)) = (min, max) {
+            if min > max {
+                return Err(Error::Usage(format!(
+                    "pipeline file {}: min_rows {min} is more than max_rows {max}: no data can pass",
+                    path.display()
+                )));
+            }
+        }
+    }
+    Ok(LoadedFile {
+        path: path.to_path_buf(),
+        file,
+        spec,
     })
+}
+
+/// `featurepipe check-config`: the pipeline a file describes, over the built-in defaults
+/// (flags and `DP_*` variables would still override it at run time), checked the way a
+/// run checks it: name, time zone, path templates and URIs, rules.
+pub fn describe(loaded: &LoadedFile) -> Result<serde_json::Value> {
+    let file = &loaded.file;
+    let name = file.name.clone().unwrap_or_else(|| DEFAULT_PIPELINE.into());
+    validate_pipeline_name(&name)?;
+    let tz_name = file
+        .timezone
+        .clone()
+        .unwrap_or_else(|| DEFAULT_TIMEZONE.name().into());
+    let timezone = parse_timezone(&tz_name)?;
+    let raw = file
+        .source
+        .as_ref()
+        .and_then(|s| s.path.clone())
+        .unwrap_or_else(|| DEFAULT_RAW.into());
+    let prefix = file
+        .output
+        .as_ref()
+        .and_then(|o| o.prefix.clone())
+        .unwrap_or_else(|| DEFAULT_FEATURES.into());
+    // Templates are checked by rendering them for today.
+    let today = ExecutionDate::now(timezone);
+    for (template, what) in [(&raw, "[source] path"), (&prefix, "[output] prefix")] {
+        StorageUri::parse(&today.render(template, what)?, what)?;
+    }
+    let rules: Vec<_> = loaded
+        .spec
+        .rules
+        .iter()
+        .map(|r| {
+            let threshold = match &r.check {
+                Check::MinRows(n) | Check::MaxRows(n) => serde_json::json!(n),
+                Check::MaxNullRate(x) => serde_json::json!(x),
+                Check::RequiredColumns(c) => serde_json::json!(c),
+            };
+            serde_json::json!({
+                "rule": r.check.name(),
+                "threshold": threshold,
+                "severity": r.severity.as_str(),
+            })
+        })
+        .collect();
+    Ok(serde_json::json!({
+        "file": loaded.path.display().to_string(),
+        "name": name,
+        "timezone": tz_name,
+        "source": { "path": raw },
+        "output": { "prefix": prefix },
+        "rules": rules,
+        "features": [{
+            "name": "row_sum",
+            "kind": "row_sum",
+            "columns": loaded.spec.row_sum_columns,
+        }],
+    }))
 }
 
 /// The pipeline name as best known before full resolution (for early failure lines).
@@ -90,9 +250,12 @@ pub enum Rerun {
 
 /// Turns raw flags into validated settings.
 pub fn resolve(args: &CommonArgs, when: When<'_>, rerun: Rerun) -> Result<RunSettings> {
-    let file = match &args.config {
-        Some(path) => load_pipeline_file(path)?,
-        None => PipelineFile::default(),
+    let (file, spec) = match &args.config {
+        Some(path) => {
+            let loaded = load(path)?;
+            (loaded.file, loaded.spec)
+        }
+        None => (PipelineFile::default(), PipelineSpec::seed()),
     };
     let pipeline = args
         .pipeline
@@ -157,7 +320,7 @@ pub fn resolve(args: &CommonArgs, when: When<'_>, rerun: Rerun) -> Result<RunSet
         rerun: if args.force { Rerun::Always } else { rerun },
         skip_if_missing: args.skip_if_missing,
         lease_ttl: args.lease_ttl,
-        spec: PipelineSpec::seed(),
+        spec,
     })
 }
 

@@ -37,6 +37,12 @@ pub mod keys {
     pub const LONG_ROWS: &str = "long_rows";
     pub const VALID: &str = "valid";
     pub const FAILED_RULES: &str = "failed_rules";
+    pub const WARNINGS: &str = "warnings";
+    // one `step=validate_data` line per failed rule
+    pub const RULE: &str = "rule";
+    pub const SEVERITY: &str = "severity";
+    pub const THRESHOLD: &str = "threshold";
+    pub const OBSERVED: &str = "observed";
     pub const FEATURE_ROWS: &str = "feature_rows";
     pub const COLUMNS: &str = "columns";
     pub const STORED_ROWS: &str = "stored_rows";

@@ -12,6 +12,7 @@
 
 pub mod backfill;
 pub mod cell_batch;
+pub mod check_config;
 pub mod cli;
 pub mod compression;
 pub mod config;

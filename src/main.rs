@@ -18,6 +18,7 @@ fn main() -> ExitCode {
     let code = match cli.command {
         Command::Run(args) => featurepipe::run::execute(args),
         Command::Backfill(args) => featurepipe::backfill::execute(args),
+        Command::CheckConfig(args) => featurepipe::check_config::execute(args),
     };
     ExitCode::from(code)
 }

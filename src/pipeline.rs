@@ -1,5 +1,7 @@
-//! What a pipeline checks and computes. Today this is the seed's built-in default,
-//! `daily_user_events`; pipeline files (issue 4) will fill the same struct.
+//! What a pipeline checks and computes: the seed's built-in default, `daily_user_events`,
+//! or what a pipeline file's `[[rules]]` declare (`config` turns the TOML into this).
+
+use serde::Serialize;
 
 /// The name of the built-in default pipeline.
 pub const DEFAULT_PIPELINE: &str = "daily_user_events";
@@ -9,14 +11,63 @@ pub const DEFAULT_PIPELINE: &str = "daily_user_events";
 pub struct PipelineSpec {
     /// Columns summed into `row_sum`, in the order they are added (the seed's order).
     pub row_sum_columns: Vec<String>,
-    /// Fewer data rows than this is invalid (the seed: `rows == 0` is invalid).
-    pub min_rows: u64,
-    /// A null rate above this is invalid (the seed: `null_rate > 0.5`).
-    pub max_null_rate: f64,
+    /// Checked after the one streaming pass, in this order.
+    pub rules: Vec<Rule>,
+}
+
+/// One table rule and what its failure means.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rule {
+    pub check: Check,
+    pub severity: Severity,
+}
+
+/// What a rule checks, over the whole table.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Check {
+    /// At least this many data rows.
+    MinRows(u64),
+    /// At most this many data rows.
+    MaxRows(u64),
+    /// Empty cells / all cells at most this.
+    MaxNullRate(f64),
+    /// The header names all of these columns.
+    RequiredColumns(Vec<String>),
+}
+
+impl Check {
+    /// The rule's name in `metadata.json` (`validation[].name`) and `failed_rules=`.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Check::MinRows(_) => "min_rows",
+            Check::MaxRows(_) => "max_rows",
+            Check::MaxNullRate(_) => "max_null_rate",
+            Check::RequiredColumns(_) => "required_columns",
+        }
+    }
+}
+
+/// `error` fails the run (exit 3); `warn` is recorded and counted, the run goes on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    #[default]
+    Error,
+    Warn,
+}
+
+impl Severity {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Severity::Error => "error",
+            Severity::Warn => "warn",
+        }
+    }
 }
 
 impl PipelineSpec {
-    /// The seed's semantics (DESIGN.md section 2).
+    /// The seed's semantics (DESIGN.md section 2): `rows == 0` and `null_rate > 0.5` are
+    /// invalid.
     pub fn seed() -> Self {
         PipelineSpec {
             row_sum_columns: [
@@ -28,8 +79,16 @@ impl PipelineSpec {
             ]
             .map(String::from)
             .to_vec(),
-            min_rows: 1,
-            max_null_rate: 0.5,
+            rules: vec![
+                Rule {
+                    check: Check::MinRows(1),
+                    severity: Severity::Error,
+                },
+                Rule {
+                    check: Check::MaxNullRate(0.5),
+                    severity: Severity::Error,
+                },
+            ],
         }
     }
 }

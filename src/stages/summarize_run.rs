@@ -42,6 +42,8 @@ pub struct Outcome {
     pub rows: Option<u64>,
     pub null_rate: Option<f64>,
     pub valid: Option<bool>,
+    /// Failed `warn` rules (they do not fail the run).
+    pub warnings: Option<u64>,
     pub stored_rows: Option<u64>,
     pub latest_moved: Option<bool>,
     pub dry_run: bool,
@@ -74,6 +76,7 @@ impl Outcome {
             rows: None,
             null_rate: None,
             valid: None,
+            warnings: None,
             stored_rows: None,
             latest_moved: None,
             dry_run: false,
@@ -99,6 +102,7 @@ pub async fn run(ctx: &RunContext, failure: Failure) -> Outcome {
     outcome.rows = v.map(|v| v.stats.rows);
     outcome.null_rate = v.map(|v| v.stats.null_rate());
     outcome.valid = v.map(|v| v.valid());
+    outcome.warnings = v.map(|v| v.warnings());
     outcome.stored_rows = ctx.stored.as_ref().filter(|s| !s.dry_run).map(|s| s.rows);
     outcome.latest_moved = ctx.stored.as_ref().map(|s| s.latest_moved);
     outcome.dry_run = settings.dry_run;
@@ -168,6 +172,7 @@ fn finish(o: &Outcome, record_uri: Option<String>, report: Report, plan_printed:
         .with(keys::ROWS, o.rows)
         .rate(keys::NULL_RATE, o.null_rate)
         .with(keys::VALID, o.valid)
+        .with(keys::WARNINGS, o.warnings)
         .with(keys::STORED_ROWS, o.stored_rows)
         .with(keys::DRY_RUN, o.dry_run)
         .with(keys::DURATION_MS, o.duration_ms)
@@ -231,6 +236,7 @@ fn result_json(o: &Outcome) -> serde_json::Value {
         "rows": o.rows,
         "null_rate": o.null_rate,
         "valid": o.valid,
+        "warnings": o.warnings,
         "stored_rows": o.stored_rows,
         "latest_moved": o.latest_moved,
         "dry_run": o.dry_run,

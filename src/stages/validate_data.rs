@@ -8,8 +8,9 @@ use crate::compression::Compression;
 use crate::context::RunContext;
 use crate::csv_scan::{Record, ScanStats};
 use crate::dp_log::{keys, DpLine};
+use crate::dp_log::{Status, Step};
 use crate::error::{Error, Result};
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::{Check, PipelineSpec, Rule, Severity};
 use crate::scan::{scan_raw, FeatureFile};
 use crate::stages::layout;
 
@@ -59,25 +60,48 @@ pub struct RuleResult {
     pub threshold: serde_json::Value,
     pub observed: serde_json::Value,
     pub passed: bool,
+    pub severity: Severity,
 }
 
-/// The seed's two rules: at least `min_rows` rows; null rate at most `max_null_rate`.
+impl RuleResult {
+    /// A failed `error` rule: the run must not publish.
+    pub fn blocks(&self) -> bool {
+        !self.passed && self.severity == Severity::Error
+    }
+}
+
+/// Every rule of the pipeline over the pass's counts, in the pipeline's order.
 pub fn evaluate(stats: &RawStats, spec: &PipelineSpec) -> Vec<RuleResult> {
-    let null_rate = stats.null_rate();
-    vec![
-        RuleResult {
-            name: "min_rows",
-            threshold: spec.min_rows.into(),
-            observed: stats.rows.into(),
-            passed: stats.rows >= spec.min_rows,
-        },
-        RuleResult {
-            name: "max_null_rate",
-            threshold: spec.max_null_rate.into(),
-            observed: null_rate.into(),
-            passed: null_rate <= spec.max_null_rate,
-        },
-    ]
+    spec.rules.iter().map(|rule| check(stats, rule)).collect()
+}
+
+fn check(stats: &RawStats, rule: &Rule) -> RuleResult {
+    let (threshold, observed, passed): (serde_json::Value, serde_json::Value, bool) = match &rule
+        .check
+    {
+        Check::MinRows(min) => ((*min).into(), stats.rows.into(), stats.rows >= *min),
+        Check::MaxRows(max) => ((*max).into(), stats.rows.into(), stats.rows <= *max),
+        Check::MaxNullRate(max) => {
+            let rate = stats.null_rate();
+            ((*max).into(), rate.into(), rate <= *max)
+        }
+        Check::RequiredColumns(required) => {
+            let header = stats.header.as_deref().unwrap_or_default();
+            let missing: Vec<&String> = required.iter().filter(|c| !header.contains(c)).collect();
+            (
+                serde_json::json!(required),
+                serde_json::json!({ "missing": missing }),
+                missing.is_empty(),
+            )
+        }
+    };
+    RuleResult {
+        name: rule.check.name(),
+        threshold,
+        observed,
+        passed,
+        severity: rule.severity,
+    }
 }
 
 /// What validation found; `feature` is the staged feature file from the same pass.
@@ -91,8 +115,17 @@ pub struct Validated {
 }
 
 impl Validated {
+    /// No `error` rule failed (failed `warn` rules do not make data invalid).
     pub fn valid(&self) -> bool {
-        self.rules.iter().all(|r| r.passed)
+        !self.rules.iter().any(RuleResult::blocks)
+    }
+
+    /// How many `warn` rules failed.
+    pub fn warnings(&self) -> u64 {
+        self.rules
+            .iter()
+            .filter(|r| !r.passed && r.severity == Severity::Warn)
+            .count() as u64
     }
 
     pub fn log_fields(&self, line: DpLine) -> DpLine {
@@ -104,6 +137,7 @@ impl Validated {
             .with(keys::SHORT_ROWS, self.stats.short_rows)
             .with(keys::LONG_ROWS, self.stats.long_rows)
             .with(keys::VALID, self.valid())
+            .with(keys::WARNINGS, self.warnings())
             .with(
                 keys::FAILED_RULES,
                 self.failed_rules()
@@ -148,8 +182,12 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         rules,
         feature: outcome.feature,
     };
+    for r in validated.failed_rules() {
+        rule_line(ctx, r);
+    }
     let failed: Vec<String> = validated
         .failed_rules()
+        .filter(|r| r.blocks())
         .map(|r| {
             format!(
                 "{} (observed {}, threshold {})",
@@ -169,4 +207,29 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         "{}; nothing was published",
         failed.join(", ")
     )))
+}
+
+/// One `[DP] step=validate_data` line per failed rule, so Grafana can count them by name.
+fn rule_line(ctx: &RunContext, r: &RuleResult) {
+    let status = if r.blocks() {
+        Status::Failed
+    } else {
+        Status::Success
+    };
+    DpLine::new(
+        &ctx.settings.pipeline,
+        Step::ValidateData,
+        status,
+        &ctx.run_id,
+    )
+    .with(
+        keys::EXECUTION_DATE,
+        ctx.settings.execution_date.to_rfc3339(),
+    )
+    .with(keys::FEATURE_VERSION, ctx.settings.version_id())
+    .with(keys::RULE, r.name)
+    .with(keys::SEVERITY, r.severity.as_str())
+    .with(keys::THRESHOLD, r.threshold.to_string())
+    .with(keys::OBSERVED, r.observed.to_string())
+    .emit();
 }

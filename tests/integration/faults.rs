@@ -154,7 +154,9 @@ fn secrets_stay_out_of_a_successful_run() {
 enum Fault {
     /// Every connection goes silent (and stays open).
     StallEvery,
-    /// Only the first connection is closed mid-response; later ones pass everything.
+    /// The first connection to reach the budget is closed mid-response; the others (and
+    /// every later one) pass everything. (Which connection carries the big GET depends
+    /// on the client's pool, so the cut goes to whichever gets there first.)
     CutFirst,
 }
 
@@ -168,18 +170,13 @@ fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> 
     listener.set_nonblocking(true).unwrap();
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let mut first = true;
+        let cut_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         while Instant::now() < deadline {
             let Ok((client, _)) = listener.accept() else {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             };
-            let budget = if first || fault == Fault::StallEvery {
-                budget
-            } else {
-                usize::MAX
-            };
-            first = false;
+            let cut_done = cut_done.clone();
             client.set_nonblocking(false).unwrap();
             let server = std::net::TcpStream::connect(upstream).unwrap();
             let (mut c_read, mut s_write) =
@@ -189,9 +186,20 @@ fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> 
             });
             let (mut s_read, mut c_write) = (server, client);
             std::thread::spawn(move || {
+                use std::sync::atomic::Ordering;
                 let mut sent = 0;
                 let mut buf = [0u8; 16 * 1024];
+                let mut budget = budget;
+                let mut chosen = false;
                 while let Ok(n) = s_read.read(&mut buf) {
+                    // CutFirst: only one connection ever gets cut.
+                    if fault == Fault::CutFirst && !chosen && sent + n >= budget {
+                        if cut_done.swap(true, Ordering::SeqCst) {
+                            budget = usize::MAX;
+                        } else {
+                            chosen = true;
+                        }
+                    }
                     if n == 0 || sent >= budget {
                         break;
                     }

@@ -221,13 +221,18 @@ fn the_pipeline_files_time_zone_applies_to_log_time_stamps() {
 fn invalid_data_names_the_failed_rules() {
     let out = run_with(&fixture("invalid/high_null_rate.csv"), &[]);
     out.assert_code(3);
-    let validate: std::collections::BTreeMap<_, _> = out
+    let lines: Vec<std::collections::BTreeMap<_, _>> = out
         .dp_lines()
         .into_iter()
-        .find(|l| l[1].1 == "validate_data" && l[2].1 == "failed")
-        .unwrap()
-        .into_iter()
+        .filter(|l| l[1].1 == "validate_data" && l[2].1 == "failed")
+        .map(|l| l.into_iter().collect())
         .collect();
+    // One line per failed rule, then the step's end line.
+    assert_eq!(lines.len(), 2, "{}", out.stderr);
+    assert_eq!(lines[0]["rule"], "max_null_rate");
+    assert_eq!(lines[0]["severity"], "error");
+    assert_eq!(lines[0]["observed"], "0.68");
+    let validate = &lines[1];
     assert_eq!(validate["failed_rules"], "max_null_rate");
     assert_eq!(validate["valid"], "false");
 }

@@ -1,0 +1,165 @@
+//! Pipeline files (`--config`) with `[[rules]]`, and `featurepipe check-config`: the shipped
+//! default equals the built-in one, severities, and errors that name the TOML line.
+
+use crate::support::{fixture, run, Output, Sandbox};
+
+fn check_config(sb: &Sandbox, toml: &str) -> Output {
+    let path = sb.write("pipeline.toml", toml.as_bytes());
+    let mut cmd = sb.cmd_for("check-config");
+    cmd.arg(path);
+    run(cmd)
+}
+
+fn run_with(sb: &Sandbox, features: &str, extra: &[&str]) -> Output {
+    let mut cmd = sb.cmd();
+    cmd.arg("--raw")
+        .arg(fixture("user_events_20251119.csv"))
+        .args(["--features", features, "--execution-date", "2025-11-19"])
+        .args(extra);
+    run(cmd)
+}
+
+#[test]
+fn the_shipped_default_pipeline_file_gives_the_built_in_outputs() {
+    let sb = Sandbox::new();
+    let file = fixture("pipelines/daily_user_events.toml");
+    run_with(&sb, "builtin", &[]).assert_code(0);
+    run_with(&sb, "fromfile", &["--config", file.to_str().unwrap()]).assert_code(0);
+    let read = |rel: &str| std::fs::read(sb.path(rel)).unwrap();
+    assert_eq!(
+        read("builtin/v_20251119T000000/feature.csv"),
+        read("fromfile/v_20251119T000000/feature.csv")
+    );
+    let json = |rel: &str| -> serde_json::Value { serde_json::from_slice(&read(rel)).unwrap() };
+    let (a, b) = (
+        json("builtin/v_20251119T000000/metadata.json"),
+        json("fromfile/v_20251119T000000/metadata.json"),
+    );
+    for key in [
+        "rows_raw",
+        "rows_feature",
+        "raw_null_rate",
+        "raw_valid",
+        "validation",
+    ] {
+        assert_eq!(a[key], b[key], "{key} differs");
+    }
+    assert_eq!(a["outputs"]["feature.csv"], b["outputs"]["feature.csv"]);
+    assert_eq!(
+        json("builtin/v_20251119T000000/schema.json")["columns"],
+        json("fromfile/v_20251119T000000/schema.json")["columns"]
+    );
+
+    // check-config prints what the file resolves to.
+    let mut cmd = sb.cmd_for("check-config");
+    cmd.arg(&file);
+    let out = run(cmd);
+    out.assert_code(0);
+    let described: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+    assert_eq!(described["name"], "daily_user_events");
+    assert_eq!(described["rules"][0]["rule"], "min_rows");
+    assert_eq!(described["rules"][1]["threshold"], 0.5);
+    assert_eq!(described["features"][0]["name"], "row_sum");
+}
+
+#[test]
+fn a_failed_warn_rule_is_recorded_and_counted_but_the_run_publishes() {
+    let sb = Sandbox::new();
+    let config = sb.write(
+        "strict.toml",
+        br#"
+[[rules]]
+rule = "max_rows"
+value = 10
+severity = "warn"
+
+[[rules]]
+rule = "required_columns"
+columns = ["user_id", "amount"]
+"#,
+    );
+    let out = run_with(&sb, "out", &["--config", config.to_str().unwrap()]);
+    out.assert_code(0);
+    let s = out.summary();
+    assert_eq!(s["warnings"], "1");
+    assert_eq!(s["valid"], "true");
+    // One validate_data line names the failed rule.
+    let rule_lines: Vec<_> = out
+        .dp_lines()
+        .into_iter()
+        .filter(|l| l.iter().any(|(k, v)| k == "rule" && v == "max_rows"))
+        .collect();
+    assert_eq!(rule_lines.len(), 1, "{}", out.stderr);
+    assert!(rule_lines[0]
+        .iter()
+        .any(|(k, v)| k == "severity" && v == "warn"));
+    let meta: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(sb.path("out/v_20251119T000000/metadata.json")).unwrap(),
+    )
+    .unwrap();
+    let v = meta["validation"].as_array().unwrap();
+    assert_eq!(v.len(), 2);
+    assert_eq!(v[0]["name"], "max_rows");
+    assert_eq!(v[0]["passed"], false);
+    assert_eq!(v[0]["severity"], "warn");
+    assert_eq!(v[0]["observed"], 300);
+    assert_eq!(v[1]["passed"], true);
+    assert!(sb.path("out/v_20251119T000000/_SUCCESS").exists());
+}
+
+#[test]
+fn a_failed_error_rule_exits_3_and_publishes_nothing() {
+    let sb = Sandbox::new();
+    let config = sb.write(
+        "strict.toml",
+        br#"
+[[rules]]
+rule = "required_columns"
+columns = ["user_id", "country_code"]
+"#,
+    );
+    let out = run_with(&sb, "out", &["--config", config.to_str().unwrap()]);
+    out.assert_code(3);
+    assert!(
+        out.error_line().contains("required_columns"),
+        "{}",
+        out.stderr
+    );
+    assert!(out.error_line().contains("country_code"), "{}", out.stderr);
+    assert!(!sb.path("out/v_20251119T000000/_SUCCESS").exists());
+}
+
+#[test]
+fn check_config_errors_name_the_toml_line() {
+    for (toml, needle) in [
+        ("name = \"x\"\ncolour = \"red\"\n", "line 2"),
+        ("name = \"x\"\n\n[[rules]]\nrule = \"min_rowz\"\nvalue = 1\n", "min_rowz"),
+        (
+            "name = \"x\"\n\n[[rules]]\nrule = \"max_null_rate\"\nvalue = 1.5\n",
+            "line 3",
+        ),
+        (
+            "[[rules]]\nrule = \"min_rows\"\nvalue = \"ten\"\n",
+            "invalid type",
+        ),
+        ("[[rules]]\nrule = \"min_rows\"\nvalue = 1\nsevrity = \"warn\"\n", "sevrity"),
+        ("[[rules]]\nrule = \"min_rows\"\nvalue = 1\nseverity = \"fatal\"\n", "fatal"),
+        ("[[rules]]\nrule = \"required_columns\"\ncolumns = []\n", "non-empty"),
+        (
+            "[[rules]]\nrule = \"min_rows\"\nvalue = 10\n[[rules]]\nrule = \"max_rows\"\nvalue = 5\n",
+            "no data can pass",
+        ),
+        ("timezone = \"Mars/Base\"\n", "Mars/Base"),
+        ("[source]\npath = \"raw/{dt}.csv\"\n", "{dt}"),
+    ] {
+        let sb = Sandbox::new();
+        let out = check_config(&sb, toml);
+        out.assert_code(2);
+        assert!(
+            out.error_line().contains(needle),
+            "{toml:?}: want {needle:?} in {:?}",
+            out.error_line()
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
