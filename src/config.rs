@@ -55,6 +55,17 @@ pub enum RuleEntry {
         #[serde(default)]
         severity: Severity,
     },
+    RowsVsHistory {
+        versions: usize,
+        max_change: f64,
+        #[serde(default)]
+        severity: Severity,
+    },
+    NullRateChange {
+        max_change: f64,
+        #[serde(default)]
+        severity: Severity,
+    },
 }
 
 impl RuleEntry {
@@ -76,6 +87,45 @@ impl RuleEntry {
                     return Err("required_columns needs a non-empty list of column names".into());
                 }
                 (Check::RequiredColumns(columns.clone()), *severity)
+            }
+            RuleEntry::RowsVsHistory {
+                versions,
+                max_change,
+                severity,
+            } => {
+                if !(1..=366).contains(versions) {
+                    return Err(format!(
+                        "rows_vs_history versions {versions} must be between 1 and 366"
+                    ));
+                }
+                if !(*max_change >= 0.0 && max_change.is_finite()) {
+                    return Err(format!(
+                        "rows_vs_history max_change {max_change} must be a fraction of at least 0 (0.2 = 20%)"
+                    ));
+                }
+                (
+                    Check::RowsVsHistory {
+                        versions: *versions,
+                        max_change: *max_change,
+                    },
+                    *severity,
+                )
+            }
+            RuleEntry::NullRateChange {
+                max_change,
+                severity,
+            } => {
+                if !(0.0..=1.0).contains(max_change) {
+                    return Err(format!(
+                        "null_rate_change max_change {max_change} must be between 0 and 1"
+                    ));
+                }
+                (
+                    Check::NullRateChange {
+                        max_change: *max_change,
+                    },
+                    *severity,
+                )
             }
         };
         Ok(Rule { check, severity })
@@ -194,14 +244,9 @@ pub fn describe(loaded: &LoadedFile) -> Result<serde_json::Value> {
         .rules
         .iter()
         .map(|r| {
-            let threshold = match &r.check {
-                Check::MinRows(n) | Check::MaxRows(n) => serde_json::json!(n),
-                Check::MaxNullRate(x) => serde_json::json!(x),
-                Check::RequiredColumns(c) => serde_json::json!(c),
-            };
             serde_json::json!({
                 "rule": r.check.name(),
-                "threshold": threshold,
+                "threshold": r.check.threshold(),
                 "severity": r.severity.as_str(),
             })
         })

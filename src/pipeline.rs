@@ -33,9 +33,28 @@ pub enum Check {
     MaxNullRate(f64),
     /// The header names all of these columns.
     RequiredColumns(Vec<String>),
+    /// Rows within `max_change` (a fraction) of the mean of the last `versions` complete
+    /// versions; passes while there is no history yet.
+    RowsVsHistory { versions: usize, max_change: f64 },
+    /// Null rate within `max_change` (absolute) of the previous complete version's.
+    NullRateChange { max_change: f64 },
 }
 
 impl Check {
+    /// The rule's threshold as written to `metadata.json` and printed by `check-config`.
+    pub fn threshold(&self) -> serde_json::Value {
+        match self {
+            Check::MinRows(n) | Check::MaxRows(n) => (*n).into(),
+            Check::MaxNullRate(x) => (*x).into(),
+            Check::RequiredColumns(columns) => serde_json::json!(columns),
+            Check::RowsVsHistory {
+                versions,
+                max_change,
+            } => serde_json::json!({ "versions": versions, "max_change": max_change }),
+            Check::NullRateChange { max_change } => serde_json::json!({ "max_change": max_change }),
+        }
+    }
+
     /// The rule's name in `metadata.json` (`validation[].name`) and `failed_rules=`.
     pub fn name(&self) -> &'static str {
         match self {
@@ -43,6 +62,8 @@ impl Check {
             Check::MaxRows(_) => "max_rows",
             Check::MaxNullRate(_) => "max_null_rate",
             Check::RequiredColumns(_) => "required_columns",
+            Check::RowsVsHistory { .. } => "rows_vs_history",
+            Check::NullRateChange { .. } => "null_rate_change",
         }
     }
 }
@@ -54,6 +75,31 @@ pub enum Severity {
     #[default]
     Error,
     Warn,
+}
+
+impl PipelineSpec {
+    /// Whether any rule compares with earlier versions.
+    pub fn has_history_rules(&self) -> bool {
+        self.rules.iter().any(|r| {
+            matches!(
+                r.check,
+                Check::RowsVsHistory { .. } | Check::NullRateChange { .. }
+            )
+        })
+    }
+
+    /// How many earlier versions the rules need (at least 1: drift is always recorded).
+    pub fn history_needed(&self) -> usize {
+        self.rules
+            .iter()
+            .map(|r| match r.check {
+                Check::RowsVsHistory { versions, .. } => versions,
+                _ => 1,
+            })
+            .max()
+            .unwrap_or(1)
+            .max(1)
+    }
 }
 
 impl Severity {

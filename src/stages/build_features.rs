@@ -12,6 +12,7 @@ use crate::csv_scan::Record;
 use crate::dp_log::{keys, DpLine, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::now_iso;
+use crate::history::Drift;
 use crate::number::{parse_cell, write_python_float};
 use crate::pipeline::PipelineSpec;
 use crate::stages::layout;
@@ -133,6 +134,8 @@ pub struct Metadata {
     pub source: SourceInfo,
     pub outputs: BTreeMap<&'static str, FileDigest>,
     pub validation: Vec<RuleResult>,
+    /// Row count and null rate against the previous complete version.
+    pub drift: Drift,
     /// Steps finished before `metadata.json` was written (so not `store_features`).
     pub timings_ms: serde_json::Map<String, serde_json::Value>,
     pub tool: ToolInfo,
@@ -267,6 +270,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         },
         outputs,
         validation: validated.rules.clone(),
+        drift: validated.drift.clone(),
         timings_ms: serde_json::Map::new(),
         tool: ToolInfo::current(),
     };

@@ -10,6 +10,7 @@ use crate::csv_scan::{Record, ScanStats};
 use crate::dp_log::{keys, DpLine};
 use crate::dp_log::{Status, Step};
 use crate::error::{Error, Result};
+use crate::history::{self, Drift, PastVersion};
 use crate::pipeline::{Check, PipelineSpec, Rule, Severity};
 use crate::scan::{scan_raw, FeatureFile};
 use crate::stages::layout;
@@ -70,34 +71,80 @@ impl RuleResult {
     }
 }
 
-/// Every rule of the pipeline over the pass's counts, in the pipeline's order.
-pub fn evaluate(stats: &RawStats, spec: &PipelineSpec) -> Vec<RuleResult> {
-    spec.rules.iter().map(|rule| check(stats, rule)).collect()
+/// Every rule of the pipeline over the pass's counts and the earlier complete versions
+/// (`history`, newest first), in the pipeline's order.
+pub fn evaluate(stats: &RawStats, spec: &PipelineSpec, history: &[PastVersion]) -> Vec<RuleResult> {
+    spec.rules
+        .iter()
+        .map(|rule| check(stats, rule, history))
+        .collect()
 }
 
-fn check(stats: &RawStats, rule: &Rule) -> RuleResult {
-    let (threshold, observed, passed): (serde_json::Value, serde_json::Value, bool) = match &rule
-        .check
-    {
-        Check::MinRows(min) => ((*min).into(), stats.rows.into(), stats.rows >= *min),
-        Check::MaxRows(max) => ((*max).into(), stats.rows.into(), stats.rows <= *max),
+fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
+    use serde_json::json;
+    let (observed, passed): (serde_json::Value, bool) = match &rule.check {
+        Check::MinRows(min) => (stats.rows.into(), stats.rows >= *min),
+        Check::MaxRows(max) => (stats.rows.into(), stats.rows <= *max),
         Check::MaxNullRate(max) => {
             let rate = stats.null_rate();
-            ((*max).into(), rate.into(), rate <= *max)
+            (rate.into(), rate <= *max)
         }
         Check::RequiredColumns(required) => {
             let header = stats.header.as_deref().unwrap_or_default();
             let missing: Vec<&String> = required.iter().filter(|c| !header.contains(c)).collect();
-            (
-                serde_json::json!(required),
-                serde_json::json!({ "missing": missing }),
-                missing.is_empty(),
-            )
+            (json!({ "missing": missing }), missing.is_empty())
         }
+        Check::RowsVsHistory {
+            versions,
+            max_change,
+        } => {
+            let past = &history[..history.len().min(*versions)];
+            if past.is_empty() {
+                (json!({ "rows": stats.rows, "history": 0 }), true)
+            } else {
+                let mean = past.iter().map(|p| p.rows as f64).sum::<f64>() / past.len() as f64;
+                let change = if mean == 0.0 {
+                    if stats.rows == 0 {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    }
+                } else {
+                    (stats.rows as f64 - mean).abs() / mean
+                };
+                (
+                    json!({
+                        "rows": stats.rows,
+                        "history": past.len(),
+                        "mean": mean,
+                        "change": if change.is_finite() { json!(change) } else { json!(null) },
+                    }),
+                    change <= *max_change,
+                )
+            }
+        }
+        Check::NullRateChange { max_change } => match history.first() {
+            None => (
+                json!({ "null_rate": stats.null_rate(), "previous": null }),
+                true,
+            ),
+            Some(previous) => {
+                let change = (stats.null_rate() - previous.null_rate).abs();
+                (
+                    json!({
+                        "null_rate": stats.null_rate(),
+                        "previous": previous.null_rate,
+                        "previous_version": previous.feature_version,
+                        "change": change,
+                    }),
+                    change <= *max_change,
+                )
+            }
+        },
     };
     RuleResult {
         name: rule.check.name(),
-        threshold,
+        threshold: rule.check.threshold(),
         observed,
         passed,
         severity: rule.severity,
@@ -111,6 +158,8 @@ pub struct Validated {
     pub stats: RawStats,
     pub scan: ScanStats,
     pub rules: Vec<RuleResult>,
+    /// Against the previous complete version (`metadata.json` `drift`).
+    pub drift: Drift,
     pub feature: FeatureFile,
 }
 
@@ -174,12 +223,15 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         &ctx.interrupt,
     )
     .await?;
-    let rules = evaluate(&outcome.stats, &ctx.settings.spec);
+    let history = read_history(ctx).await?;
+    let rules = evaluate(&outcome.stats, &ctx.settings.spec, &history);
+    let drift = Drift::new(&history, outcome.stats.rows, outcome.stats.null_rate());
     let mut validated = Validated {
         compression,
         stats: outcome.stats,
         scan: outcome.scan,
         rules,
+        drift,
         feature: outcome.feature,
     };
     for r in validated.failed_rules() {
@@ -232,4 +284,21 @@ fn rule_line(ctx: &RunContext, r: &RuleResult) {
     .with(keys::THRESHOLD, r.threshold.to_string())
     .with(keys::OBSERVED, r.observed.to_string())
     .emit();
+}
+
+/// The earlier complete versions the rules and the drift need. Without history rules a
+/// failure to read them only costs the drift figures (logged); with them it fails the run,
+/// since the rules cannot be checked.
+async fn read_history(ctx: &RunContext) -> Result<Vec<PastVersion>> {
+    let spec = &ctx.settings.spec;
+    let needed = spec.history_needed();
+    let version = ctx.settings.version_id();
+    match history::complete_before(ctx.out_store.as_ref(), &version, needed).await {
+        Ok(history) => Ok(history),
+        Err(e) if !spec.has_history_rules() => {
+            tracing::warn!("no drift figures: cannot read earlier versions: {e}");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
 }

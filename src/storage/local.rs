@@ -198,6 +198,31 @@ impl ObjectStore for LocalStore {
         Ok(keys)
     }
 
+    async fn list_folders(&self, dir: &str) -> StorageResult<Vec<String>> {
+        let folder = self.path(dir);
+        let mut entries = match fs::read_dir(&folder).await {
+            Ok(entries) => entries,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(Vec::new())
+            }
+            Err(e) => return Err(io_err("list", &folder, e)),
+        };
+        let mut names = Vec::new();
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| io_err("list", &folder, e))?
+        {
+            let is_dir = entry.file_type().await.is_ok_and(|t| t.is_dir());
+            let name = entry.file_name().to_string_lossy().into_owned();
+            if is_dir && !is_temp_name(&name) {
+                names.push(name);
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     async fn delete(&self, key: &str) -> StorageResult<()> {
         let path = self.path(key);
         match fs::remove_file(&path).await {

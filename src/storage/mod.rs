@@ -107,6 +107,9 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// there is none. Run records and leases are found this way; staged uploads and
     /// temporary files are not objects and never listed.
     async fn list(&self, dir: &str) -> StorageResult<Vec<String>>;
+    /// The names of the folders directly below `dir` (one level, sorted): how earlier
+    /// versions are found without listing every file of every version.
+    async fn list_folders(&self, dir: &str) -> StorageResult<Vec<String>>;
 
     /// Whether the store's container (an S3 bucket) exists: `Some(false)` only when the
     /// backend is sure it does not, `None` when it cannot tell (no permission to ask, or a

@@ -140,6 +140,10 @@ async fn suite(store: Arc<dyn ObjectStore>) {
     assert!(store.list("nope").await.unwrap().is_empty());
     // A folder name that is only a prefix of another folder's name is not that folder.
     assert!(store.list("v/dee").await.unwrap().is_empty());
+    // Folders one level down, by name.
+    assert_eq!(store.list_folders("v").await.unwrap(), ["deep"]);
+    assert_eq!(store.list_folders("").await.unwrap(), ["a", "v"]);
+    assert!(store.list_folders("nope").await.unwrap().is_empty());
     staged.abort().await;
 
     // Streaming get returns the bytes in order across chunks.

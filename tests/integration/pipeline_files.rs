@@ -163,3 +163,96 @@ fn check_config_errors_name_the_toml_line() {
         assert!(out.stdout.is_empty());
     }
 }
+
+/// `rows` data rows; every `null_every`-th row has an empty amount (0: none).
+fn events(rows: u32, null_every: u32) -> Vec<u8> {
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..rows {
+        let amount = if null_every > 0 && i % null_every == 0 {
+            String::new()
+        } else {
+            format!("{i}.5")
+        };
+        raw.extend_from_slice(format!("{i},{amount}\n").as_bytes());
+    }
+    raw
+}
+
+#[test]
+fn history_rules_and_drift_over_successive_versions() {
+    let sb = Sandbox::new();
+    let config = sb.write(
+        "history.toml",
+        br#"
+[source]
+path = "raw/{ds_nodash}.csv"
+
+[output]
+prefix = "out"
+
+[[rules]]
+rule = "rows_vs_history"
+versions = 2
+max_change = 0.5
+
+[[rules]]
+rule = "null_rate_change"
+max_change = 0.1
+severity = "warn"
+"#,
+    );
+    let day = |date: &str, body: Vec<u8>| {
+        sb.write(&format!("raw/{}.csv", date.replace('-', "")), &body);
+        let mut cmd = sb.cmd();
+        cmd.args([
+            "--config",
+            config.to_str().unwrap(),
+            "--execution-date",
+            date,
+        ]);
+        run(cmd)
+    };
+    let meta = |v: &str| -> serde_json::Value {
+        serde_json::from_slice(&std::fs::read(sb.path(&format!("out/{v}/metadata.json"))).unwrap())
+            .unwrap()
+    };
+
+    // Day 1: no history; both rules pass, drift has nothing to compare with.
+    day("2025-11-17", events(1000, 0)).assert_code(0);
+    let m1 = meta("v_20251117T000000");
+    assert_eq!(m1["drift"]["previous_version"], serde_json::Value::Null);
+    assert_eq!(m1["validation"][0]["observed"]["history"], 0);
+
+    // Day 2: 1200 rows (+20% of 1000), null rate up by 0.25 (every 2nd amount empty).
+    let out = day("2025-11-18", events(1200, 2));
+    out.assert_code(0);
+    assert_eq!(out.summary()["warnings"], "1");
+    let m2 = meta("v_20251118T000000");
+    assert_eq!(m2["drift"]["previous_version"], "v_20251117T000000");
+    assert_eq!(m2["drift"]["rows"]["change"], 200.0);
+    assert_eq!(m2["drift"]["rows"]["relative"], 0.2);
+    assert_eq!(m2["drift"]["null_rate"]["previous"], 0.0);
+    assert_eq!(m2["validation"][0]["passed"], true);
+    assert_eq!(m2["validation"][0]["observed"]["mean"], 1000.0);
+    assert_eq!(m2["validation"][1]["name"], "null_rate_change");
+    assert_eq!(m2["validation"][1]["passed"], false);
+    assert_eq!(m2["validation"][1]["severity"], "warn");
+
+    // Day 3: 300 rows against a mean of 1100: -73%, an error: exit 3, nothing published.
+    let out = day("2025-11-19", events(300, 2));
+    out.assert_code(3);
+    assert!(
+        out.error_line().contains("rows_vs_history"),
+        "{}",
+        out.stderr
+    );
+    assert!(!sb.path("out/v_20251119T000000/_SUCCESS").exists());
+
+    // A backfill of an older date compares with versions older than itself only.
+    let out = day("2025-11-16", events(5000, 0));
+    out.assert_code(0);
+    assert_eq!(
+        meta("v_20251116T000000")["drift"]["previous_version"],
+        serde_json::Value::Null
+    );
+}

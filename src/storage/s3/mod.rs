@@ -158,6 +158,37 @@ impl ObjectStore for S3Store {
         Ok(keys)
     }
 
+    async fn list_folders(&self, dir: &str) -> StorageResult<Vec<String>> {
+        let folder = match self.key(dir).trim_end_matches('/') {
+            "" => String::new(),
+            f => format!("{f}/"),
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&folder)
+            .delimiter("/")
+            .into_paginator()
+            .send();
+        let mut names = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page =
+                page.map_err(|e| StorageError::failed("list", self.uri(dir), describe(&e)))?;
+            for common in page.common_prefixes() {
+                let name = common
+                    .prefix()
+                    .and_then(|p| p.strip_prefix(folder.as_str()))
+                    .map(|p| p.trim_end_matches('/'));
+                if let Some(name) = name.filter(|n| !n.is_empty()) {
+                    names.push(name.to_string());
+                }
+            }
+        }
+        names.sort();
+        Ok(names)
+    }
+
     async fn delete(&self, key: &str) -> StorageResult<()> {
         self.client
             .delete_object()
