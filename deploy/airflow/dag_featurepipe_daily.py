@@ -47,15 +47,20 @@ from datetime import timedelta
 
 import pendulum
 
-try:  # Airflow 3
+# Each import from where Airflow 3 has it, else where Airflow 2 had it.
+try:
     from airflow.providers.standard.operators.bash import BashOperator
-    from airflow.sdk import DAG, Param
-    from airflow.sdk.exceptions import AirflowFailException
-except ImportError:  # Airflow 2
-    from airflow import DAG
-    from airflow.exceptions import AirflowFailException
-    from airflow.models.param import Param
+except ImportError:
     from airflow.operators.bash import BashOperator
+try:
+    from airflow.sdk import DAG, Param
+except ImportError:
+    from airflow import DAG
+    from airflow.models.param import Param
+try:
+    from airflow.sdk.exceptions import AirflowFailException
+except ImportError:
+    from airflow.exceptions import AirflowFailException
 
 # Exit codes that a retry cannot fix (see the table above).
 NO_RETRY_EXIT_CODES = {
