@@ -27,6 +27,7 @@ Exit codes -> task state
     126, 127 binary not executable / not found               -> failed at once, NO retry
     4        raw input not found (without --skip-if-missing) -> retried (the drop may be late)
     5        storage or network failure after S3 retries     -> retried
+    75       busy: another live run holds the version's lease -> retried (then: skipped-complete)
     130, 143 interrupted (SIGINT / SIGTERM, e.g. a timeout)  -> retried; nothing half-published
     other    (e.g. 137 = killed by the OOM killer)           -> retried
 
@@ -115,7 +116,7 @@ class FeaturepipeOperator(BashOperator):
                 raise AirflowFailException(
                     f"featurepipe exited {code}: {NO_RETRY_EXIT_CODES[code]} (not retried)"
                 ) from exc
-            raise  # 4, 5, 130, 143, ...: BashOperator's failure, retried per `retries`
+            raise  # 4, 5, 75, 130, 143, ...: BashOperator's failure, retried per `retries`
 
 
 with DAG(
@@ -181,6 +182,7 @@ with DAG(
             description="none: skip complete dates; failed: also redo failed/incomplete; "
             "all: rewrite every date",
         ),
+        # featurepipe allows up to 32; each run streams in ~40 MiB, size it to the worker.
         "parallel": Param(1, type="integer", minimum=1, maximum=8),
     },
     default_args={
@@ -193,7 +195,9 @@ with DAG(
     featurepipe_backfill = FeaturepipeOperator(
         task_id="featurepipe_backfill",
         # Exit code: 0 when every date succeeded or was skipped, else the most severe code of
-        # the dates (so one invalid date, 3, fails the task without retry; 5 is retried).
+        # the dates, 1 > 5 > 75 > 2 > 3 > 4: a bug or only bad data/config (1, 2, 3) fails the
+        # task without retry; 5 or 75 anywhere is retried, and the retry (reprocess none)
+        # skips the dates that completed and re-runs the rest.
         bash_command=(
             '"$FEATUREPIPE_BIN" backfill --start "$BF_START" --end "$BF_END"'
             ' --reprocess "$BF_REPROCESS" --parallel "$BF_PARALLEL"'

@@ -12,14 +12,15 @@
 #   FEATUREPIPE_BIN          binary (default: featurepipe on PATH)
 #   FEATUREPIPE_LOG_DIR      log folder (default /var/log/featurepipe)
 #   FEATUREPIPE_LOCK_DIR     lock folder (default /tmp)
-#   FEATUREPIPE_RETRIES      re-runs after exit 5 / 130 / 143 (default 2)
+#   FEATUREPIPE_RETRIES      re-runs after exit 5 / 75 / 130 / 143 (default 2)
 #   FEATUREPIPE_RETRY_DELAY  seconds between them (default 600)
 #   FEATUREPIPE_ALERT_CMD    optional command run with the alert sentence as its argument
 #                            (e.g. a script that posts to Slack); the sentence also goes to
 #                            stderr, which cron mails to MAILTO
 #
 # Exit codes: featurepipe's (0 done or already done, 99 raw file not there: both quiet),
-# or 75 when another run still holds the lock. Everything else prints one alert line.
+# or 75 when another run still holds the lock (featurepipe's own code for "busy").
+# Everything else prints one alert line.
 set -uo pipefail
 
 if [[ -n "${FEATUREPIPE_ENV_FILE:-}" ]]; then
@@ -74,8 +75,9 @@ while :; do
     rc=$?
     echo "=== $(stamp) featurepipe-nightly: exit $rc" >>"$log"
     case $rc in
-        5 | 130 | 143)
-            # Storage/network failure or interrupted: nothing half-published, a re-run is safe.
+        5 | 75 | 130 | 143)
+            # Storage/network failure, busy (another run holds the version's lease) or
+            # interrupted: nothing half-published, a re-run later is safe.
             if ((attempt <= retries)); then
                 echo "=== retrying in ${retry_delay}s" >>"$log"
                 sleep "$retry_delay"
@@ -94,6 +96,7 @@ case $rc in
     3) alert "$pipeline $day: raw data invalid (exit 3), nothing published; fix the data and re-run; see $log" ;;
     4) alert "$pipeline $day: raw input not found (exit 4); see $log" ;;
     5) alert "$pipeline $day: storage/network failure (exit 5) after $attempt attempts; re-run when fixed; see $log" ;;
+    75) alert "$pipeline $day: still busy (exit 75) after $attempt attempts: another run holds the version's lease; see $log" ;;
     127) alert "$pipeline $day: $bin not found (exit 127): set FEATUREPIPE_BIN or PATH" ;;
     *) alert "$pipeline $day: featurepipe exited $rc after $attempt attempt(s); see $log" ;;
 esac
