@@ -91,6 +91,13 @@ pub fn write_python_float(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
         });
         return;
     }
+    if !write_short_fixed(out, x) {
+        write_python_float_general(out, scratch, x);
+    }
+}
+
+/// [`write_python_float`] for finite, non-zero `x`, from ryu's shortest digits.
+fn write_python_float_general(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
     // Shortest round-trip digits from ryu, e.g. "-1606.849", "1e16", "1.2345678901234568e17",
     // "0.0001"; re-laid out below as Python's repr would.
     let mut ryu_buf = ryu::Buffer::new();
@@ -152,6 +159,102 @@ pub fn write_python_float(out: &mut Vec<u8>, scratch: &mut String, x: f64) {
         let _ = write!(scratch, "{:02}", exp.unsigned_abs());
         out.extend_from_slice(scratch.as_bytes());
     }
+}
+
+/// Largest scaled value the short path takes: 2^51. Below it an f64's spacing (ulp)
+/// times 10^K is under 1/2, so at most one number with K decimals lies within half an
+/// ulp of `x`, and rounding `x * 10^K` finds it whenever it exists.
+const SHORT_LIMIT: f64 = 2_251_799_813_685_248.0;
+
+/// The common case of [`write_python_float`] without shortest-digit search: `x` equals
+/// (as an f64) a decimal with at most six decimals, e.g. `1234.5` or `861474.23`, which
+/// is what sums of typical CSV numbers give. Returns false (writing nothing) otherwise.
+///
+/// Why it is exact: let `d / 10^K` be the nearest K-decimal number to `|x|`. If parsing it
+/// gives back `|x|` (one correctly rounded division of two exact f64s, as `float()`
+/// would do), it round-trips; any shorter round-tripping decimal would also be a
+/// K-decimal number within half an ulp, so it would be this one (see [`SHORT_LIMIT`]),
+/// with its trailing zeros dropped. If it does not round-trip, no decimal with at most K
+/// decimals does, and the general path runs. With `1e-4 <= |x| < 1e16`, Python's repr
+/// uses positional notation, which is what this writes.
+#[inline]
+fn write_short_fixed(out: &mut Vec<u8>, x: f64) -> bool {
+    let ax = x.abs();
+    if ax < 1e-4 {
+        return false;
+    }
+    let (d, k) = if ax * 1e6 < SHORT_LIMIT {
+        ((ax * 1e6).round(), 6)
+    } else if ax * 1e3 < SHORT_LIMIT {
+        ((ax * 1e3).round(), 3)
+    } else if ax < SHORT_LIMIT {
+        (ax.round(), 0)
+    } else {
+        return false;
+    };
+    if d / POW10[k] != ax {
+        return false;
+    }
+    // `d` is an integer below 2^51: exact as u64.
+    let d = d as u64;
+    let scale = POW10_U64[k];
+    let (int_part, mut frac, mut k) = (d / scale, d % scale, k);
+    if x < 0.0 {
+        out.push(b'-');
+    }
+    let mut digits = [0u8; 20];
+    out.extend_from_slice(decimal_digits(int_part, &mut digits));
+    if frac == 0 {
+        out.extend_from_slice(b".0");
+        return true;
+    }
+    while frac.is_multiple_of(10) {
+        frac /= 10;
+        k -= 1;
+    }
+    out.push(b'.');
+    let text = decimal_digits(frac, &mut digits);
+    out.extend(std::iter::repeat_n(b'0', k - text.len()));
+    out.extend_from_slice(text);
+    true
+}
+
+/// Integer powers of ten matching [`POW10`] (up to 10^6 is all [`write_short_fixed`] needs).
+const POW10_U64: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
+
+/// `v` in decimal, written at the end of `buf`; returns the digits.
+#[inline]
+fn decimal_digits(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
+    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+        2021222324252627282930313233343536373839\
+        4041424344454647484950515253545556575859\
+        6061626364656667686970717273747576777879\
+        8081828384858687888990919293949596979899";
+    let mut at = buf.len();
+    while v >= 100 {
+        let pair = (v % 100) as usize * 2;
+        v /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    }
+    if v >= 10 {
+        let pair = v as usize * 2;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+    } else {
+        at -= 1;
+        buf[at] = b'0' + v as u8;
+    }
+    &buf[at..]
+}
+
+/// The general path of [`write_python_float`] alone (ryu's digits, re-laid out), for
+/// tests that check the short path against it.
+#[cfg(test)]
+fn python_float_general(x: f64) -> String {
+    let mut out = Vec::new();
+    write_python_float_general(&mut out, &mut String::new(), x);
+    String::from_utf8(out).unwrap_or_default()
 }
 
 /// Convenience for tests and small outputs.
@@ -273,5 +376,70 @@ mod tests {
         for (x, want) in cases {
             assert_eq!(python_float(x), want, "repr of {x:e}");
         }
+    }
+
+    #[test]
+    fn short_path_writes_what_the_general_path_writes() {
+        let mut next = rng(5);
+        let mut fixed = 0usize;
+        let mut check = |x: f64| {
+            let mut out = Vec::new();
+            if write_short_fixed(&mut out, x) {
+                fixed += 1;
+                assert_eq!(
+                    String::from_utf8_lossy(&out),
+                    python_float_general(x),
+                    "{x:e}"
+                );
+            }
+        };
+        // Boundaries: around 1e-4, the three scale limits, powers of ten, halves.
+        for edge in [
+            1e-4,
+            SHORT_LIMIT / 1e6,
+            SHORT_LIMIT / 1e3,
+            SHORT_LIMIT,
+            1.0,
+            0.5,
+        ] {
+            let mut y = edge;
+            let mut z = edge;
+            for _ in 0..2000 {
+                check(y);
+                check(-z);
+                y = f64::from_bits(y.to_bits() + 1);
+                z = f64::from_bits(z.to_bits() - 1);
+            }
+        }
+        for p in -20..20 {
+            check(10f64.powi(p));
+            check(3.0 * 10f64.powi(p));
+        }
+        for i in 0..2_000_000u64 {
+            let x = match i % 6 {
+                0 => f64::from_bits(next()),
+                // Sums of a few CSV-style numbers with up to 2 or 3 decimals.
+                1 => (0..1 + next() % 5)
+                    .map(|_| (next() % 1_000_000) as f64 / 100.0)
+                    .sum(),
+                2 => (0..1 + next() % 5)
+                    .map(|_| (next() % 10_000_000) as f64 / 1000.0 - 5000.0)
+                    .sum(),
+                // A decimal with 0..=8 decimals, at any magnitude the short path covers.
+                3 => {
+                    let decimals = (next() % 9) as i32;
+                    (next() % (1 << 53)) as f64
+                        / 10f64.powi(decimals)
+                        / 10f64.powi((next() % 10) as i32)
+                }
+                4 => (next() % 100_000) as f64 * 1e-7,
+                _ => (next() >> 11) as f64 * 0.1,
+            };
+            if x.is_finite() && x != 0.0 {
+                check(x);
+            }
+        }
+        // The tests above must exercise the short path, not only its refusals.
+        assert!(fixed > 300_000, "short path taken {fixed} times");
     }
 }
