@@ -15,9 +15,23 @@ use std::fmt::Write as _;
 #[inline]
 pub fn parse_cell(cell: impl AsRef<[u8]>) -> Option<f64> {
     let cell = cell.as_ref();
-    // Fast path: ASCII-trimmed plain decimal. Whatever it accepts, `str::trim` + the full
-    // parser accept with the same value (the trimmed text starts and ends with a digit,
-    // a sign or a point, so Unicode trimming cannot remove more).
+    if cell.is_empty() {
+        return None;
+    }
+    // Fast path: a plain decimal, as is (the usual cell) or ASCII-trimmed. Whatever it
+    // accepts, `str::trim` + the full parser accept with the same value (the trimmed text
+    // starts and ends with a digit, a sign or a point, so Unicode trimming cannot remove
+    // more).
+    if let Some(v) = parse_plain_decimal(cell) {
+        return Some(v);
+    }
+    parse_cell_slow(cell)
+}
+
+/// [`parse_cell`] for cells with surrounding whitespace, an exponent, many digits,
+/// `nan` / `inf`, or that are not numbers at all.
+#[cold]
+fn parse_cell_slow(cell: &[u8]) -> Option<f64> {
     if let Some(v) = parse_plain_decimal(cell.trim_ascii()) {
         return Some(v);
     }
@@ -49,20 +63,19 @@ fn parse_plain_decimal(b: &[u8]) -> Option<f64> {
     let mut frac_digits = 0usize;
     let mut seen_point = false;
     for &c in body {
-        match c {
-            b'0'..=b'9' => {
-                digits += 1;
-                if digits > 15 {
-                    return None;
-                }
-                mantissa = mantissa * 10 + u64::from(c - b'0');
-                frac_digits += usize::from(seen_point);
-            }
-            b'.' if !seen_point => seen_point = true,
-            _ => return None,
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            // Wrapping: past 15 digits the value is discarded below anyway.
+            mantissa = mantissa.wrapping_mul(10).wrapping_add(u64::from(d));
+            digits += 1;
+            frac_digits += usize::from(seen_point);
+        } else if c == b'.' && !seen_point {
+            seen_point = true;
+        } else {
+            return None;
         }
     }
-    if digits == 0 {
+    if digits == 0 || digits > 15 {
         return None;
     }
     let value = mantissa as f64 / POW10[frac_digits];
@@ -183,39 +196,52 @@ fn write_short_fixed(out: &mut Vec<u8>, x: f64) -> bool {
     if ax < 1e-4 {
         return false;
     }
-    let (d, k) = if ax * 1e6 < SHORT_LIMIT {
-        ((ax * 1e6).round(), 6)
+    let (scaled, k) = if ax * 1e6 < SHORT_LIMIT {
+        (ax * 1e6, 6)
     } else if ax * 1e3 < SHORT_LIMIT {
-        ((ax * 1e3).round(), 3)
+        (ax * 1e3, 3)
     } else if ax < SHORT_LIMIT {
-        (ax.round(), 0)
+        (ax, 0)
     } else {
         return false;
     };
-    if d / POW10[k] != ax {
+    // Nearest integer (ties away from zero, which cannot round-trip anyway); exact, as
+    // `scaled + 0.5 < 2^51 + 1` is representable. Cheaper than a libm `round` call.
+    let d = (scaled + 0.5) as u64;
+    if d as f64 / POW10[k] != ax {
         return false;
     }
-    // `d` is an integer below 2^51: exact as u64.
-    let d = d as u64;
     let scale = POW10_U64[k];
     let (int_part, mut frac, mut k) = (d / scale, d % scale, k);
+    // Sign, up to 16 integer digits, point, up to 6 decimals.
+    let mut text = [0u8; 32];
+    let mut len = 0;
     if x < 0.0 {
-        out.push(b'-');
+        text[0] = b'-';
+        len = 1;
     }
     let mut digits = [0u8; 20];
-    out.extend_from_slice(decimal_digits(int_part, &mut digits));
+    let int_digits = decimal_digits(int_part, &mut digits);
+    text[len..len + int_digits.len()].copy_from_slice(int_digits);
+    len += int_digits.len();
+    text[len] = b'.';
+    len += 1;
     if frac == 0 {
-        out.extend_from_slice(b".0");
-        return true;
+        text[len] = b'0';
+        len += 1;
+    } else {
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            k -= 1;
+        }
+        let frac_digits = decimal_digits(frac, &mut digits);
+        let zeros = k - frac_digits.len();
+        text[len..len + zeros].fill(b'0');
+        len += zeros;
+        text[len..len + frac_digits.len()].copy_from_slice(frac_digits);
+        len += frac_digits.len();
     }
-    while frac.is_multiple_of(10) {
-        frac /= 10;
-        k -= 1;
-    }
-    out.push(b'.');
-    let text = decimal_digits(frac, &mut digits);
-    out.extend(std::iter::repeat_n(b'0', k - text.len()));
-    out.extend_from_slice(text);
+    out.extend_from_slice(&text[..len]);
     true
 }
 

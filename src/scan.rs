@@ -4,10 +4,9 @@
 //! flat:
 //! - a reader task pulls chunks from storage (and, for `.gz` / `.zst` input, a
 //!   decompression thread inflates them);
-//! - the scanner thread parses CSV, counts for `validate_data`'s rules and projects each
-//!   row onto the cells the features read, in batches ([`CellBatch`]);
-//! - the feature thread computes and formats the feature rows (`build_features`' rules)
-//!   and hashes the output;
+//! - the scanner thread parses CSV, counts for `validate_data`'s rules and computes each
+//!   row's feature value (`build_features`' rules), sent on in batches ([`RowBatch`]);
+//! - the feature thread formats the feature rows and hashes the output;
 //! - this task streams the output into a staged upload.
 //!
 //! Every channel between them is bounded, so a slow side applies back-pressure instead of
@@ -19,7 +18,7 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
-use crate::cell_batch::CellBatch;
+use crate::cell_batch::RowBatch;
 use crate::compression::{decompress, Compression};
 use crate::csv_scan::{CsvScanner, Record, RecordSink, ScanStats};
 use crate::error::{Error, Result};
@@ -69,7 +68,7 @@ pub async fn scan_raw(
     interrupt: &Interrupt,
 ) -> Result<ScanOutcome> {
     let (raw_tx, raw_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
-    let (batch_tx, batch_rx) = std_mpsc::sync_channel::<CellBatch>(BATCH_CHANNEL);
+    let (batch_tx, batch_rx) = std_mpsc::sync_channel::<RowBatch>(BATCH_CHANNEL);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
 
     let reader = tokio::spawn(async move {
@@ -167,13 +166,13 @@ fn joined<T>(res: std::result::Result<Result<T>, tokio::task::JoinError>) -> Res
 /// The scanner thread: CSV -> counts + projected cell batches.
 fn scan_csv(
     mut raw_rx: mpsc::Receiver<StorageResult<Bytes>>,
-    batch_tx: std_mpsc::SyncSender<CellBatch>,
+    batch_tx: std_mpsc::SyncSender<RowBatch>,
     spec: &PipelineSpec,
 ) -> Result<(RawStats, ScanStats)> {
     let mut sink = ScanSink {
         stats: RawStats::default(),
         columns: RowSumColumns::default(),
-        batch: CellBatch::default(),
+        batch: RowBatch::default(),
         tx: batch_tx,
         spec,
         closed: false,
@@ -202,8 +201,8 @@ fn malformed(e: crate::csv_scan::ScanError) -> Error {
 struct ScanSink<'a> {
     stats: RawStats,
     columns: RowSumColumns,
-    batch: CellBatch,
-    tx: std_mpsc::SyncSender<CellBatch>,
+    batch: RowBatch,
+    tx: std_mpsc::SyncSender<RowBatch>,
     spec: &'a PipelineSpec,
     /// The feature thread is gone (it only stops early when the upload failed).
     closed: bool,
@@ -211,7 +210,7 @@ struct ScanSink<'a> {
 
 impl ScanSink<'_> {
     fn send_batch(&mut self) {
-        let next = CellBatch::new(self.columns.width(), BATCH_ROWS);
+        let next = RowBatch::new(BATCH_ROWS);
         let full = std::mem::replace(&mut self.batch, next);
         if !full.is_empty() && self.tx.send(full).is_err() {
             self.closed = true;
@@ -224,7 +223,7 @@ impl RecordSink for ScanSink<'_> {
         if self.stats.header.is_none() {
             self.stats.set_header(record);
             self.columns = RowSumColumns::bind(record, self.spec);
-            self.batch = CellBatch::new(self.columns.width(), BATCH_ROWS);
+            self.batch = RowBatch::new(BATCH_ROWS);
             return;
         }
         self.stats.observe(record);
@@ -237,7 +236,7 @@ impl RecordSink for ScanSink<'_> {
 
 /// The feature thread: projected batches -> feature rows -> output blocks.
 fn write_features(
-    batch_rx: std_mpsc::Receiver<CellBatch>,
+    batch_rx: std_mpsc::Receiver<RowBatch>,
     out_tx: mpsc::Sender<Bytes>,
 ) -> Result<FeatureFile> {
     let mut writer = RowSumWriter::default();
