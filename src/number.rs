@@ -241,7 +241,10 @@ fn write_short_fixed(out: &mut Vec<u8>, x: f64) -> bool {
         text[len..len + frac_digits.len()].copy_from_slice(frac_digits);
         len += frac_digits.len();
     }
-    out.extend_from_slice(&text[..len]);
+    // A fixed-size copy (inlined, no memcpy call per value), then the unused tail is cut.
+    let at = out.len();
+    out.extend_from_slice(&text);
+    out.truncate(at + len);
     true
 }
 

@@ -40,6 +40,10 @@ const OUT_CHANNEL: usize = 4;
 /// [`crate::storage::s3::PART_SIZE`] parts itself, so big blocks here would only add
 /// memory (8 MiB blocks lifted the 1 GB peak from 35 to 59 MB).
 const OUT_BLOCK: usize = 1 << 20;
+/// Capacity of an output block: a block is sent once it reaches [`OUT_BLOCK`] after a
+/// batch, so it must hold one more batch of the longest rows (`-1.2345678901234567e+300`
+/// and CRLF: 26 bytes) without reallocating.
+const OUT_CAPACITY: usize = OUT_BLOCK + BATCH_ROWS * 32;
 
 /// The feature file as written by the pass, still staged (invisible) in storage.
 pub struct FeatureFile {
@@ -267,7 +271,7 @@ struct Output {
 impl Output {
     fn new(tx: mpsc::Sender<Bytes>) -> Self {
         Output {
-            buf: Vec::with_capacity(OUT_BLOCK + (64 << 10)),
+            buf: Vec::with_capacity(OUT_CAPACITY),
             tx,
             hasher: Sha256::new(),
             size: 0,
@@ -275,7 +279,7 @@ impl Output {
     }
 
     fn send(&mut self) -> Result<()> {
-        let block = std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_BLOCK + (64 << 10)));
+        let block = std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_CAPACITY));
         self.hasher.update(&block);
         self.size += block.len() as u64;
         // A closed channel means the uploader failed; it reports the real error.
