@@ -74,6 +74,24 @@ impl<'a> Record<'a> {
         &self.buf[start..self.ends[i]]
     }
 
+    /// Field `i`, and when it is at most 8 bytes long and ends at least 8 bytes into the
+    /// record, the 8 bytes ending where it ends as a little-endian word, for
+    /// [`crate::number::parse_cell_window`].
+    #[inline]
+    pub fn field_and_window(&self, i: usize) -> (&'a [u8], Option<u64>) {
+        let field = self.field_bytes(i);
+        let end = self.ends[i];
+        let window = match (field.len() <= 8, end.checked_sub(8)) {
+            (true, Some(start)) => self
+                .buf
+                .get(start..end)
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes),
+            _ => None,
+        };
+        (field, window)
+    }
+
     /// How many fields are empty strings (the seed's null cells), without decoding them.
     #[inline]
     pub fn empty_fields(&self) -> u64 {

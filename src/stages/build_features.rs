@@ -12,7 +12,7 @@ use crate::csv_scan::Record;
 use crate::dp_log::{keys, DpLine, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::now_iso;
-use crate::number::{parse_cell, write_python_float};
+use crate::number::{parse_cell_window, write_python_float};
 use crate::pipeline::PipelineSpec;
 use crate::stages::layout;
 use crate::stages::validate_data::RuleResult;
@@ -47,7 +47,8 @@ impl RowSumColumns {
         let mut sum = 0.0_f64;
         for &i in &self.indices {
             if i < record.len() {
-                if let Some(v) = parse_cell(record.field_bytes(i)) {
+                let (cell, window) = record.field_and_window(i);
+                if let Some(v) = parse_cell_window(cell, window) {
                     sum += v;
                 }
             }
