@@ -29,13 +29,13 @@ use crate::stages::validate_data::RawStats;
 use crate::storage::{ChunkSource, StorageError, StorageResult, Upload};
 
 /// Raw chunks buffered between reader and scanner (each at most 1 MiB locally).
-const RAW_CHANNEL: usize = 8;
+const RAW_CHANNEL: usize = 4;
 /// Rows per batch handed from the scanner to the feature thread.
 const BATCH_ROWS: usize = 8192;
 /// Batches buffered between scanner and feature thread.
 const BATCH_CHANNEL: usize = 4;
 /// Output blocks buffered between feature thread and uploader.
-const OUT_CHANNEL: usize = 4;
+const OUT_CHANNEL: usize = 2;
 /// Size of one output block. Small on purpose: the S3 upload gathers blocks into
 /// [`crate::storage::s3::PART_SIZE`] parts itself, so big blocks here would only add
 /// memory (8 MiB blocks lifted the 1 GB peak from 35 to 59 MB).
