@@ -280,6 +280,10 @@ impl Output {
 
     fn send(&mut self) -> Result<()> {
         let block = std::mem::replace(&mut self.buf, Vec::with_capacity(OUT_CAPACITY));
+        self.hash_and_send(block)
+    }
+
+    fn hash_and_send(&mut self, block: Vec<u8>) -> Result<()> {
         self.hasher.update(&block);
         self.size += block.len() as u64;
         // A closed channel means the uploader failed; it reports the real error.
@@ -288,9 +292,17 @@ impl Output {
             .map_err(|_| Error::Internal("feature upload stopped".into()))
     }
 
+    /// Sends blocks of exactly [`OUT_BLOCK`] bytes, keeping the rest for the next one.
+    /// Exact sizes let the S3 upload fill each part to exactly its size without growing
+    /// its buffer past it: uneven blocks made it double into 16 MiB buffers, which the
+    /// allocator then kept (peak RSS of a 1 GB S3 run varied from 49 to 66 MiB).
     fn send_full_blocks(&mut self) -> Result<()> {
-        if self.buf.len() >= OUT_BLOCK {
-            self.send()?;
+        while self.buf.len() >= OUT_BLOCK {
+            let mut next = Vec::with_capacity(OUT_CAPACITY);
+            next.extend_from_slice(&self.buf[OUT_BLOCK..]);
+            self.buf.truncate(OUT_BLOCK);
+            let block = std::mem::replace(&mut self.buf, next);
+            self.hash_and_send(block)?;
         }
         Ok(())
     }
@@ -313,4 +325,41 @@ pub fn hex(bytes: &[u8]) -> String {
             let _ = write!(s, "{b:02x}");
             s
         })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn output_blocks_are_exactly_out_block_bytes_and_hash_the_whole() {
+        let (tx, mut rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
+        let drain = std::thread::spawn(move || {
+            let mut blocks = Vec::new();
+            while let Some(b) = rx.blocking_recv() {
+                blocks.push(b);
+            }
+            blocks
+        });
+        let mut out = Output::new(tx);
+        let mut all = Vec::new();
+        // Uneven appends, as batches of rows give: sometimes several blocks at once.
+        for (i, n) in [10usize, OUT_BLOCK - 3, 7, 3 * OUT_BLOCK + 5, 1, OUT_BLOCK]
+            .into_iter()
+            .enumerate()
+        {
+            let piece: Vec<u8> = (0..n).map(|j| (i * 31 + j) as u8).collect();
+            out.buf.extend_from_slice(&piece);
+            all.extend_from_slice(&piece);
+            out.send_full_blocks().unwrap();
+        }
+        let (size, sha) = out.finish().unwrap();
+        let blocks = drain.join().unwrap();
+        let (last, full) = blocks.split_last().unwrap();
+        assert!(full.iter().all(|b| b.len() == OUT_BLOCK));
+        assert!(!last.is_empty() && last.len() <= OUT_BLOCK);
+        assert_eq!(blocks.concat(), all);
+        assert_eq!(size, all.len() as u64);
+        assert_eq!(sha, hex(&Sha256::digest(&all)));
+    }
 }
