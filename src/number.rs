@@ -49,6 +49,13 @@ fn parse_cell_slow(cell: &[u8]) -> Option<f64> {
 /// with a branch per byte. Same results as [`parse_cell`] (a unit test compares them).
 #[inline]
 pub fn parse_cell_window(cell: &[u8], window: Option<u64>) -> Option<f64> {
+    // One digit (flags like `is_premium`): no word arithmetic needed.
+    if let [c] = cell {
+        let d = c.wrapping_sub(b'0');
+        if d < 10 {
+            return Some(f64::from(d));
+        }
+    }
     if let Some(w) = window {
         if let Some(v) = parse_short_decimal(w, cell.len()) {
             return Some(v);
@@ -279,8 +286,13 @@ fn write_short_fixed(out: &mut Vec<u8>, x: f64) -> bool {
     if d as f64 / POW10[k] != ax {
         return false;
     }
-    let scale = POW10_U64[k];
-    let (int_part, mut frac, mut k) = (d / scale, d % scale, k);
+    // Constant divisors (multiply-shift), not a hardware division by a looked-up power.
+    let (int_part, mut frac) = match k {
+        6 => (d / 1_000_000, d % 1_000_000),
+        3 => (d / 1_000, d % 1_000),
+        _ => (d, 0),
+    };
+    let mut k = k;
     // Sign, up to 16 integer digits, point, up to 6 decimals.
     let mut text = [0u8; 32];
     let mut len = 0;
@@ -315,9 +327,6 @@ fn write_short_fixed(out: &mut Vec<u8>, x: f64) -> bool {
     out.truncate(at + len);
     true
 }
-
-/// Integer powers of ten matching [`POW10`] (up to 10^6 is all [`write_short_fixed`] needs).
-const POW10_U64: [u64; 7] = [1, 10, 100, 1_000, 10_000, 100_000, 1_000_000];
 
 /// `v` in decimal, written at the end of `buf`; returns the digits.
 #[inline]
