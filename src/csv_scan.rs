@@ -8,22 +8,45 @@
 //! quote, text after a closing quote is appended, a quote inside an unquoted field is
 //! data, and CR, LF or CRLF end a record.
 //!
+//! Two paths, one behaviour:
+//! - the *fast path* handles whole records that lie inside one chunk and contain no
+//!   quote (nearly all of them): it finds delimiters and line ends 64 bytes at a time
+//!   ([`structural`]: SIMD on x86_64, a scalar loop elsewhere) and hands the record out
+//!   as slices of the chunk itself, without copying;
+//! - the *scalar path* is a byte-at-a-time state machine that copies field contents into
+//!   a reused buffer. It takes every record the fast path declines: one with a quote, one
+//!   split across chunks, one touching bytes not yet known to be UTF-8.
+//!
+//! UTF-8 is validated once per chunk, not per record. Bytes of valid UTF-8 with ASCII
+//! delimiters removed are still valid UTF-8, so a record made only of validated bytes
+//! needs no further check. A record that touches bytes the chunk check did not cover (a
+//! character split by a chunk boundary, or invalid bytes) goes through the scalar path
+//! and is checked on its own when it is complete, which is exactly where and how the
+//! error was always reported.
+//!
 //! Memory: one record at a time. A record larger than [`MAX_RECORD_BYTES`] is an error,
 //! so an unterminated quote early in a 10 GB file cannot pull the rest into memory.
 
 /// Upper bound on one record's size; larger records are rejected as malformed.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
-/// One record: its fields as byte slices into a reused buffer (no allocation per cell).
+/// One record: its fields as byte slices into a reused buffer or into the input chunk
+/// (no allocation per cell).
 pub struct Record<'a> {
     /// 1-based line on which the record starts.
     pub line: u64,
     buf: &'a [u8],
+    /// End offset in `buf` of each field.
     ends: &'a [usize],
+    /// Bytes between one field's end and the next field's start: 0 when the fields were
+    /// copied back to back (scalar path), 1 when they are slices of the input, where a
+    /// delimiter separates them (fast path).
+    gap: usize,
 }
 
 impl<'a> Record<'a> {
     /// Number of fields (cells) in the record.
+    #[inline]
     pub fn len(&self) -> usize {
         self.ends.len()
     }
@@ -35,24 +58,48 @@ impl<'a> Record<'a> {
 
     /// Field `i` as UTF-8; the whole record was validated before it was handed out.
     pub fn field(&self, i: usize) -> &'a str {
-        // Validated in `emit_record`; the fallback is unreachable but never panics.
+        // Validated before the record was handed out; the fallback is unreachable but
+        // never panics.
         std::str::from_utf8(self.field_bytes(i)).unwrap_or_default()
     }
 
     /// Field `i` as raw bytes (valid UTF-8: the record was validated).
     #[inline]
     pub fn field_bytes(&self, i: usize) -> &'a [u8] {
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let start = if i == 0 {
+            0
+        } else {
+            self.ends[i - 1] + self.gap
+        };
         &self.buf[start..self.ends[i]]
     }
 
+    /// Field `i`, and when it is at most 8 bytes long and ends at least 8 bytes into the
+    /// record, the 8 bytes ending where it ends as a little-endian word, for
+    /// [`crate::number::parse_cell_window`].
+    #[inline]
+    pub fn field_and_window(&self, i: usize) -> (&'a [u8], Option<u64>) {
+        let field = self.field_bytes(i);
+        let end = self.ends[i];
+        let window = match (field.len() <= 8, end.checked_sub(8)) {
+            (true, Some(start)) => self
+                .buf
+                .get(start..end)
+                .and_then(|w| w.try_into().ok())
+                .map(u64::from_le_bytes),
+            _ => None,
+        };
+        (field, window)
+    }
+
     /// How many fields are empty strings (the seed's null cells), without decoding them.
+    #[inline]
     pub fn empty_fields(&self) -> u64 {
         let mut start = 0;
         let mut empty = 0;
         for &end in self.ends {
             empty += u64::from(end == start);
-            start = end;
+            start = end + self.gap;
         }
         empty
     }
@@ -100,7 +147,7 @@ enum State {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Bytes that end an unquoted field: one table lookup per byte in the hot loop.
+/// Bytes that end an unquoted field: one table lookup per byte in the scalar loop.
 static ENDS_UNQUOTED: [bool; 256] = {
     let mut t = [false; 256];
     t[b',' as usize] = true;
@@ -118,6 +165,14 @@ pub struct CsvScanner {
     quote_line: u64,
     /// A CR ended the last record; a following LF belongs to it.
     after_cr: bool,
+    /// The record in `buf` holds bytes the per-chunk UTF-8 check did not cover, so it
+    /// is checked on its own when complete.
+    unchecked: bool,
+    /// Whether the fast path may run (tests turn it off to compare both paths).
+    fast: bool,
+    /// Tests: the fast path with the portable (non-SIMD) block classifier.
+    #[cfg(test)]
+    portable: bool,
     /// First bytes held back until we know whether they are a BOM.
     head: Vec<u8>,
     head_done: bool,
@@ -140,11 +195,33 @@ impl CsvScanner {
             record_line: 1,
             quote_line: 1,
             after_cr: false,
+            unchecked: false,
+            fast: true,
+            #[cfg(test)]
+            portable: false,
             head: Vec::with_capacity(3),
             head_done: false,
             buf: Vec::with_capacity(4096),
             ends: Vec::with_capacity(64),
             stats: ScanStats::default(),
+        }
+    }
+
+    /// A scanner whose fast path uses the portable classifier, as on other targets.
+    #[cfg(test)]
+    fn portable() -> Self {
+        CsvScanner {
+            portable: true,
+            ..Self::new()
+        }
+    }
+
+    /// A scanner that never takes the fast path: the reference the tests compare with.
+    #[cfg(test)]
+    fn scalar_only() -> Self {
+        CsvScanner {
+            fast: false,
+            ..Self::new()
         }
     }
 
@@ -197,9 +274,171 @@ impl CsvScanner {
         }
     }
 
+    /// Validates the chunk's UTF-8 once, then alternates between the fast path (whole
+    /// quote-free records in validated bytes) and the scalar path (everything else).
     fn scan(&mut self, chunk: &[u8], sink: &mut impl RecordSink) -> Result<(), ScanError> {
-        let mut i = 0;
         let n = chunk.len();
+        // Continuation bytes at the start belong to a character split by the chunk
+        // boundary; they, and whatever follows the first invalid or incomplete sequence,
+        // are left to the per-record check.
+        let lead = chunk
+            .iter()
+            .take(3)
+            .take_while(|&&b| b & 0xC0 == 0x80)
+            .count();
+        let valid_end = lead
+            + match simdutf8::compat::from_utf8(&chunk[lead..]) {
+                Ok(_) => n - lead,
+                Err(e) => e.valid_up_to(),
+            };
+        let mut i = 0;
+        while i < n {
+            let (stop, validated) = if i < lead {
+                (lead, false)
+            } else if i < valid_end {
+                (valid_end, true)
+            } else {
+                (n, false)
+            };
+            if validated && self.fast && self.state == State::RecordStart && !self.after_cr {
+                i = self.scan_fast(chunk, i, stop, sink)?;
+                if i >= stop {
+                    continue;
+                }
+            }
+            if !validated {
+                self.unchecked = true;
+            }
+            i = self.scan_scalar(chunk, i, stop, sink)?;
+        }
+        Ok(())
+    }
+
+    /// The fast path over `chunk[start..stop]` (validated UTF-8), entered at a record
+    /// start. Emits every complete, quote-free record straight from the chunk; returns
+    /// where it stopped: `stop`, or the start of a record the scalar path must take (it
+    /// has a quote, is too long, or is not complete before `stop`).
+    fn scan_fast(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        stop: usize,
+        sink: &mut impl RecordSink,
+    ) -> Result<usize, ScanError> {
+        #[cfg(test)]
+        if self.portable {
+            return Ok(self.scan_fast_with(chunk, start, stop, sink, structural::mask_portable));
+        }
+        #[cfg(target_arch = "x86_64")]
+        {
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: the CPU supports AVX2 (checked just above), the only
+                // requirement of calling a function compiled with that target feature.
+                return Ok(unsafe { self.scan_fast_avx2(chunk, start, stop, sink) });
+            }
+        }
+        Ok(self.scan_fast_with(chunk, start, stop, sink, structural::mask))
+    }
+
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    fn scan_fast_avx2(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        stop: usize,
+        sink: &mut impl RecordSink,
+    ) -> usize {
+        self.scan_fast_with(chunk, start, stop, sink, |r, b| structural::mask_avx2(r, b))
+    }
+
+    /// The fast path's loop, generic over the block classifier so each instruction set
+    /// gets its own inlined copy.
+    #[inline(always)]
+    fn scan_fast_with(
+        &mut self,
+        chunk: &[u8],
+        start: usize,
+        stop: usize,
+        sink: &mut impl RecordSink,
+        mask_at: impl Fn(&[u8], usize) -> u64,
+    ) -> usize {
+        let region = &chunk[..stop];
+        // Fields of the current record; the record starts at `rec`.
+        self.ends.clear();
+        self.unchecked = false;
+        let mut rec = start;
+        // The LF of a CRLF whose CR just ended a record (or a blank line).
+        let mut skip_lf = usize::MAX;
+        let mut base = start;
+        let mut mask = mask_at(region, base);
+        loop {
+            while mask == 0 {
+                base += 64;
+                if base >= stop {
+                    // The record at `rec` is not complete in this region.
+                    self.ends.clear();
+                    return rec;
+                }
+                mask = mask_at(region, base);
+            }
+            let pos = base + mask.trailing_zeros() as usize;
+            mask &= mask - 1;
+            match region[pos] {
+                b',' => self.ends.push(pos - rec),
+                b'\n' if pos == skip_lf => {}
+                b'\n' | b'\r' => {
+                    if pos > rec || !self.ends.is_empty() {
+                        if pos - rec > MAX_RECORD_BYTES {
+                            // Let the scalar path report it.
+                            self.ends.clear();
+                            return rec;
+                        }
+                        self.ends.push(pos - rec);
+                        sink.record(&Record {
+                            line: self.line,
+                            buf: &region[rec..pos],
+                            ends: &self.ends,
+                            gap: 1,
+                        });
+                        self.ends.clear();
+                    } else {
+                        self.stats.blank_lines += 1;
+                    }
+                    rec = pos + 1;
+                    if region[pos] == b'\r' {
+                        if rec == stop {
+                            // Whether an LF follows is up to the next bytes.
+                            self.after_cr = true;
+                            return stop;
+                        }
+                        if region[rec] == b'\n' {
+                            skip_lf = rec;
+                            rec += 1;
+                        }
+                    }
+                    self.line += 1;
+                }
+                // A quote: the scalar path takes this record.
+                _ => {
+                    self.ends.clear();
+                    return rec;
+                }
+            }
+        }
+    }
+
+    /// The scalar path over `chunk[i..stop]`: the byte-at-a-time state machine. Returns
+    /// after the first record (or blank line) it completes, so the fast path can take
+    /// over again, or at `stop`.
+    fn scan_scalar(
+        &mut self,
+        chunk: &[u8],
+        mut i: usize,
+        stop: usize,
+        sink: &mut impl RecordSink,
+    ) -> Result<usize, ScanError> {
+        let n = stop;
         while i < n {
             if self.after_cr {
                 self.after_cr = false;
@@ -233,6 +472,7 @@ impl CsvScanner {
                                 self.end_record(chunk[i], sink)?;
                             }
                             i += 1;
+                            return Ok(self.after_record(chunk, i, n));
                         }
                         _ => self.state = State::Unquoted,
                     }
@@ -252,6 +492,7 @@ impl CsvScanner {
                             self.state = State::FieldStart;
                         } else {
                             self.end_record(b, sink)?;
+                            return Ok(self.after_record(chunk, i, n));
                         }
                     }
                 }
@@ -283,13 +524,28 @@ impl CsvScanner {
                     b'\n' | b'\r' => {
                         self.end_record(chunk[i], sink)?;
                         i += 1;
+                        return Ok(self.after_record(chunk, i, n));
                     }
                     // Text after the closing quote joins the field (Python's csv does this).
                     _ => self.state = State::Unquoted,
                 },
             }
         }
-        Ok(())
+        Ok(i)
+    }
+
+    /// After a line end at `i - 1`: consumes the LF of a CRLF right away when it is in
+    /// reach, so the next record can start on the fast path.
+    #[inline]
+    fn after_record(&mut self, chunk: &[u8], mut i: usize, stop: usize) -> usize {
+        if self.after_cr && i < stop {
+            self.after_cr = false;
+            self.line += 1;
+            if chunk[i] == b'\n' {
+                i += 1;
+            }
+        }
+        i
     }
 
     /// A line end outside quotes: closes the last field and hands the record out.
@@ -330,23 +586,143 @@ impl CsvScanner {
         self.ends.push(self.buf.len());
     }
 
+    /// Hands out the record assembled in `buf` (scalar path).
     fn emit_record(&mut self, sink: &mut impl RecordSink) -> Result<(), ScanError> {
-        if let Err(e) = std::str::from_utf8(&self.buf) {
-            let before = &self.buf[..e.valid_up_to()];
-            let newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
-            return Err(ScanError {
-                line: self.record_line + newlines,
-                message: "bytes that are not valid UTF-8 (re-encode the file as UTF-8)".to_string(),
-            });
+        if self.unchecked || !self.fast {
+            if let Err(e) = std::str::from_utf8(&self.buf) {
+                let before = &self.buf[..e.valid_up_to()];
+                let newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
+                return Err(ScanError {
+                    line: self.record_line + newlines,
+                    message: "bytes that are not valid UTF-8 (re-encode the file as UTF-8)"
+                        .to_string(),
+                });
+            }
         }
         sink.record(&Record {
             line: self.record_line,
             buf: &self.buf,
             ends: &self.ends,
+            gap: 0,
         });
         self.buf.clear();
         self.ends.clear();
+        self.unchecked = false;
         Ok(())
+    }
+}
+
+/// Finds the structural bytes (`,` `"` LF CR) of 64 input bytes at once, as a bit mask.
+mod structural {
+    /// Bit `k` set when `region[base + k]` is a delimiter, quote or line end; bits past
+    /// the end of `region` are clear. `base < region.len()`.
+    #[inline]
+    pub fn mask(region: &[u8], base: usize) -> u64 {
+        match region.get(base..base + 64) {
+            Some(block) => block_mask(block),
+            None => tail_mask(region, base, block_mask),
+        }
+    }
+
+    /// As [`mask`], with AVX2.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn mask_avx2(region: &[u8], base: usize) -> u64 {
+        match region.get(base..base + 64) {
+            Some(block) => block_mask_avx2(block),
+            None => tail_mask(region, base, |b| block_mask_avx2(b)),
+        }
+    }
+
+    /// As [`mask`], with the portable classifier (tests run it on every target).
+    #[cfg(test)]
+    pub fn mask_portable(region: &[u8], base: usize) -> u64 {
+        match region.get(base..base + 64) {
+            Some(block) => block_mask_scalar(block),
+            None => tail_mask(region, base, block_mask_scalar),
+        }
+    }
+
+    /// The last, short block: copied into a padded block (padding is not structural).
+    #[inline(never)]
+    fn tail_mask(region: &[u8], base: usize, f: impl Fn(&[u8]) -> u64) -> u64 {
+        let rest = &region[base..];
+        let mut block = [0u8; 64];
+        block[..rest.len()].copy_from_slice(rest);
+        f(&block) & ((1u64 << rest.len()) - 1)
+    }
+
+    /// Portable reference: one byte at a time.
+    #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
+    pub fn block_mask_scalar(block: &[u8]) -> u64 {
+        block.iter().take(64).enumerate().fold(0u64, |m, (k, &b)| {
+            m | (u64::from(matches!(b, b',' | b'"' | b'\n' | b'\r')) << k)
+        })
+    }
+
+    #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
+    #[inline]
+    fn block_mask(block: &[u8]) -> u64 {
+        block_mask_scalar(block)
+    }
+
+    #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
+    #[inline]
+    pub fn block_mask(block: &[u8]) -> u64 {
+        // SAFETY: this is compiled only where SSE2 is statically enabled (the cfg above;
+        // it is part of the x86_64 baseline), so every CPU that runs it has SSE2.
+        unsafe { block_mask_sse2(block) }
+    }
+
+    /// SSE2: four 16-byte compares per structural byte kind.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "sse2")]
+    #[inline]
+    fn block_mask_sse2(block: &[u8]) -> u64 {
+        use std::arch::x86_64::*;
+        assert!(block.len() >= 64);
+        let comma = _mm_set1_epi8(b',' as i8);
+        let quote = _mm_set1_epi8(b'"' as i8);
+        let lf = _mm_set1_epi8(b'\n' as i8);
+        let cr = _mm_set1_epi8(b'\r' as i8);
+        let mut m = 0u64;
+        for k in 0..4 {
+            // SAFETY: `block` has at least 64 bytes (asserted), so the 16 bytes at
+            // 16 * k are in bounds; `loadu` has no alignment requirement.
+            let v = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * k).cast()) };
+            let hits = _mm_or_si128(
+                _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, quote)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)),
+            );
+            m |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k);
+        }
+        m
+    }
+
+    /// AVX2: two 32-byte halves.
+    #[cfg(target_arch = "x86_64")]
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub fn block_mask_avx2(block: &[u8]) -> u64 {
+        use std::arch::x86_64::*;
+        assert!(block.len() >= 64);
+        let comma = _mm256_set1_epi8(b',' as i8);
+        let quote = _mm256_set1_epi8(b'"' as i8);
+        let lf = _mm256_set1_epi8(b'\n' as i8);
+        let cr = _mm256_set1_epi8(b'\r' as i8);
+        let mut m = 0u64;
+        for k in 0..2 {
+            // SAFETY: `block` has at least 64 bytes (asserted), so the 32 bytes at
+            // 32 * k are in bounds; `loadu` has no alignment requirement.
+            let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * k).cast()) };
+            let hits = _mm256_or_si256(
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, comma), _mm256_cmpeq_epi8(v, quote)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)),
+            );
+            m |= u64::from(_mm256_movemask_epi8(hits) as u32) << (32 * k);
+        }
+        m
     }
 }
 
@@ -456,5 +832,175 @@ mod tests {
         assert_eq!(rows(&scan(b"x").unwrap().0), vec![vec!["x"]]);
         // Two bytes of a BOM and then the end: not UTF-8, reported on line 1.
         assert_eq!(scan(b"\xEF\xBB").unwrap_err().line, 1);
+    }
+
+    /// A small deterministic PRNG (splitmix64) for the property tests.
+    fn rng(mut state: u64) -> impl FnMut() -> u64 {
+        move || {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            z ^ (z >> 31)
+        }
+    }
+
+    /// What a scan produced, byte for byte: (start line, fields) per record, the stats,
+    /// or the error.
+    type Outcome = Result<(Vec<(u64, Vec<Vec<u8>>)>, ScanStats), ScanError>;
+
+    #[derive(Default)]
+    struct CollectBytes(Vec<(u64, Vec<Vec<u8>>)>);
+    impl RecordSink for CollectBytes {
+        fn record(&mut self, r: &Record<'_>) {
+            // The counters must agree with the fields, whichever path built the record.
+            let empty = (0..r.len())
+                .filter(|&i| r.field_bytes(i).is_empty())
+                .count();
+            assert_eq!(r.empty_fields(), empty as u64);
+            self.0.push((
+                r.line,
+                (0..r.len()).map(|i| r.field_bytes(i).to_vec()).collect(),
+            ));
+        }
+    }
+
+    fn run(mut scanner: CsvScanner, chunks: &[&[u8]]) -> Outcome {
+        let mut c = CollectBytes::default();
+        for chunk in chunks {
+            scanner.feed(chunk, &mut c)?;
+        }
+        let stats = scanner.finish(&mut c)?;
+        Ok((c.0, stats))
+    }
+
+    /// Random CSV-ish bytes: mostly short fields, with quotes, CR, LF, CRLF, multi-byte
+    /// characters, the odd invalid byte and BOM, so that every structural byte lands on
+    /// every offset of a 16/32/64-byte block sooner or later.
+    fn random_input(next: &mut impl FnMut() -> u64) -> Vec<u8> {
+        let len = (next() % 300) as usize;
+        let invalid = next().is_multiple_of(4);
+        let mut v = Vec::with_capacity(len + 8);
+        if next().is_multiple_of(8) {
+            v.extend_from_slice(BOM);
+        }
+        while v.len() < len {
+            let piece: &[u8] = match next() % 40 {
+                0..=11 => b"a",
+                12..=17 => b"12.5",
+                18..=23 => b",",
+                24..=26 => b"\n",
+                27 => b"\r\n",
+                28 => b"\r",
+                29..=30 => b"\"",
+                31 => b"\"\"",
+                32 => "é".as_bytes(),
+                33 => "漢".as_bytes(),
+                34 => b"\n\n",
+                35 if invalid => b"\xFF",
+                36 if invalid => b"\xC3",
+                37 if invalid => b"\xA9",
+                _ => b"xyz0123456789",
+            };
+            v.extend_from_slice(piece);
+        }
+        v
+    }
+
+    #[test]
+    fn fast_path_matches_scalar_path_on_random_inputs() {
+        let mut next = rng(42);
+        for _ in 0..20_000 {
+            let input = random_input(&mut next);
+            let want = run(CsvScanner::scalar_only(), &[&input]);
+            // Whole, fixed chunk sizes around the block widths, and random splits.
+            let mut splits: Vec<Vec<usize>> = vec![vec![]];
+            for size in [1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
+                splits.push((size..input.len()).step_by(size).collect());
+            }
+            let mut cuts: Vec<usize> = (0..3)
+                .map(|_| (next() % (input.len() as u64 + 1)) as usize)
+                .collect();
+            cuts.sort_unstable();
+            splits.push(cuts);
+            for cuts in splits {
+                let mut chunks = Vec::new();
+                let mut at = 0;
+                for &c in &cuts {
+                    chunks.push(&input[at..c]);
+                    at = c;
+                }
+                chunks.push(&input[at..]);
+                for scanner in [CsvScanner::new(), CsvScanner::portable()] {
+                    assert_eq!(
+                        run(scanner, &chunks),
+                        want,
+                        "input {:?} cut at {cuts:?}",
+                        String::from_utf8_lossy(&input)
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn fast_path_takes_long_quote_free_records() {
+        // Delimiters and line ends at every offset of a 64-byte block, and rows longer
+        // than a block: the fast path must agree with the scalar path.
+        let mut input = b"h1,h2,h3\n".to_vec();
+        for row in 0..200 {
+            let w = row % 70;
+            input.extend_from_slice(&vec![b'x'; w]);
+            input.extend_from_slice(if row.is_multiple_of(3) { b",," } else { b"," });
+            input.extend_from_slice(&vec![b'7'; 130 - w]);
+            input.extend_from_slice(if row.is_multiple_of(5) {
+                b"\r\n"
+            } else {
+                b"\n"
+            });
+        }
+        let want = run(CsvScanner::scalar_only(), &[&input]);
+        assert_eq!(want.as_ref().map(|(r, _)| r.len()), Ok(201));
+        for size in [64, 100, 4096, input.len()] {
+            let chunks: Vec<&[u8]> = input.chunks(size).collect();
+            assert_eq!(run(CsvScanner::new(), &chunks), want, "chunks of {size}");
+        }
+    }
+
+    #[test]
+    fn invalid_utf8_across_a_delimiter_is_reported_as_before() {
+        // The fields' bytes are checked as the scalar path always did; the fast path
+        // must not change which inputs are accepted.
+        for input in [
+            &b"a,b\n\xC3,\xA9\n"[..],
+            b"a\n\xC3\xA9\n\xC3\n",
+            b"a\n\xA9\n",
+        ] {
+            assert_eq!(
+                run(CsvScanner::new(), &[input]),
+                run(CsvScanner::scalar_only(), &[input])
+            );
+        }
+    }
+
+    #[test]
+    fn block_classifiers_agree_with_the_scalar_one() {
+        let mut next = rng(3);
+        let alphabet = b",\"\n\rab\xC3\x00\xFF";
+        for _ in 0..20_000 {
+            let len = 1 + (next() % 130) as usize;
+            let region: Vec<u8> = (0..len)
+                .map(|_| alphabet[(next() % alphabet.len() as u64) as usize])
+                .collect();
+            let base = (next() % len as u64) as usize;
+            let end = (base + 64).min(len);
+            let want = structural::block_mask_scalar(&region[base..end]);
+            assert_eq!(structural::mask(&region, base), want);
+            #[cfg(target_arch = "x86_64")]
+            if std::arch::is_x86_feature_detected!("avx2") {
+                // SAFETY: AVX2 is present (checked just above).
+                assert_eq!(unsafe { structural::mask_avx2(&region, base) }, want);
+            }
+        }
     }
 }

@@ -6,20 +6,21 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cell_batch::CellBatch;
+use crate::cell_batch::RowBatch;
 use crate::context::RunContext;
 use crate::csv_scan::Record;
 use crate::dp_log::{keys, DpLine, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::now_iso;
 use crate::history::Drift;
-use crate::number::{parse_cell, write_python_float};
+use crate::number::{parse_cell_window, write_python_float};
 use crate::pipeline::PipelineSpec;
 use crate::stages::layout;
 use crate::stages::validate_data::RuleResult;
 
-/// The seed's one feature, part one: which cells `row_sum` reads. Bound to the header by
-/// the scanner thread, which projects each row onto these cells (see [`CellBatch`]).
+/// The seed's one feature, part one: which cells `row_sum` reads, and their sum per row.
+/// Bound to the header and run by the scanner thread, which sends the sums on in
+/// batches (see [`RowBatch`]).
 #[derive(Debug, Default, Clone)]
 pub struct RowSumColumns {
     /// Cell index per summed column, in the spec's order; columns absent from the
@@ -39,19 +40,26 @@ impl RowSumColumns {
         }
     }
 
-    /// Cells per projected row.
-    pub fn width(&self) -> usize {
-        self.indices.len()
-    }
-
+    /// Computes the row's `row_sum` (scanner thread) and appends it to `batch`: empty,
+    /// missing and non-numeric cells count 0.
     #[inline]
-    pub fn project(&self, record: &Record<'_>, batch: &mut CellBatch) {
-        batch.push_row(record, &self.indices);
+    pub fn project(&self, record: &Record<'_>, batch: &mut RowBatch) {
+        // Start from +0.0 explicitly: an empty f64 sum is -0.0 in recent Rust.
+        let mut sum = 0.0_f64;
+        for &i in &self.indices {
+            if i < record.len() {
+                let (cell, window) = record.field_and_window(i);
+                if let Some(v) = parse_cell_window(cell, window) {
+                    sum += v;
+                }
+            }
+        }
+        batch.push(sum);
     }
 }
 
-/// The seed's one feature, part two: per projected row, the sum of its cells, written
-/// as the seed wrote it (runs on the feature thread).
+/// The seed's one feature, part two: each row's sum written as the seed wrote it (runs
+/// on the feature thread).
 #[derive(Debug, Default)]
 pub struct RowSumWriter {
     rows: u64,
@@ -67,17 +75,9 @@ impl RowSumWriter {
         out.extend_from_slice(b"\r\n");
     }
 
-    /// Writes one output row per projected row; empty, missing and non-numeric cells
-    /// count 0.
-    pub fn write_batch(&mut self, batch: &CellBatch, out: &mut Vec<u8>) {
-        for row in batch.rows() {
-            // Start from +0.0 explicitly: an empty f64 sum is -0.0 in recent Rust.
-            let mut sum = 0.0_f64;
-            for cell in row.cells() {
-                if let Some(v) = parse_cell(cell) {
-                    sum += v;
-                }
-            }
+    /// Writes one output row per row of the batch.
+    pub fn write_batch(&mut self, batch: &RowBatch, out: &mut Vec<u8>) {
+        for &sum in batch.values() {
             write_python_float(out, &mut self.scratch, sum);
             out.extend_from_slice(b"\r\n");
         }
