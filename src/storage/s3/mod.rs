@@ -47,6 +47,14 @@ impl S3Store {
     fn key(&self, key: &str) -> String {
         super::join_key(&self.prefix, key)
     }
+
+    /// The ListObjectsV2 prefix for the folder `dir`: `prefix/dir/`, or "" for the root.
+    fn folder(&self, dir: &str) -> String {
+        match self.key(dir).trim_end_matches('/') {
+            "" => String::new(),
+            f => format!("{f}/"),
+        }
+    }
 }
 
 #[async_trait]
@@ -128,10 +136,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, dir: &str) -> StorageResult<Vec<String>> {
-        let folder = match self.key(dir).trim_end_matches('/') {
-            "" => String::new(),
-            f => format!("{f}/"),
-        };
+        let folder = self.folder(dir);
         let root_len = if self.prefix.is_empty() {
             0
         } else {
@@ -159,10 +164,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn list_folders(&self, dir: &str) -> StorageResult<Vec<String>> {
-        let folder = match self.key(dir).trim_end_matches('/') {
-            "" => String::new(),
-            f => format!("{f}/"),
-        };
+        let folder = self.folder(dir);
         let mut pages = self
             .client
             .list_objects_v2()
