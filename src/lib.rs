@@ -33,3 +33,5 @@ pub mod run_record;
 pub mod scan;
 pub mod stages;
 pub mod storage;
+#[cfg(test)]
+mod test_rng;

@@ -374,16 +374,7 @@ pub fn python_float(x: f64) -> String {
 mod tests {
     use super::*;
 
-    /// A small deterministic PRNG (splitmix64) for property tests.
-    fn rng(mut state: u64) -> impl FnMut() -> u64 {
-        move || {
-            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-            let mut z = state;
-            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-            z ^ (z >> 31)
-        }
-    }
+    use crate::test_rng::rng;
 
     #[test]
     fn fast_path_is_bit_identical_to_std_parse() {
