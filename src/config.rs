@@ -216,24 +216,14 @@ pub fn load(path: &Path) -> Result<LoadedFile> {
 /// (flags and `DP_*` variables would still override it at run time), checked the way a
 /// run checks it: name, time zone, path templates and URIs, rules.
 pub fn describe(loaded: &LoadedFile) -> Result<serde_json::Value> {
-    let file = &loaded.file;
-    let name = file.name.clone().unwrap_or_else(|| DEFAULT_PIPELINE.into());
+    let FileSettings {
+        name,
+        timezone: tz_name,
+        raw,
+        prefix,
+    } = FileSettings::of(&loaded.file);
     validate_pipeline_name(&name)?;
-    let tz_name = file
-        .timezone
-        .clone()
-        .unwrap_or_else(|| DEFAULT_TIMEZONE.name().into());
     let timezone = parse_timezone(&tz_name)?;
-    let raw = file
-        .source
-        .as_ref()
-        .and_then(|s| s.path.clone())
-        .unwrap_or_else(|| DEFAULT_RAW.into());
-    let prefix = file
-        .output
-        .as_ref()
-        .and_then(|o| o.prefix.clone())
-        .unwrap_or_else(|| DEFAULT_FEATURES.into());
     // Templates are checked by rendering them for today.
     let today = ExecutionDate::now(timezone);
     for (template, what) in [(&raw, "[source] path"), (&prefix, "[output] prefix")] {
@@ -293,6 +283,37 @@ pub enum Rerun {
     IfFailed,
 }
 
+/// What a pipeline file sets, each value falling back to the built-in default: the one
+/// place for "file, else default" (flags and environment override it in [`resolve`]).
+struct FileSettings {
+    name: String,
+    timezone: String,
+    raw: String,
+    prefix: String,
+}
+
+impl FileSettings {
+    fn of(file: &PipelineFile) -> Self {
+        FileSettings {
+            name: file.name.clone().unwrap_or_else(|| DEFAULT_PIPELINE.into()),
+            timezone: file
+                .timezone
+                .clone()
+                .unwrap_or_else(|| DEFAULT_TIMEZONE.name().into()),
+            raw: file
+                .source
+                .as_ref()
+                .and_then(|s| s.path.clone())
+                .unwrap_or_else(|| DEFAULT_RAW.into()),
+            prefix: file
+                .output
+                .as_ref()
+                .and_then(|o| o.prefix.clone())
+                .unwrap_or_else(|| DEFAULT_FEATURES.into()),
+        }
+    }
+}
+
 /// Turns raw flags into validated settings.
 pub fn resolve(args: &CommonArgs, when: When<'_>, rerun: Rerun) -> Result<RunSettings> {
     let (file, spec) = match &args.config {
@@ -302,18 +323,11 @@ pub fn resolve(args: &CommonArgs, when: When<'_>, rerun: Rerun) -> Result<RunSet
         }
         None => (PipelineFile::default(), PipelineSpec::seed()),
     };
-    let pipeline = args
-        .pipeline
-        .clone()
-        .or(file.name)
-        .unwrap_or_else(|| DEFAULT_PIPELINE.to_string());
+    let base = FileSettings::of(&file);
+    let pipeline = args.pipeline.clone().unwrap_or(base.name);
     validate_pipeline_name(&pipeline)?;
 
-    let tz_name = args
-        .timezone
-        .clone()
-        .or(file.timezone)
-        .unwrap_or_else(|| DEFAULT_TIMEZONE.name().to_string());
+    let tz_name = args.timezone.clone().unwrap_or(base.timezone);
     let timezone = parse_timezone(&tz_name)?;
     let execution_date = match when {
         When::Flag(Some(s)) => ExecutionDate::parse(s, timezone)?,
@@ -321,20 +335,12 @@ pub fn resolve(args: &CommonArgs, when: When<'_>, rerun: Rerun) -> Result<RunSet
         When::Local(local) => ExecutionDate::local(local, timezone),
     };
 
-    let raw_template = args
-        .raw
-        .clone()
-        .or(file.source.and_then(|s| s.path))
-        .unwrap_or_else(|| DEFAULT_RAW.to_string());
+    let raw_template = args.raw.clone().unwrap_or(base.raw);
     let raw = StorageUri::parse(
         &execution_date.render(&raw_template, "--raw / DP_RAW_PATH")?,
         "--raw / DP_RAW_PATH",
     )?;
-    let features_template = args
-        .features
-        .clone()
-        .or(file.output.and_then(|o| o.prefix))
-        .unwrap_or_else(|| DEFAULT_FEATURES.to_string());
+    let features_template = args.features.clone().unwrap_or(base.prefix);
     let features = StorageUri::parse(
         &execution_date.render(&features_template, "--features / DP_FEATURE_PATH")?,
         "--features / DP_FEATURE_PATH",
