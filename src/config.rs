@@ -2,215 +2,18 @@
 //! [`RunSettings`]. Precedence: flag > environment (clap merges those two) > pipeline
 //! file > built-in default. Every error names the flag, variable or file line to fix.
 
-use std::path::{Path, PathBuf};
-
-use serde::Deserialize;
-use toml::Spanned;
-
 use crate::cli::CommonArgs;
 use crate::context::RunSettings;
 use crate::error::{Error, Result};
 use crate::execution_date::{parse_timezone, ExecutionDate, DEFAULT_TIMEZONE};
-use crate::pipeline::{Check, PipelineSpec, Rule, Severity, DEFAULT_PIPELINE};
+use crate::pipeline::{Features, PipelineSpec, RowFeatureKind, DEFAULT_PIPELINE};
+pub use crate::pipeline_file::{load, LoadedFile, PipelineFile};
 use crate::storage::StorageUri;
 
 /// Built-in raw input: the bundled fixture, so a fresh checkout runs with no setup.
 pub const DEFAULT_RAW: &str = "fixtures/user_events_{ds_nodash}.csv";
 /// Built-in output prefix: a local folder beside the checkout.
 pub const DEFAULT_FEATURES: &str = "out/features/daily_user_events";
-
-/// The pipeline file (`--config`). Unknown keys are errors, not silently ignored.
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct PipelineFile {
-    pub name: Option<String>,
-    pub timezone: Option<String>,
-    pub source: Option<SourceSection>,
-    pub output: Option<OutputSection>,
-    /// Replaces the built-in rules when present (an empty list means no rules).
-    pub rules: Option<Vec<Spanned<RuleEntry>>>,
-}
-
-/// One `[[rules]]` entry: `rule = "<kind>"` plus that kind's keys.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "rule", rename_all = "snake_case", deny_unknown_fields)]
-pub enum RuleEntry {
-    MinRows {
-        value: u64,
-        #[serde(default)]
-        severity: Severity,
-    },
-    MaxRows {
-        value: u64,
-        #[serde(default)]
-        severity: Severity,
-    },
-    MaxNullRate {
-        value: f64,
-        #[serde(default)]
-        severity: Severity,
-    },
-    RequiredColumns {
-        columns: Vec<String>,
-        #[serde(default)]
-        severity: Severity,
-    },
-    RowsVsHistory {
-        versions: usize,
-        max_change: f64,
-        #[serde(default)]
-        severity: Severity,
-    },
-    NullRateChange {
-        max_change: f64,
-        #[serde(default)]
-        severity: Severity,
-    },
-}
-
-impl RuleEntry {
-    /// The checked rule, or why the entry makes no sense.
-    fn to_rule(&self) -> std::result::Result<Rule, String> {
-        let (check, severity) = match self {
-            RuleEntry::MinRows { value, severity } => (Check::MinRows(*value), *severity),
-            RuleEntry::MaxRows { value, severity } => (Check::MaxRows(*value), *severity),
-            RuleEntry::MaxNullRate { value, severity } => {
-                if !(0.0..=1.0).contains(value) {
-                    return Err(format!(
-                        "max_null_rate value {value} must be between 0 and 1"
-                    ));
-                }
-                (Check::MaxNullRate(*value), *severity)
-            }
-            RuleEntry::RequiredColumns { columns, severity } => {
-                if columns.is_empty() || columns.iter().any(|c| c.is_empty()) {
-                    return Err("required_columns needs a non-empty list of column names".into());
-                }
-                (Check::RequiredColumns(columns.clone()), *severity)
-            }
-            RuleEntry::RowsVsHistory {
-                versions,
-                max_change,
-                severity,
-            } => {
-                if !(1..=366).contains(versions) {
-                    return Err(format!(
-                        "rows_vs_history versions {versions} must be between 1 and 366"
-                    ));
-                }
-                if !(*max_change >= 0.0 && max_change.is_finite()) {
-                    return Err(format!(
-                        "rows_vs_history max_change {max_change} must be a fraction of at least 0 (0.2 = 20%)"
-                    ));
-                }
-                (
-                    Check::RowsVsHistory {
-                        versions: *versions,
-                        max_change: *max_change,
-                    },
-                    *severity,
-                )
-            }
-            RuleEntry::NullRateChange {
-                max_change,
-                severity,
-            } => {
-                if !(0.0..=1.0).contains(max_change) {
-                    return Err(format!(
-                        "null_rate_change max_change {max_change} must be between 0 and 1"
-                    ));
-                }
-                (
-                    Check::NullRateChange {
-                        max_change: *max_change,
-                    },
-                    *severity,
-                )
-            }
-        };
-        Ok(Rule { check, severity })
-    }
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceSection {
-    pub path: Option<String>,
-}
-
-#[derive(Debug, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct OutputSection {
-    pub prefix: Option<String>,
-}
-
-/// A pipeline file, parsed and checked.
-pub struct LoadedFile {
-    pub path: PathBuf,
-    pub file: PipelineFile,
-    /// The file's `[[rules]]` (or the built-in ones) over the built-in features.
-    pub spec: PipelineSpec,
-}
-
-/// Reads and checks a pipeline file (`--config`, `check-config`); every error names the
-/// file and, where it can, the TOML line.
-pub fn load(path: &Path) -> Result<LoadedFile> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Error::Usage(format!(
-            "cannot read pipeline file {} (--config / DP_CONFIG): {e}",
-            path.display()
-        ))
-    })?;
-    let at = |offset: usize, message: &str| {
-        let line = text[..offset.min(text.len())].matches('\n').count() + 1;
-        Error::Usage(format!(
-            "pipeline file {}, line {line}: {}",
-            path.display(),
-            message.trim_end()
-        ))
-    };
-    let file: PipelineFile = toml::from_str(&text).map_err(|e| match e.span() {
-        Some(span) => at(span.start, e.message()),
-        None => Error::Usage(format!(
-            "pipeline file {}: {}",
-            path.display(),
-            e.message().trim_end()
-        )),
-    })?;
-    let mut spec = PipelineSpec::seed();
-    if let Some(entries) = &file.rules {
-        spec.rules = entries
-            .iter()
-            .map(|entry| {
-                entry
-                    .get_ref()
-                    .to_rule()
-                    .map_err(|message| at(entry.span().start, &message))
-            })
-            .collect::<Result<_>>()?;
-        let min = spec.rules.iter().find_map(|r| match r.check {
-            Check::MinRows(n) => Some(n),
-            _ => None,
-        });
-        let max = spec.rules.iter().find_map(|r| match r.check {
-            Check::MaxRows(n) => Some(n),
-            _ => None,
-        });
-        if let (Some(min), Some(max)) = (min, max) {
-            if min > max {
-                return Err(Error::Usage(format!(
-                    "pipeline file {}: min_rows {min} is more than max_rows {max}: no data can pass",
-                    path.display()
-                )));
-            }
-        }
-    }
-    Ok(LoadedFile {
-        path: path.to_path_buf(),
-        file,
-        spec,
-    })
-}
 
 /// `featurepipe check-config`: the pipeline a file describes, over the built-in defaults
 /// (flags and `DP_*` variables would still override it at run time), checked the way a
@@ -229,31 +32,94 @@ pub fn describe(loaded: &LoadedFile) -> Result<serde_json::Value> {
     for (template, what) in [(&raw, "[source] path"), (&prefix, "[output] prefix")] {
         StorageUri::parse(&today.render(template, what)?, what)?;
     }
-    let rules: Vec<_> = loaded
-        .spec
-        .rules
-        .iter()
-        .map(|r| {
-            serde_json::json!({
-                "rule": r.check.name(),
-                "threshold": r.check.threshold(),
-                "severity": r.severity.as_str(),
-            })
-        })
-        .collect();
+    let spec = &loaded.spec;
     Ok(serde_json::json!({
         "file": loaded.path.display().to_string(),
         "name": name,
         "timezone": tz_name,
-        "source": { "path": raw },
+        "source": {
+            "path": raw,
+            "delimiter": char::from(spec.source.delimiter).to_string(),
+            "null_tokens": spec.source.null_tokens,
+        },
         "output": { "prefix": prefix },
-        "rules": rules,
-        "features": [{
-            "name": "row_sum",
-            "kind": "row_sum",
-            "columns": loaded.spec.row_sum_columns,
-        }],
+        "rules": spec.rules.iter().map(describe_rule).collect::<Vec<_>>(),
+        "features": describe_features(&spec.features),
     }))
+}
+
+fn describe_rule(r: &crate::pipeline::Rule) -> serde_json::Value {
+    let mut rule = serde_json::json!({
+        "rule": r.check.name(),
+        "threshold": r.check.threshold(),
+        "severity": r.severity.as_str(),
+    });
+    if let Some(o) = rule.as_object_mut() {
+        if let Some(column) = r.check.column() {
+            o.insert("column".into(), column.into());
+        }
+        if r.check.takes_mostly() {
+            o.insert("mostly".into(), r.mostly.into());
+        }
+    }
+    rule
+}
+
+fn describe_features(features: &Features) -> serde_json::Value {
+    use serde_json::json;
+    let types = features.columns();
+    let columns: Vec<serde_json::Value> = match features {
+        Features::Rows(rows) => rows
+            .iter()
+            .zip(&types)
+            .map(|(f, (_, ty))| match &f.kind {
+                RowFeatureKind::Column { column, .. } => {
+                    json!({ "name": f.name, "type": ty.as_str(), "column": column })
+                }
+                RowFeatureKind::RowSum { columns } => {
+                    json!({ "name": f.name, "type": ty.as_str(), "row_sum": columns })
+                }
+            })
+            .collect(),
+        Features::Entities(e) => {
+            let keys = e.key_columns();
+            let aggs = e.aggregates.iter().zip(&types[keys.len()..]);
+            keys.iter()
+                .map(|k| json!({ "name": k, "type": "string", "key": true }))
+                .chain(aggs.map(|(a, (_, ty))| {
+                    let mut v =
+                        json!({ "name": a.name, "type": ty.as_str(), "agg": a.function.as_str() });
+                    if let (Some(o), Some(c)) = (v.as_object_mut(), a.function.column()) {
+                        o.insert("column".into(), c.into());
+                    }
+                    if let (
+                        Some(o),
+                        crate::pipeline::AggFunction::First { by, .. }
+                        | crate::pipeline::AggFunction::Last { by, .. },
+                    ) = (v.as_object_mut(), &a.function)
+                    {
+                        o.insert("by".into(), by.clone().into());
+                    }
+                    v
+                }))
+                .collect()
+        }
+    };
+    let mut out = json!({
+        "grain": features.grain(),
+        "key_columns": features.key_columns(),
+        "columns": columns,
+    });
+    if let (Some(o), Features::Entities(e)) = (out.as_object_mut(), features) {
+        o.insert("group_by".into(), json!(e.group_by));
+        if let Some(b) = &e.time_bucket {
+            o.insert(
+                "time_bucket".into(),
+                json!({ "column": b.column, "every": b.every.as_str(), "name": b.name }),
+            );
+        }
+    }
+    out
 }
 
 /// The pipeline name as best known before full resolution (for early failure lines).

@@ -41,10 +41,14 @@ pub mod keys {
     // one `step=validate_data` line per failed rule
     pub const RULE: &str = "rule";
     pub const SEVERITY: &str = "severity";
+    /// The column(s) of a column rule or `unique` (empty for table rules).
+    pub const COLUMN: &str = "column";
     pub const THRESHOLD: &str = "threshold";
     pub const OBSERVED: &str = "observed";
     pub const FEATURE_ROWS: &str = "feature_rows";
     pub const COLUMNS: &str = "columns";
+    /// `row` or `entity`.
+    pub const GRAIN: &str = "grain";
     pub const STORED_ROWS: &str = "stored_rows";
     pub const LATEST_MOVED: &str = "latest_moved";
     pub const DRY_RUN: &str = "dry_run";

@@ -1,7 +1,11 @@
 //! Earlier complete versions of the same prefix: what drift is measured against and what
 //! the history rules compare with. Read from their `metadata.json`, never from their data.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
+
+use crate::profile::ColumnProfile;
 
 use crate::stages::layout;
 use crate::storage::{join_key, ObjectStore, StorageResult};
@@ -12,6 +16,8 @@ pub struct PastVersion {
     pub feature_version: String,
     pub rows: u64,
     pub null_rate: f64,
+    /// The mean of each numeric output column (from its profile).
+    pub means: BTreeMap<String, f64>,
 }
 
 /// The fields read from a past `metadata.json` (older or newer files may hold more).
@@ -19,6 +25,14 @@ pub struct PastVersion {
 struct MetadataHead {
     rows_raw: u64,
     raw_null_rate: f64,
+    /// Absent in versions written before profiles existed.
+    #[serde(default)]
+    profile: BTreeMap<String, ProfileHead>,
+}
+
+#[derive(Deserialize)]
+struct ProfileHead {
+    mean: Option<f64>,
 }
 
 /// Up to `n` complete versions older than `version`, newest first. Incomplete versions
@@ -53,6 +67,11 @@ pub async fn complete_before(
                 feature_version: folder,
                 rows: m.rows_raw,
                 null_rate: m.raw_null_rate,
+                means: m
+                    .profile
+                    .into_iter()
+                    .filter_map(|(column, p)| p.mean.map(|mean| (column, mean)))
+                    .collect(),
             }),
             Err(e) => tracing::warn!(
                 "ignoring unreadable {}: {e}",
@@ -84,6 +103,8 @@ pub struct Drift {
     pub previous_version: Option<String>,
     pub rows: Change,
     pub null_rate: Change,
+    /// The mean of each numeric output column that has one now.
+    pub column_means: BTreeMap<String, Change>,
 }
 
 /// A figure now and in the previous version.
@@ -113,13 +134,27 @@ impl Change {
 }
 
 impl Drift {
-    /// `history` newest first (only its first entry is used).
-    pub fn new(history: &[PastVersion], rows: u64, null_rate: f64) -> Self {
+    /// `history` newest first (only its first entry is used); `profile` is this
+    /// version's output column profiles.
+    pub fn new(
+        history: &[PastVersion],
+        rows: u64,
+        null_rate: f64,
+        profile: &[(String, ColumnProfile)],
+    ) -> Self {
         let previous = history.first();
         Drift {
             previous_version: previous.map(|p| p.feature_version.clone()),
             rows: Change::new(previous.map(|p| p.rows as f64), rows as f64),
             null_rate: Change::new(previous.map(|p| p.null_rate), null_rate),
+            column_means: profile
+                .iter()
+                .filter_map(|(column, p)| {
+                    let mean = p.mean?;
+                    let before = previous.and_then(|v| v.means.get(column)).copied();
+                    Some((column.clone(), Change::new(before, mean)))
+                })
+                .collect(),
         }
     }
 }
@@ -138,15 +173,16 @@ mod tests {
 
     #[test]
     fn drift_against_nothing_and_something() {
-        let none = Drift::new(&[], 10, 0.1);
+        let none = Drift::new(&[], 10, 0.1, &[]);
         assert_eq!(none.previous_version, None);
         assert_eq!(none.rows.change, None);
         let past = [PastVersion {
             feature_version: "v_1".into(),
             rows: 8,
             null_rate: 0.2,
+            means: BTreeMap::new(),
         }];
-        let d = Drift::new(&past, 10, 0.1);
+        let d = Drift::new(&past, 10, 0.1, &[]);
         assert_eq!(d.rows.change, Some(2.0));
         assert_eq!(d.rows.relative, Some(0.25));
         assert!((d.null_rate.change.unwrap() + 0.1).abs() < 1e-12);

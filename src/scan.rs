@@ -18,20 +18,24 @@ use bytes::Bytes;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
+use chrono_tz::Tz;
+
 use crate::cell_batch::RowBatch;
+use crate::column_checks::{CellTally, ColumnChecks};
 use crate::compression::{decompress, Compression};
 use crate::csv_scan::{CsvScanner, Record, RecordSink, ScanStats};
 use crate::error::{Error, Result};
+use crate::feature_writer::FeatureWriter;
+use crate::group_by::{AggValue, GroupBy};
 use crate::interrupt::Interrupt;
-use crate::pipeline::PipelineSpec;
-use crate::stages::build_features::{RowSumColumns, RowSumWriter};
+use crate::pipeline::{self, ColumnType, PipelineSpec};
+use crate::profile::ColumnProfile;
+use crate::row_features::RowFeatures;
 use crate::stages::validate_data::RawStats;
 use crate::storage::{ChunkSource, StorageError, StorageResult, Upload};
 
 /// Raw chunks buffered between reader and scanner (each at most 1 MiB locally).
 const RAW_CHANNEL: usize = 4;
-/// Rows per batch handed from the scanner to the feature thread.
-const BATCH_ROWS: usize = 8192;
 /// Batches buffered between scanner and feature thread.
 const BATCH_CHANNEL: usize = 4;
 /// Output blocks buffered between feature thread and uploader.
@@ -41,16 +45,21 @@ const OUT_CHANNEL: usize = 2;
 /// memory (8 MiB blocks lifted the 1 GB peak from 35 to 59 MB).
 const OUT_BLOCK: usize = 1 << 20;
 /// Capacity of an output block: a block is sent once it reaches [`OUT_BLOCK`] after a
-/// batch, so it must hold one more batch of the longest rows (`-1.2345678901234567e+300`
-/// and CRLF: 26 bytes) without reallocating.
-const OUT_CAPACITY: usize = OUT_BLOCK + BATCH_ROWS * 32;
+/// batch, so it must hold one more batch of the seed's longest rows
+/// (`-1.2345678901234567e+300` and CRLF: 26 bytes) without reallocating. (Wider rows
+/// just grow it.)
+const OUT_CAPACITY: usize = OUT_BLOCK + crate::cell_batch::BATCH_ROWS * 32;
 
 /// The feature file as written by the pass, still staged (invisible) in storage.
 pub struct FeatureFile {
     pub rows: u64,
     pub size_bytes: u64,
     pub sha256: String,
-    pub columns: Vec<(String, &'static str)>,
+    pub columns: Vec<(String, ColumnType)>,
+    /// Each output column's profile, in CSV order.
+    pub profile: Vec<(String, ColumnProfile)>,
+    /// Entity grain: how many distinct keys (output rows) there were.
+    pub groups: Option<u64>,
     /// `None` in a dry run.
     pub upload: Option<Box<dyn Upload>>,
 }
@@ -59,6 +68,8 @@ pub struct FeatureFile {
 pub struct ScanOutcome {
     pub stats: RawStats,
     pub scan: ScanStats,
+    /// Cell-by-cell rule results, by rule index.
+    pub tallies: Vec<(usize, CellTally)>,
     pub feature: FeatureFile,
 }
 
@@ -69,6 +80,7 @@ pub async fn scan_raw(
     compression: Compression,
     upload: Option<Box<dyn Upload>>,
     spec: &PipelineSpec,
+    tz: Tz,
     interrupt: &Interrupt,
 ) -> Result<ScanOutcome> {
     let (raw_tx, raw_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
@@ -96,9 +108,10 @@ pub async fn scan_raw(
         let stage = tokio::task::spawn_blocking(move || decompress(compression, raw_rx, plain_tx));
         (plain_rx, Some(stage))
     };
+    let columns = spec.features.columns();
     let spec = spec.clone();
-    let scanner = tokio::task::spawn_blocking(move || scan_csv(csv_rx, batch_tx, &spec));
-    let features = tokio::task::spawn_blocking(move || write_features(batch_rx, out_tx));
+    let scanner = tokio::task::spawn_blocking(move || scan_csv(csv_rx, batch_tx, &spec, tz));
+    let features = tokio::task::spawn_blocking(move || write_features(batch_rx, out_tx, columns));
 
     let mut upload = upload;
     let mut upload_error: Option<StorageError> = None;
@@ -142,15 +155,17 @@ pub async fn scan_raw(
             (Some(e), ..) => Err(Error::Storage(e)),
             (None, Err(e), ..) => Err(e),
             (None, Ok(()), Err(e), _) | (None, Ok(()), Ok(_), Err(e)) => Err(e),
-            (None, Ok(()), Ok((stats, scan)), Ok(feature)) => Ok((stats, scan, feature)),
+            (None, Ok(()), Ok(scanned), Ok(feature)) => Ok((scanned, feature)),
         }
     };
     match result {
-        Ok((stats, scan, mut feature)) => {
+        Ok((scanned, mut feature)) => {
             feature.upload = upload;
+            feature.groups = scanned.groups;
             Ok(ScanOutcome {
-                stats,
-                scan,
+                stats: scanned.stats,
+                scan: scanned.scan,
+                tallies: scanned.tallies,
                 feature,
             })
         }
@@ -167,21 +182,39 @@ fn joined<T>(res: std::result::Result<Result<T>, tokio::task::JoinError>) -> Res
     res.map_err(|e| Error::Internal(format!("a pass thread stopped unexpectedly: {e}")))?
 }
 
-/// The scanner thread: CSV -> counts + projected cell batches.
+/// What the scanner thread found: counts, cell-by-cell rule tallies, entity groups.
+struct Scanned {
+    stats: RawStats,
+    scan: ScanStats,
+    tallies: Vec<(usize, CellTally)>,
+    groups: Option<u64>,
+}
+
+/// The scanner thread: CSV -> counts, rule tallies and output rows in batches.
 fn scan_csv(
     mut raw_rx: mpsc::Receiver<StorageResult<Bytes>>,
     batch_tx: std_mpsc::SyncSender<RowBatch>,
     spec: &PipelineSpec,
-) -> Result<(RawStats, ScanStats)> {
+    tz: Tz,
+) -> Result<Scanned> {
+    let types: Vec<ColumnType> = spec
+        .features
+        .columns()
+        .into_iter()
+        .map(|(_, t)| t)
+        .collect();
     let mut sink = ScanSink {
         stats: RawStats::default(),
-        columns: RowSumColumns::default(),
-        batch: RowBatch::default(),
+        checks: None,
+        features: None,
+        batch: RowBatch::new(&types),
+        types,
         tx: batch_tx,
         spec,
+        tz,
         closed: false,
     };
-    let mut scanner = CsvScanner::new();
+    let mut scanner = CsvScanner::new(); // MERGE: with_delimiter
     while let Some(chunk) = raw_rx.blocking_recv() {
         let chunk = chunk?;
         scanner.feed(&chunk, &mut sink).map_err(malformed)?;
@@ -190,8 +223,24 @@ fn scan_csv(
         }
     }
     let scan = scanner.finish(&mut sink).map_err(malformed)?;
+    let groups = match sink.features.take() {
+        Some(Features::Entities(groups)) => {
+            let count = groups.groups() as u64;
+            groups.finish(|keys, values| sink.push_group(keys, values));
+            Some(count)
+        }
+        _ => None,
+    };
     sink.send_batch();
-    Ok((sink.stats, scan))
+    if sink.closed {
+        return Err(Error::Internal("the feature thread stopped".into()));
+    }
+    Ok(Scanned {
+        stats: sink.stats,
+        scan,
+        tallies: sink.checks.map(ColumnChecks::finish).unwrap_or_default(),
+        groups,
+    })
 }
 
 fn malformed(e: crate::csv_scan::ScanError) -> Error {
@@ -201,49 +250,103 @@ fn malformed(e: crate::csv_scan::ScanError) -> Error {
     }
 }
 
+/// The output side of the scanner thread, bound to the header.
+enum Features {
+    Rows(RowFeatures),
+    Entities(GroupBy),
+}
+
 /// Routes each record: the first is the header, the rest are data rows.
 struct ScanSink<'a> {
     stats: RawStats,
-    columns: RowSumColumns,
+    /// Bound at the header; `None` when no rule works cell by cell.
+    checks: Option<ColumnChecks>,
+    features: Option<Features>,
     batch: RowBatch,
+    types: Vec<ColumnType>,
     tx: std_mpsc::SyncSender<RowBatch>,
     spec: &'a PipelineSpec,
+    tz: Tz,
     /// The feature thread is gone (it only stops early when the upload failed).
     closed: bool,
 }
 
 impl ScanSink<'_> {
     fn send_batch(&mut self) {
-        let next = RowBatch::new(BATCH_ROWS);
+        let next = RowBatch::new(&self.types);
         let full = std::mem::replace(&mut self.batch, next);
         if !full.is_empty() && self.tx.send(full).is_err() {
             self.closed = true;
+        }
+    }
+
+    /// One entity-grain output row: the key cells, then the aggregates.
+    fn push_group(&mut self, keys: &[&[u8]], values: &[AggValue<'_>]) {
+        if self.closed {
+            return;
+        }
+        for (i, key) in keys.iter().enumerate() {
+            self.batch.push_text(i, key);
+        }
+        for (j, value) in values.iter().enumerate() {
+            let i = keys.len() + j;
+            match value {
+                AggValue::Null => self.batch.push_float(i, None),
+                AggValue::Float(v) => self.batch.push_float(i, Some(*v)),
+                AggValue::Int(v) => self.batch.push_integer(i, Some(*v)),
+                AggValue::Text(t) => self.batch.push_text(i, t),
+            }
+        }
+        self.batch.end_row();
+        if self.batch.is_full() {
+            self.send_batch();
         }
     }
 }
 
 impl RecordSink for ScanSink<'_> {
     fn record(&mut self, record: &Record<'_>) {
-        if self.stats.header.is_none() {
+        let Some(features) = self.features.as_mut() else {
             self.stats.set_header(record);
-            self.columns = RowSumColumns::bind(record, self.spec);
-            self.batch = RowBatch::new(BATCH_ROWS);
+            let checks = ColumnChecks::bind(record, self.spec);
+            self.checks = (!checks.is_empty()).then_some(checks);
+            self.features = Some(match &self.spec.features {
+                pipeline::Features::Rows(rows) => {
+                    Features::Rows(RowFeatures::bind(record, rows, &self.spec.source))
+                }
+                pipeline::Features::Entities(entity) => {
+                    Features::Entities(GroupBy::bind(record, entity, self.tz, &self.spec.source))
+                }
+            });
             return;
+        };
+        if self.spec.source.only_empty_is_null() {
+            self.stats.observe(record);
+        } else {
+            self.stats.observe_with(record, &self.spec.source);
         }
-        self.stats.observe(record);
-        self.columns.project(record, &mut self.batch);
-        if self.batch.len() >= BATCH_ROWS {
-            self.send_batch();
+        if let Some(checks) = self.checks.as_mut() {
+            checks.observe(record);
+        }
+        match features {
+            Features::Rows(rows) => {
+                rows.project(record, &mut self.batch);
+                if self.batch.is_full() {
+                    self.send_batch();
+                }
+            }
+            Features::Entities(groups) => groups.observe(record),
         }
     }
 }
 
-/// The feature thread: projected batches -> feature rows -> output blocks.
+/// The feature thread: output rows -> CSV blocks and column profiles.
 fn write_features(
     batch_rx: std_mpsc::Receiver<RowBatch>,
     out_tx: mpsc::Sender<Bytes>,
+    columns: Vec<(String, ColumnType)>,
 ) -> Result<FeatureFile> {
-    let mut writer = RowSumWriter::default();
+    let mut writer = FeatureWriter::new(columns);
     let mut out = Output::new(out_tx);
     writer.write_header(&mut out.buf);
     for batch in batch_rx {
@@ -255,7 +358,9 @@ fn write_features(
         rows: writer.rows(),
         size_bytes,
         sha256,
-        columns: writer.columns(),
+        columns: writer.columns().to_vec(),
+        profile: writer.finish(),
+        groups: None,
         upload: None,
     })
 }

@@ -1,98 +1,20 @@
-//! `build_features`: the feature rules (per-row `row_sum`, computed inside the single
-//! pass by [`RowSumColumns`] and [`RowSumWriter`]) and the content of `schema.json` and
-//! `metadata.json`.
+//! `build_features`: the content of `schema.json` and `metadata.json`. The feature rows
+//! themselves are computed inside the single pass (`row_features` / `group_by` on the
+//! scanner thread, `feature_writer` on the feature thread).
 
 use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::cell_batch::RowBatch;
 use crate::context::RunContext;
-use crate::csv_scan::Record;
 use crate::dp_log::{keys, DpLine, Step};
 use crate::error::{Error, Result};
 use crate::execution_date::now_iso;
 use crate::history::Drift;
-use crate::number::{parse_cell_window, write_python_float};
-use crate::pipeline::PipelineSpec;
+use crate::pipeline::Features;
+use crate::profile::ColumnProfile;
 use crate::stages::layout;
 use crate::stages::validate_data::RuleResult;
-
-/// The seed's one feature, part one: which cells `row_sum` reads, and their sum per row.
-/// Bound to the header and run by the scanner thread, which sends the sums on in
-/// batches (see [`RowBatch`]).
-#[derive(Debug, Default, Clone)]
-pub struct RowSumColumns {
-    /// Cell index per summed column, in the spec's order; columns absent from the
-    /// header are left out. A repeated header name binds to its last occurrence, as the
-    /// seed's `csv.DictReader` did.
-    indices: Vec<usize>,
-}
-
-impl RowSumColumns {
-    pub fn bind(header: &Record<'_>, spec: &PipelineSpec) -> Self {
-        RowSumColumns {
-            indices: spec
-                .row_sum_columns
-                .iter()
-                .filter_map(|name| header.fields().rposition(|h| h == name))
-                .collect(),
-        }
-    }
-
-    /// Computes the row's `row_sum` (scanner thread) and appends it to `batch`: empty,
-    /// missing and non-numeric cells count 0.
-    #[inline]
-    pub fn project(&self, record: &Record<'_>, batch: &mut RowBatch) {
-        // Start from +0.0 explicitly: an empty f64 sum is -0.0 in recent Rust.
-        let mut sum = 0.0_f64;
-        for &i in &self.indices {
-            if i < record.len() {
-                let (cell, window) = record.field_and_window(i);
-                if let Some(v) = parse_cell_window(cell, window) {
-                    sum += v;
-                }
-            }
-        }
-        batch.push(sum);
-    }
-}
-
-/// The seed's one feature, part two: each row's sum written as the seed wrote it (runs
-/// on the feature thread).
-#[derive(Debug, Default)]
-pub struct RowSumWriter {
-    rows: u64,
-    scratch: String,
-}
-
-impl RowSumWriter {
-    pub const COLUMN: &'static str = "row_sum";
-
-    /// The output header line (CRLF, as the seed's `csv.writer` wrote).
-    pub fn write_header(&self, out: &mut Vec<u8>) {
-        out.extend_from_slice(Self::COLUMN.as_bytes());
-        out.extend_from_slice(b"\r\n");
-    }
-
-    /// Writes one output row per row of the batch.
-    pub fn write_batch(&mut self, batch: &RowBatch, out: &mut Vec<u8>) {
-        for &sum in batch.values() {
-            write_python_float(out, &mut self.scratch, sum);
-            out.extend_from_slice(b"\r\n");
-        }
-        self.rows += batch.len() as u64;
-    }
-
-    pub fn rows(&self) -> u64 {
-        self.rows
-    }
-
-    /// Output columns and their types, in CSV order.
-    pub fn columns(&self) -> Vec<(String, &'static str)> {
-        vec![(Self::COLUMN.to_string(), "float")]
-    }
-}
 
 /// `schema.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -102,6 +24,27 @@ pub struct Schema {
     pub columns: serde_json::Map<String, serde_json::Value>,
     pub created_at: String,
     pub pipeline_name: String,
+    /// `row` (one output row per raw row) or `entity` (one per key).
+    pub grain: &'static str,
+    /// The columns that identify an output row (entity grain: the group keys and the
+    /// time bucket, unique together; row grain: the uncast pass-through columns).
+    pub key_columns: Vec<String>,
+    /// Entity grain: the raw columns grouped by, and the time bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<GroupBySchema>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupBySchema {
+    pub columns: Vec<String>,
+    pub time_bucket: Option<TimeBucketSchema>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeBucketSchema {
+    pub column: String,
+    pub every: &'static str,
+    pub name: String,
 }
 
 /// Size and digest of one published file.
@@ -134,7 +77,13 @@ pub struct Metadata {
     pub source: SourceInfo,
     pub outputs: BTreeMap<&'static str, FileDigest>,
     pub validation: Vec<RuleResult>,
-    /// Row count and null rate against the previous complete version.
+    /// Entity grain: distinct keys (= `rows_feature`); absent for row grain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_groups: Option<u64>,
+    /// Each output column's profile, in CSV order.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    /// Row count, null rate and numeric column means against the previous complete
+    /// version.
     pub drift: Drift,
     /// Steps finished before `metadata.json` was written (so not `store_features`).
     pub timings_ms: serde_json::Map<String, serde_json::Value>,
@@ -171,6 +120,8 @@ impl ToolInfo {
 pub struct Built {
     /// Output column names, in CSV order.
     pub columns: Vec<String>,
+    /// `row` or `entity`.
+    pub grain: &'static str,
     pub schema_json: Vec<u8>,
     /// Completed by `store_features` with the timings known at write time.
     pub metadata: Metadata,
@@ -180,6 +131,7 @@ impl Built {
     pub fn log_fields(&self, line: DpLine) -> DpLine {
         line.with(keys::FEATURE_ROWS, self.metadata.rows_feature)
             .with(keys::COLUMNS, self.columns.join(","))
+            .with(keys::GRAIN, self.grain)
     }
 }
 
@@ -198,6 +150,20 @@ pub fn digest(bytes: &[u8]) -> FileDigest {
         size_bytes: bytes.len() as u64,
         sha256: crate::scan::hex(&sha2::Sha256::digest(bytes)),
     }
+}
+
+/// The column profiles as a JSON object, in CSV column order.
+fn profile_json(
+    profile: &[(String, ColumnProfile)],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    profile
+        .iter()
+        .map(|(name, p)| {
+            serde_json::to_value(p)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Internal(format!("cannot serialise the profile: {e}")))
+        })
+        .collect()
 }
 
 /// Timings of finished steps as a JSON object, in run order.
@@ -220,15 +186,29 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     let feature_version = settings.version_id();
     let feature = &validated.feature;
 
+    let features = &settings.spec.features;
     let schema = Schema {
         feature_version: feature_version.clone(),
         columns: feature
             .columns
             .iter()
-            .map(|(name, ty)| (name.clone(), (*ty).into()))
+            .map(|(name, ty)| (name.clone(), ty.as_str().into()))
             .collect(),
         created_at: created_at.clone(),
         pipeline_name: settings.pipeline.clone(),
+        grain: features.grain(),
+        key_columns: features.key_columns(),
+        group_by: match features {
+            Features::Rows(_) => None,
+            Features::Entities(e) => Some(GroupBySchema {
+                columns: e.group_by.clone(),
+                time_bucket: e.time_bucket.as_ref().map(|b| TimeBucketSchema {
+                    column: b.column.clone(),
+                    every: b.every.as_str(),
+                    name: b.name.clone(),
+                }),
+            }),
+        },
     };
     let schema_json = to_pretty_json(&schema)?;
 
@@ -270,6 +250,8 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         },
         outputs,
         validation: validated.rules.clone(),
+        feature_groups: feature.groups,
+        profile: profile_json(&feature.profile)?,
         drift: validated.drift.clone(),
         timings_ms: serde_json::Map::new(),
         tool: ToolInfo::current(),
@@ -280,6 +262,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             .iter()
             .map(|(name, _)| name.clone())
             .collect(),
+        grain: features.grain(),
         schema_json,
         metadata,
     });

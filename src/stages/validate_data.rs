@@ -4,6 +4,7 @@
 
 use serde::Serialize;
 
+use crate::column_checks::CellTally;
 use crate::compression::Compression;
 use crate::context::RunContext;
 use crate::csv_scan::{Record, ScanStats};
@@ -11,7 +12,7 @@ use crate::dp_log::{keys, DpLine};
 use crate::dp_log::{Status, Step};
 use crate::error::{Error, Result};
 use crate::history::{self, Drift, PastVersion};
-use crate::pipeline::{Check, PipelineSpec, Rule, Severity};
+use crate::pipeline::{Check, ColumnTest, PipelineSpec, Rule, Severity, SourceFormat};
 use crate::scan::{scan_raw, FeatureFile};
 use crate::stages::layout;
 
@@ -35,10 +36,23 @@ impl RawStats {
     /// Counts one data row: its cells and its empty (null) cells.
     #[inline]
     pub fn observe(&mut self, record: &Record<'_>) {
+        self.count(record, record.empty_fields());
+    }
+
+    /// [`RawStats::observe`] with the pipeline's null tokens instead of only empty cells.
+    pub fn observe_with(&mut self, record: &Record<'_>, source: &SourceFormat) {
+        let nulls = (0..record.len())
+            .filter(|&i| source.is_null(record.field_bytes(i)))
+            .count();
+        self.count(record, nulls as u64);
+    }
+
+    #[inline]
+    fn count(&mut self, record: &Record<'_>, nulls: u64) {
         let cells = record.len();
         self.rows += 1;
         self.total_cells += cells as u64;
-        self.null_count += record.empty_fields();
+        self.null_count += nulls;
         let width = self.header.as_ref().map_or(0, Vec::len);
         self.short_rows += u64::from(cells < width);
         self.long_rows += u64::from(cells > width);
@@ -58,10 +72,19 @@ impl RawStats {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct RuleResult {
     pub name: &'static str,
+    /// The column(s) a column rule or `unique` is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
     pub threshold: serde_json::Value,
     pub observed: serde_json::Value,
     pub passed: bool,
     pub severity: Severity,
+    /// For rules over values: the fraction that had to pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mostly: Option<f64>,
+    /// For rules over values: the first failing lines (1-based; the header is line 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_lines: Option<Vec<u64>>,
 }
 
 impl RuleResult {
@@ -71,13 +94,78 @@ impl RuleResult {
     }
 }
 
-/// Every rule of the pipeline over the pass's counts and the earlier complete versions
-/// (`history`, newest first), in the pipeline's order.
-pub fn evaluate(stats: &RawStats, spec: &PipelineSpec, history: &[PastVersion]) -> Vec<RuleResult> {
+/// Every rule of the pipeline over the pass's counts, its cell-by-cell tallies (by rule
+/// index) and the earlier complete versions (`history`, newest first), in the pipeline's
+/// order.
+pub fn evaluate(
+    stats: &RawStats,
+    tallies: &[(usize, CellTally)],
+    spec: &PipelineSpec,
+    history: &[PastVersion],
+) -> Vec<RuleResult> {
     spec.rules
         .iter()
-        .map(|rule| check(stats, rule, history))
+        .enumerate()
+        .map(|(i, rule)| {
+            let tally = tallies.iter().find(|(j, _)| *j == i).map(|(_, t)| t);
+            match tally {
+                Some(tally) => check_cells(stats, rule, tally),
+                None => check(stats, rule, history),
+            }
+        })
         .collect()
+}
+
+/// A rule decided cell by cell: passes when no column is missing and at least `mostly`
+/// of the checked values passed (a column `max_null_rate` compares the null rate).
+fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
+    use serde_json::json;
+    let missing = !tally.missing_columns.is_empty();
+    let (observed, passed) = if let Check::Column {
+        test: ColumnTest::MaxNullRate(max),
+        ..
+    } = &rule.check
+    {
+        let rate = if tally.checked == 0 {
+            0.0
+        } else {
+            tally.failed as f64 / tally.checked as f64
+        };
+        (
+            json!({ "null_rate": rate, "nulls": tally.failed, "rows": tally.checked }),
+            rate <= *max,
+        )
+    } else {
+        let fraction = tally.passed_fraction();
+        (
+            json!({ "checked": tally.checked, "failed": tally.failed, "passed_fraction": fraction }),
+            fraction >= rule.mostly,
+        )
+    };
+    let mut observed = observed;
+    let mut passed = passed && !missing;
+    if missing {
+        observed = json!({ "missing_columns": tally.missing_columns });
+        passed = false;
+    }
+    // The header-presence half of `required_columns` is checked as always.
+    if let Check::RequiredColumns(_) = rule.check {
+        let header_check = check(stats, rule, &[]);
+        passed &= header_check.passed;
+        if let (Some(o), Some(h)) = (observed.as_object_mut(), header_check.observed.as_object()) {
+            o.extend(h.clone());
+        }
+    }
+    RuleResult {
+        name: rule.check.name(),
+        column: rule.check.column(),
+        threshold: rule.check.threshold(),
+        observed,
+        passed,
+        severity: rule.severity,
+        mostly: rule.check.takes_mostly().then_some(rule.mostly),
+        failing_lines: Some(tally.failing_lines.clone()),
+    }
 }
 
 fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
@@ -91,9 +179,16 @@ fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
         }
         Check::RequiredColumns(required) => {
             let header = stats.header.as_deref().unwrap_or_default();
-            let missing: Vec<&String> = required.iter().filter(|c| !header.contains(c)).collect();
+            let missing: Vec<&String> = required
+                .iter()
+                .map(|(c, _)| c)
+                .filter(|c| !header.contains(c))
+                .collect();
             (json!({ "missing": missing }), missing.is_empty())
         }
+        // Decided cell by cell ([`check_cells`]); reaching here means the pass did not
+        // bind it, i.e. the input had no header.
+        Check::Unique(_) | Check::Column { .. } => (json!({ "checked": 0 }), true),
         Check::RowsVsHistory {
             versions,
             max_change,
@@ -144,10 +239,13 @@ fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
     };
     RuleResult {
         name: rule.check.name(),
+        column: rule.check.column(),
         threshold: rule.check.threshold(),
         observed,
         passed,
         severity: rule.severity,
+        mostly: None,
+        failing_lines: None,
     }
 }
 
@@ -220,12 +318,23 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         compression,
         upload,
         &ctx.settings.spec,
+        ctx.settings.timezone,
         &ctx.interrupt,
     )
     .await?;
     let history = read_history(ctx).await?;
-    let rules = evaluate(&outcome.stats, &ctx.settings.spec, &history);
-    let drift = Drift::new(&history, outcome.stats.rows, outcome.stats.null_rate());
+    let rules = evaluate(
+        &outcome.stats,
+        &outcome.tallies,
+        &ctx.settings.spec,
+        &history,
+    );
+    let drift = Drift::new(
+        &history,
+        outcome.stats.rows,
+        outcome.stats.null_rate(),
+        &outcome.feature.profile,
+    );
     let mut validated = Validated {
         compression,
         stats: outcome.stats,
@@ -280,6 +389,7 @@ fn rule_line(ctx: &RunContext, r: &RuleResult) {
     )
     .with(keys::FEATURE_VERSION, ctx.settings.version_id())
     .with(keys::RULE, r.name)
+    .with(keys::COLUMN, r.column.as_deref())
     .with(keys::SEVERITY, r.severity.as_str())
     .with(keys::THRESHOLD, r.threshold.to_string())
     .with(keys::OBSERVED, r.observed.to_string())

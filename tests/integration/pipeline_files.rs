@@ -59,7 +59,19 @@ fn the_shipped_default_pipeline_file_gives_the_built_in_outputs() {
     assert_eq!(described["name"], "daily_user_events");
     assert_eq!(described["rules"][0]["rule"], "min_rows");
     assert_eq!(described["rules"][1]["threshold"], 0.5);
-    assert_eq!(described["features"][0]["name"], "row_sum");
+    assert_eq!(described["features"]["grain"], "row");
+    assert_eq!(described["features"]["columns"][0]["name"], "row_sum");
+    assert_eq!(
+        described["features"]["columns"][0]["row_sum"],
+        serde_json::json!([
+            "user_id",
+            "is_premium",
+            "event_value",
+            "amount",
+            "session_length_sec"
+        ])
+    );
+    assert_eq!(described["source"]["delimiter"], ",");
 }
 
 #[test]
