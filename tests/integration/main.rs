@@ -14,5 +14,6 @@ mod faults;
 mod logs;
 mod pipeline_files;
 mod publish;
+mod rules;
 mod signals;
 mod versions;
