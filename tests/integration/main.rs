@@ -11,6 +11,7 @@ mod conformance;
 mod data_values;
 mod exit_codes;
 mod faults;
+mod features;
 mod logs;
 mod pipeline_files;
 mod publish;
