@@ -472,8 +472,14 @@ fn to_rule(entry: &RuleEntry) -> std::result::Result<Rule, String> {
             mostly,
             severity,
         } => {
-            let re = regex::Regex::new(pattern)
-                .map_err(|e| format!("regex pattern {pattern:?} does not compile: {e}"))?;
+            let re = regex::Regex::new(pattern).map_err(|e| {
+                // regex's message spans lines (the pattern, a caret, the reason): keep
+                // the reason so the error stays one line.
+                let text = e.to_string();
+                let reason = text.lines().last().unwrap_or_default();
+                let reason = reason.trim().trim_start_matches("error: ");
+                format!("regex pattern {pattern:?} does not compile: {reason}")
+            })?;
             (column(c, T::Regex(re)), *severity, *mostly)
         }
         RuleEntry::Timestamp {

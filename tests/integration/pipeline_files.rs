@@ -162,6 +162,51 @@ fn check_config_errors_name_the_toml_line() {
             "no data can pass",
         ),
         ("timezone = \"Mars/Base\"\n", "Mars/Base"),
+        // Column rules, mostly, source format and features.
+        (
+            "[source]\ncolumns = [\"a\", \"b\"]\n\n[[rules]]\nrule = \"not_null\"\ncolumn = \"a\"\n\n[[rules]]\nrule = \"min\"\ncolumn = \"c\"\nvalue = 0\n",
+            "line 8: column \"c\" is not among [source] columns",
+        ),
+        (
+            "[[rules]]\nrule = \"regex\"\ncolumn = \"a\"\npattern = \"([a-z\"\n",
+            "line 1: regex pattern",
+        ),
+        (
+            "[[rules]]\nrule = \"timestamp\"\ncolumn = \"a\"\nformat = \"%Y-%Q\"\n",
+            "not a valid strftime format",
+        ),
+        ("[[rules]]\nrule = \"min_rows\"\nvalue = 1\nmostly = 0.9\n", "unknown field `mostly`"),
+        ("[[rules]]\nrule = \"not_null\"\ncolumn = \"a\"\nmostly = 1.5\n", "mostly 1.5"),
+        ("[[rules]]\nrule = \"unique\"\n", "unique needs"),
+        ("[source]\ndelimiter = \";;\"\n", "line 2: [source] delimiter"),
+        (
+            "[[features.columns]]\nname = \"x\"\ncolumn = \"a\"\n\n[[features.columns]]\nname = \"x\"\nrow_sum = [\"a\"]\n",
+            "line 5: output column \"x\" is defined twice",
+        ),
+        (
+            "[[features.columns]]\nname = \"n\"\nagg = \"count\"\n",
+            "need group_by",
+        ),
+        (
+            "[features]\ngroup_by = [\"u\"]\n\n[[features.columns]]\nname = \"s\"\ncolumn = \"a\"\n",
+            "line 4: feature \"s\" needs agg",
+        ),
+        (
+            "[features]\ngroup_by = [\"u\"]\n\n[[features.columns]]\nname = \"f\"\nagg = \"first\"\ncolumn = \"a\"\n",
+            "by = ",
+        ),
+        (
+            "[features]\ngroup_by = [\"u\"]\n\n[[features.columns]]\nname = \"m\"\nagg = \"median\"\ncolumn = \"a\"\n",
+            "median",
+        ),
+        (
+            "[features]\ntime_bucket = { column = \"t\", every = \"day\" }\n\n[[features.columns]]\nname = \"a\"\ncolumn = \"a\"\n",
+            "time_bucket needs group_by",
+        ),
+        (
+            "[source]\ncolumns = [\"u\"]\n\n[features]\ngroup_by = [\"u\"]\n\n[[features.columns]]\nname = \"s\"\nagg = \"sum\"\ncolumn = \"amount\"\n",
+            "line 7: column \"amount\" is not among [source] columns",
+        ),
         ("[source]\npath = \"raw/{dt}.csv\"\n", "{dt}"),
     ] {
         let sb = Sandbox::new();
