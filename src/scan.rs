@@ -4,13 +4,17 @@
 //! flat:
 //! - a reader task pulls chunks from storage (and, for `.gz` / `.zst` input, a
 //!   decompression thread inflates them);
-//! - the scanner thread parses CSV, counts for `validate_data`'s rules and computes each
-//!   row's feature value (`build_features`' rules), sent on in batches ([`RowBatch`]);
-//! - the feature thread formats the feature rows and hashes the output;
+//! - the scanner thread parses CSV, counts for `validate_data`'s table rules, runs the
+//!   cell-by-cell rules ([`ColumnChecks`]) and computes the output rows: row grain row by
+//!   row ([`RowFeatures`]), sent on in batches ([`RowBatch`]); entity grain into groups
+//!   ([`GroupBy`]), sent sorted once the input ends;
+//! - the feature thread formats the rows, profiles each output column and hashes the
+//!   output ([`FeatureWriter`]);
 //! - this task streams the output into a staged upload.
 //!
 //! Every channel between them is bounded, so a slow side applies back-pressure instead of
-//! buffering: memory depends on chunk, batch and block sizes, never on the input size.
+//! buffering: memory depends on chunk, batch and block sizes, never on the input size
+//! (entity grain adds its groups, `unique` its keys: they grow with distinct keys only).
 
 use std::sync::mpsc as std_mpsc;
 
@@ -211,6 +215,7 @@ fn scan_csv(
         types,
         tx: batch_tx,
         spec,
+        only_empty_is_null: spec.source.only_empty_is_null(),
         tz,
         closed: false,
     };
@@ -266,6 +271,8 @@ struct ScanSink<'a> {
     types: Vec<ColumnType>,
     tx: std_mpsc::SyncSender<RowBatch>,
     spec: &'a PipelineSpec,
+    /// Nulls are only empty cells: count them without comparing texts.
+    only_empty_is_null: bool,
     tz: Tz,
     /// The feature thread is gone (it only stops early when the upload failed).
     closed: bool,
@@ -320,7 +327,7 @@ impl RecordSink for ScanSink<'_> {
             });
             return;
         };
-        if self.spec.source.only_empty_is_null() {
+        if self.only_empty_is_null {
             self.stats.observe(record);
         } else {
             self.stats.observe_with(record, &self.spec.source);
