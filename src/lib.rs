@@ -5,6 +5,7 @@
 //! - `stages/` one module per step name: `extract_raw_data`, `validate_data`,
 //!   `build_features`, `store_features`, `summarize_run`, over `context::RunContext`;
 //! - `scan` the single streaming pass (`csv_scan` -> `cell_batch` -> `number`);
+//! - `profile` each output column's statistics in `metadata.json` (bounded memory);
 //! - `storage` the one storage trait with `local` and `s3` backends;
 //! - `backfill` many dates through the same run, `run_record` one JSON per run under
 //!   `_runs/`, `lease` one writer per version;
@@ -26,6 +27,7 @@ pub mod interrupt;
 pub mod lease;
 pub mod number;
 pub mod pipeline;
+pub mod profile;
 pub mod redact;
 pub mod run;
 pub mod run_id;
