@@ -471,11 +471,7 @@ impl Strings {
                 let estimate = hll.estimate().round();
                 // Float to int saturates; the clamp keeps it within what is known.
                 let count = (estimate as u64).clamp(*at_least, self.values.max(*at_least));
-                let tracked = top
-                    .entries
-                    .iter()
-                    .map(|e| (e.value.as_slice(), e.count))
-                    .collect();
+                let tracked = top.tracked().collect();
                 (
                     DistinctCount {
                         count,
@@ -582,8 +578,8 @@ impl HyperLogLog {
 struct SpaceSaving {
     capacity: usize,
     entries: Vec<Entry>,
-    /// Entry indices, a min-heap on count.
-    heap: Vec<u32>,
+    /// A min-heap on count; the counts live here, next to each other, for the sifts.
+    heap: Vec<Slot>,
     /// Hash -> entry index. Two different values with the same 64-bit hash (odds about
     /// 2^-64 per pair) cannot both be tracked; the later one is not counted here.
     index: HashMap<u64, u32, BuildHasherDefault<PreHashed>>,
@@ -592,9 +588,14 @@ struct SpaceSaving {
 struct Entry {
     value: Vec<u8>,
     hash: u64,
-    count: u64,
     /// This entry's position in `heap`.
     heap_pos: u32,
+}
+
+#[derive(Clone, Copy)]
+struct Slot {
+    count: u64,
+    entry: u32,
 }
 
 impl SpaceSaving {
@@ -612,27 +613,29 @@ impl SpaceSaving {
         if self.entries.len() >= self.capacity || self.index.contains_key(&hash) {
             return;
         }
-        let i = self.entries.len() as u32;
+        let entry = self.entries.len() as u32;
         self.entries.push(Entry {
             value: value.to_vec(),
             hash,
-            count,
-            heap_pos: i,
+            heap_pos: entry,
         });
-        self.heap.push(i);
-        self.index.insert(hash, i);
-        self.sift_up(i as usize);
+        self.heap.push(Slot { count, entry });
+        self.index.insert(hash, entry);
+        self.sift_up(entry as usize);
     }
 
     #[inline]
     fn add(&mut self, hash: u64, value: &[u8]) {
         if let Some(&i) = self.index.get(&hash) {
-            if let Some(e) = self.entries.get_mut(i as usize) {
-                if e.value == value {
-                    e.count += 1;
-                    let pos = e.heap_pos as usize;
-                    self.sift_down(pos);
+            let Some(e) = self.entries.get(i as usize) else {
+                return;
+            };
+            let pos = e.heap_pos as usize;
+            if e.value == value {
+                if let Some(slot) = self.heap.get_mut(pos) {
+                    slot.count += 1;
                 }
+                self.sift_down(pos);
             }
             return;
         }
@@ -640,68 +643,78 @@ impl SpaceSaving {
             self.seed(hash, value, 1);
             return;
         }
-        let Some(&i) = self.heap.first() else {
+        // Replace the least counted value; it leaves its count behind, + 1.
+        let Some(least) = self.heap.first_mut() else {
             return;
         };
-        let Some(e) = self.entries.get_mut(i as usize) else {
+        least.count += 1;
+        let Some(e) = self.entries.get_mut(least.entry as usize) else {
             return;
         };
         self.index.remove(&e.hash);
+        self.index.insert(hash, least.entry);
         e.value.clear();
         e.value.extend_from_slice(value);
         e.hash = hash;
-        e.count += 1;
-        self.index.insert(hash, i);
         self.sift_down(0);
     }
 
-    fn count_at(&self, pos: usize) -> u64 {
-        self.heap
-            .get(pos)
-            .and_then(|&i| self.entries.get(i as usize))
-            .map_or(u64::MAX, |e| e.count)
+    /// Every tracked value with its count (an upper bound), in no particular order.
+    fn tracked(&self) -> impl Iterator<Item = (&[u8], u64)> {
+        self.heap.iter().filter_map(|slot| {
+            let e = self.entries.get(slot.entry as usize)?;
+            Some((e.value.as_slice(), slot.count))
+        })
     }
 
-    fn swap(&mut self, a: usize, b: usize) {
-        self.heap.swap(a, b);
-        for pos in [a, b] {
-            if let Some(e) = self
-                .heap
-                .get(pos)
-                .and_then(|&i| self.entries.get_mut(i as usize))
-            {
-                e.heap_pos = pos as u32;
-            }
+    /// Puts `slot` at heap position `pos` and tells its entry.
+    fn place(&mut self, pos: usize, slot: Slot) {
+        if let Some(h) = self.heap.get_mut(pos) {
+            *h = slot;
+        }
+        if let Some(e) = self.entries.get_mut(slot.entry as usize) {
+            e.heap_pos = pos as u32;
         }
     }
 
     fn sift_up(&mut self, mut pos: usize) {
+        let Some(&moving) = self.heap.get(pos) else {
+            return;
+        };
         while pos > 0 {
             let parent = (pos - 1) / 2;
-            if self.count_at(pos) >= self.count_at(parent) {
+            let Some(&p) = self.heap.get(parent) else {
+                break;
+            };
+            if p.count <= moving.count {
                 break;
             }
-            self.swap(pos, parent);
+            self.place(pos, p);
             pos = parent;
         }
+        self.place(pos, moving);
     }
 
     fn sift_down(&mut self, mut pos: usize) {
+        let Some(&moving) = self.heap.get(pos) else {
+            return;
+        };
         loop {
-            let (left, right) = (2 * pos + 1, 2 * pos + 2);
-            let mut least = pos;
-            if self.count_at(left) < self.count_at(least) {
-                least = left;
+            let left = 2 * pos + 1;
+            let Some(&l) = self.heap.get(left) else {
+                break;
+            };
+            let (child, c) = match self.heap.get(left + 1) {
+                Some(&r) if r.count < l.count => (left + 1, r),
+                _ => (left, l),
+            };
+            if c.count >= moving.count {
+                break;
             }
-            if self.count_at(right) < self.count_at(least) {
-                least = right;
-            }
-            if least == pos {
-                return;
-            }
-            self.swap(pos, least);
-            pos = least;
+            self.place(pos, c);
+            pos = child;
         }
+        self.place(pos, moving);
     }
 }
 
