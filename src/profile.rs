@@ -520,8 +520,13 @@ fn top_values(top: Vec<(&[u8], u64)>) -> Vec<TopValue> {
 
 /// HyperLogLog (Flajolet et al. 2007) with 2^14 one-byte registers (16 KiB): standard
 /// error 1.04 / sqrt(16384), about 0.8%. The top 14 bits of the hash pick a register,
-/// which keeps the largest rank (leading zeros + 1) of the other 50 bits. Small
-/// cardinalities use linear counting, as in the paper; a 64-bit hash needs no
+/// which keeps the largest rank (leading zeros + 1) of the other 50 bits.
+///
+/// The estimate is Ertl's improved estimator ("New cardinality estimation algorithms
+/// for HyperLogLog sketches", 2017; Redis uses it too) rather than the paper's raw
+/// estimate with linear counting below 2.5 * 16384: that one overestimates by 2-3%
+/// just past its switch (around 41k-50k distinct values, measured here), this one
+/// keeps to the standard error from empty to far beyond 2^32. A 64-bit hash needs no
 /// large-range correction.
 struct HyperLogLog {
     registers: Vec<u8>,
@@ -530,6 +535,8 @@ struct HyperLogLog {
 impl HyperLogLog {
     const P: u32 = 14;
     const M: usize = 1 << Self::P;
+    /// Bits left for the rank; ranks go from 0 (empty register) to Q + 1.
+    const Q: usize = 64 - Self::P as usize;
 
     fn new() -> Self {
         HyperLogLog {
@@ -540,7 +547,7 @@ impl HyperLogLog {
     #[inline]
     fn add(&mut self, hash: u64) {
         let index = (hash >> (64 - Self::P)) as usize;
-        // The sentinel bit caps the rank at 51 when the other 50 bits are all zero.
+        // The sentinel bit caps the rank at Q + 1 when the other Q bits are all zero.
         let rest = (hash << Self::P) | (1 << (Self::P - 1));
         let rank = (rest.leading_zeros() + 1) as u8;
         if let Some(r) = self.registers.get_mut(index) {
@@ -552,18 +559,55 @@ impl HyperLogLog {
 
     fn estimate(&self) -> f64 {
         let m = Self::M as f64;
-        let mut sum = 0.0;
-        let mut zeros = 0u32;
+        let mut histogram = [0u32; Self::Q + 2];
         for &r in &self.registers {
-            sum += 0.5f64.powi(i32::from(r));
-            zeros += u32::from(r == 0);
+            if let Some(c) = histogram.get_mut(usize::from(r)) {
+                *c += 1;
+            }
         }
-        let alpha = 0.7213 / (1.0 + 1.079 / m);
-        let raw = alpha * m * m / sum;
-        if raw <= 2.5 * m && zeros > 0 {
-            m * (m / f64::from(zeros)).ln()
-        } else {
-            raw
+        let share = |rank: usize| f64::from(histogram.get(rank).copied().unwrap_or(0)) / m;
+        let mut z = m * hll_tau(1.0 - share(Self::Q + 1));
+        for rank in (1..=Self::Q).rev() {
+            z = 0.5 * (z + m * share(rank));
+        }
+        z += m * hll_sigma(share(0));
+        // All registers empty: sigma is infinite and the estimate 0.
+        m * m / (2.0 * std::f64::consts::LN_2 * z)
+    }
+}
+
+/// Ertl's sigma(x) = x + sum over k >= 1 of x^(2^k) * 2^(k-1), for 0 <= x <= 1: the
+/// correction for empty registers (it takes over linear counting's job).
+fn hll_sigma(mut x: f64) -> f64 {
+    if x >= 1.0 {
+        return f64::INFINITY;
+    }
+    let (mut y, mut z) = (1.0, x);
+    loop {
+        x *= x;
+        let before = z;
+        z += x * y;
+        y += y;
+        if z == before {
+            return z;
+        }
+    }
+}
+
+/// Ertl's tau(x) = (1 - x - sum over k >= 1 of (1 - x^(2^-k))^2 * 2^-k) / 3, for
+/// 0 <= x <= 1: the correction for registers at the maximum rank.
+fn hll_tau(mut x: f64) -> f64 {
+    if x <= 0.0 || x >= 1.0 {
+        return 0.0;
+    }
+    let (mut y, mut z) = (1.0, 1.0 - x);
+    loop {
+        x = x.sqrt();
+        let before = z;
+        y *= 0.5;
+        z -= (1.0 - x) * (1.0 - x) * y;
+        if z == before {
+            return z / 3.0;
         }
     }
 }
@@ -1074,6 +1118,49 @@ mod tests {
                 stats.distinct.count
             );
             assert_eq!((stats.min_length, stats.max_length), (Some(10), Some(10)));
+        }
+    }
+
+    #[test]
+    fn hyperloglog_is_unbiased_past_the_old_small_range_switch() {
+        // The original estimator leaves linear counting at 2.5 * 16384 = 40960 and then
+        // overestimates by 2-3%. Averaged over 4 streams (standard error about 0.4%)
+        // the bias must stay well below that.
+        let targets = [38_000u64, 42_000, 46_000, 50_000];
+        let mut bias = [0.0; 4];
+        for seed in 0..4 {
+            let mut h = HyperLogLog::new();
+            let mut n = 0;
+            for (t, &target) in targets.iter().enumerate() {
+                while n < target {
+                    h.add(hash64(format!("{seed}/{n}").as_bytes()));
+                    n += 1;
+                }
+                bias[t] += (h.estimate() / n as f64 - 1.0) / 4.0;
+            }
+        }
+        for (n, b) in targets.iter().zip(bias) {
+            assert!(b.abs() < 0.012, "{n} distinct: mean relative error {b:+.4}");
+        }
+    }
+
+    #[test]
+    fn hyperloglog_counts_small_sets_almost_exactly() {
+        let mut h = HyperLogLog::new();
+        assert_eq!(h.estimate(), 0.0);
+        let mut n = 0u64;
+        for target in [1u64, 10, 100, 1000] {
+            while n < target {
+                h.add(hash64(format!("small-{n}").as_bytes()));
+                n += 1;
+            }
+            h.add(hash64(b"small-0")); // a repeat changes nothing
+            let error = (h.estimate() - n as f64).abs();
+            assert!(
+                error < 0.5 + 0.01 * n as f64,
+                "{n} estimated as {}",
+                h.estimate()
+            );
         }
     }
 
