@@ -150,7 +150,7 @@ impl Drift {
             column_means: profile
                 .iter()
                 .filter_map(|(column, p)| {
-                    let mean = p.mean?;
+                    let mean = p.mean()?;
                     let before = previous.and_then(|v| v.means.get(column)).copied();
                     Some((column.clone(), Change::new(before, mean)))
                 })

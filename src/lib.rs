@@ -4,7 +4,10 @@
 //! - `cli` (flags) -> `config` (validated settings) -> `run` (the stage loop);
 //! - `stages/` one module per step name: `extract_raw_data`, `validate_data`,
 //!   `build_features`, `store_features`, `summarize_run`, over `context::RunContext`;
-//! - `scan` the single streaming pass (`csv_scan` -> `cell_batch` -> `number`);
+//! - `pipeline` what a pipeline reads, checks and computes, `pipeline_file` its TOML;
+//! - `scan` the single streaming pass: `csv_scan` -> `column_checks` (cell-by-cell
+//!   rules) and `row_features` / `group_by` (feature rows) -> `cell_batch` ->
+//!   `feature_writer` (`feature.csv` and `profile`, each output column's statistics);
 //! - `storage` the one storage trait with `local` and `s3` backends;
 //! - `backfill` many dates through the same run, `run_record` one JSON per run under
 //!   `_runs/`, `lease` one writer per version;
