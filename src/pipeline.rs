@@ -138,3 +138,156 @@ impl PipelineSpec {
         }
     }
 }
+
+/// The type of an output column, as `schema.json` names it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ColumnType {
+    Float,
+    Integer,
+    String,
+}
+
+impl ColumnType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ColumnType::Float => "float",
+            ColumnType::Integer => "integer",
+            ColumnType::String => "string",
+        }
+    }
+}
+
+/// What `feature.csv` holds.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Features {
+    /// One output row per data row, in input order.
+    Rows(Vec<RowFeature>),
+    /// One output row per entity key (and time bucket), sorted by key.
+    Entities(EntitySpec),
+}
+
+/// One output column of a row-grain feature set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct RowFeature {
+    pub name: String,
+    pub kind: RowFeatureKind,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum RowFeatureKind {
+    /// The raw column's text (optionally renamed), or its value cast to a number.
+    Column { column: String, cast: ColumnType },
+    /// Sum of the named columns' numeric cells; empty, missing and non-numeric cells
+    /// count 0 (the seed's rule).
+    RowSum { columns: Vec<String> },
+}
+
+/// An entity-grain feature set: `group_by` keys, an optional time bucket, aggregates.
+#[derive(Debug, Clone, PartialEq)]
+pub struct EntitySpec {
+    pub group_by: Vec<String>,
+    pub time_bucket: Option<TimeBucket>,
+    pub aggregates: Vec<Aggregate>,
+}
+
+/// Rows are grouped by the start of the hour or day their timestamp falls in.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimeBucket {
+    /// The raw timestamp column.
+    pub column: String,
+    pub every: BucketWidth,
+    /// The output column holding the bucket start.
+    pub name: String,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketWidth {
+    Hour,
+    Day,
+}
+
+impl BucketWidth {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            BucketWidth::Hour => "hour",
+            BucketWidth::Day => "day",
+        }
+    }
+}
+
+/// One aggregate output column of an entity-grain feature set.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    pub name: String,
+    pub function: AggFunction,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AggFunction {
+    /// Rows in the group.
+    Count,
+    /// Over the column's numeric cells (null and non-numeric cells left out).
+    Sum(String),
+    Mean(String),
+    Min(String),
+    Max(String),
+    /// Distinct non-null values (exact).
+    CountDistinct(String),
+    /// Null cells (null tokens and missing cells).
+    NullCount(String),
+    /// The column's text in the row with the earliest / latest timestamp in `by`.
+    First {
+        column: String,
+        by: String,
+    },
+    Last {
+        column: String,
+        by: String,
+    },
+}
+
+impl AggFunction {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            AggFunction::Count => "count",
+            AggFunction::Sum(_) => "sum",
+            AggFunction::Mean(_) => "mean",
+            AggFunction::Min(_) => "min",
+            AggFunction::Max(_) => "max",
+            AggFunction::CountDistinct(_) => "count_distinct",
+            AggFunction::NullCount(_) => "null_count",
+            AggFunction::First { .. } => "first",
+            AggFunction::Last { .. } => "last",
+        }
+    }
+
+    /// The raw column it reads (none for `count`).
+    pub fn column(&self) -> Option<&str> {
+        match self {
+            AggFunction::Count => None,
+            AggFunction::Sum(c)
+            | AggFunction::Mean(c)
+            | AggFunction::Min(c)
+            | AggFunction::Max(c)
+            | AggFunction::CountDistinct(c)
+            | AggFunction::NullCount(c)
+            | AggFunction::First { column: c, .. }
+            | AggFunction::Last { column: c, .. } => Some(c),
+        }
+    }
+
+    /// The type of the output column.
+    pub fn output_type(&self) -> ColumnType {
+        match self {
+            AggFunction::Count | AggFunction::CountDistinct(_) | AggFunction::NullCount(_) => {
+                ColumnType::Integer
+            }
+            AggFunction::Sum(_)
+            | AggFunction::Mean(_)
+            | AggFunction::Min(_)
+            | AggFunction::Max(_) => ColumnType::Float,
+            AggFunction::First { .. } | AggFunction::Last { .. } => ColumnType::String,
+        }
+    }
+}
