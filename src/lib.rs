@@ -35,3 +35,4 @@ pub mod stages;
 pub mod storage;
 #[cfg(test)]
 mod test_rng;
+pub mod timestamp;
