@@ -21,6 +21,7 @@ pub mod csv_scan;
 pub mod dp_log;
 pub mod error;
 pub mod execution_date;
+pub mod group_by;
 pub mod history;
 pub mod interrupt;
 pub mod lease;

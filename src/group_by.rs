@@ -1,0 +1,1500 @@
+//! Entity-grain aggregation: one output row per `group_by` key (and time bucket), fed
+//! on the CSV scanner thread one record at a time, written sorted by key so that a
+//! re-run over the same input is byte-identical.
+//!
+//! Semantics (the [`AggFunction`] variants):
+//! - `count`: rows in the group;
+//! - `sum`, `mean`, `min`, `max`: over the column's cells that parse as numbers
+//!   ([`crate::number::parse_cell`]); null and non-numeric cells are left out. Null (SQL)
+//!   when the group has no numeric cell. `sum` adds in input order with IEEE rules like
+//!   Python's `sum` (a NaN makes it NaN, `inf + -inf` is NaN); `mean` is that sum over
+//!   the numeric cells' count. `min` / `max` skip NaN (the first of equal values wins);
+//!   they are NaN only when every numeric cell was NaN;
+//! - `count_distinct`: distinct non-null cell texts, exact (byte-wise, untrimmed);
+//! - `null_count`: null cells (`is_null` says so, or the row is too short, or the column
+//!   is not in the header);
+//! - `first` / `last`: the column's text in the row with the earliest / latest timestamp
+//!   in `by` ([`timestamp::parse_in`] in the pipeline zone). Rows whose `by` cell is null
+//!   or not a timestamp are ignored; on ties `first` keeps the earliest row in input
+//!   order and `last` the latest. Null when no row had a timestamp, or when the chosen
+//!   row's cell is null (the row is chosen by time alone).
+//!
+//! Keys: a null `group_by` cell is the empty string, so nulls group together (with
+//! empty cells). With a time bucket, the bucket start ([`timestamp::bucket_start`]) is
+//! the last key cell; rows whose bucket cell is null or not a timestamp go into the
+//! empty bucket `""` (which sorts first). A column the header does not name reads as
+//! null in every row; a repeated header name binds to its last occurrence (as Python's
+//! `csv.DictReader` does).
+//!
+//! Cost per record: each referenced cell is looked at once (a numeric column shared by
+//! `sum`, `mean`, `max` is parsed once, a `by` column shared by several aggregates and
+//! the bucket once), one hash lookup of the composite key built in a reused buffer, no
+//! allocation unless the key is new (or a `first` / `last` text longer than 22 bytes
+//! changes length, or `count_distinct` sees a new (group, value) pair).
+//!
+//! Memory: per group, its encoded key bytes (each part plus 2 bytes), 8 bytes of key end
+//! offset, 8 to 16 bytes of hash table slot, 8 bytes per numeric state (`count`; per
+//! numeric column a count plus one word each for sum, min, max; `null_count`;
+//! `count_distinct`; two per `first` / `last`) and 24 bytes per `first` / `last` text
+//! (inline up to 22 bytes, else on the heap). `count_distinct` also keeps every distinct
+//! (group, value) pair: 5 + value length + ~24 bytes each, so it grows with the number
+//! of distinct pairs, not with groups. See the `million_keys` test for measured numbers.
+//!
+//! The hash is deterministic (no per-process seed): the output is sorted, so the hash
+//! never shows, but inputs crafted to collide could slow the table down.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, Offset};
+use chrono_tz::Tz;
+
+use crate::csv_scan::Record;
+use crate::number::parse_cell_window;
+use crate::pipeline::{AggFunction, BucketWidth, EntitySpec};
+use crate::timestamp;
+
+/// One aggregate value of an output row.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum AggValue<'a> {
+    /// No value (SQL null): written as an empty cell.
+    Null,
+    Float(f64),
+    Int(i64),
+    /// A cell's text, as it was in the input.
+    Text(&'a [u8]),
+}
+
+/// Decides whether a cell is null (the pipeline's null tokens).
+type IsNull = Box<dyn Fn(&[u8]) -> bool + Send>;
+
+/// The aggregation state of one entity-grain feature set; see the module docs.
+pub struct GroupBy {
+    is_null: IsNull,
+    tz: Tz,
+    /// Header index of each `group_by` column (`None`: not in the header).
+    key_cols: Vec<Option<usize>>,
+    bucket: Option<Bucketing>,
+    /// Distinct timestamp columns (`by` columns and the bucket column).
+    times: Vec<Option<usize>>,
+    /// This record's parsed timestamp per entry of `times`.
+    time_vals: Vec<Option<DateTime<Tz>>>,
+    numeric: Vec<NumericCol>,
+    null_counts: Vec<(Option<usize>, usize)>,
+    distinct: Vec<DistinctCol>,
+    picks: Vec<Pick>,
+    /// How to read each aggregate's value, in spec order.
+    outputs: Vec<Output>,
+    count_slot: Option<usize>,
+    /// Initial state words of a new group; its length is the per-group stride.
+    init: Vec<u64>,
+    /// The groups' state words, `init.len()` per group, in group number order.
+    slots: Vec<u64>,
+    /// The groups' `first` / `last` texts, `picks.len()` per group.
+    texts: Vec<Text>,
+    keys: KeyTable,
+    /// The encoded key of the current record.
+    scratch: Vec<u8>,
+    /// A (group, value) pair for `count_distinct`.
+    pair: Vec<u8>,
+}
+
+/// The state words of one numeric column (shared by its sum, mean, min and max).
+struct NumericCol {
+    col: Option<usize>,
+    /// Numeric cells seen.
+    n: usize,
+    sum: Option<usize>,
+    min: Option<usize>,
+    max: Option<usize>,
+}
+
+struct DistinctCol {
+    col: Option<usize>,
+    slot: usize,
+    /// Every (group number, value) pair seen.
+    seen: KeyTable,
+}
+
+/// A `first` or `last`: state words `slot` (seconds) and `slot + 1` (nanoseconds, or
+/// [`NO_TIME`]), text `text`.
+struct Pick {
+    col: Option<usize>,
+    time: usize,
+    last: bool,
+    slot: usize,
+    text: usize,
+}
+
+/// The nanoseconds word of a `first` / `last` that has seen no timestamp yet.
+const NO_TIME: u64 = u64::MAX;
+
+#[derive(Debug, Clone, Copy)]
+enum Output {
+    Count(usize),
+    Sum {
+        n: usize,
+        sum: usize,
+    },
+    Mean {
+        n: usize,
+        sum: usize,
+    },
+    /// `min` or `max`: the value word, Null when `n` is 0.
+    Extreme {
+        n: usize,
+        value: usize,
+    },
+    /// `null_count`, `count_distinct`.
+    Int(usize),
+    Pick {
+        slot: usize,
+        text: usize,
+    },
+}
+
+/// Names the bucket of a timestamp, caching the text per (truncated wall-clock time,
+/// offset), which determines it.
+struct Bucketing {
+    time: usize,
+    every: BucketWidth,
+    names: Vec<Box<[u8]>>,
+    index: HashMap<(i64, i32), usize>,
+    last: Option<((i64, i32), usize)>,
+}
+
+impl Bucketing {
+    fn name(&mut self, t: &DateTime<Tz>) -> &[u8] {
+        let width = match self.every {
+            BucketWidth::Hour => 3600,
+            BucketWidth::Day => 86_400,
+        };
+        let local = t.naive_local().and_utc().timestamp();
+        let key = (
+            local - local.rem_euclid(width),
+            t.offset().fix().local_minus_utc(),
+        );
+        let i = match self.last {
+            Some((k, i)) if k == key => i,
+            _ => {
+                let i = match self.index.get(&key) {
+                    Some(&i) => i,
+                    None => {
+                        let name = timestamp::bucket_start(t, self.every);
+                        self.names.push(name.into_bytes().into_boxed_slice());
+                        self.index.insert(key, self.names.len() - 1);
+                        self.names.len() - 1
+                    }
+                };
+                self.last = Some((key, i));
+                i
+            }
+        };
+        &self.names[i]
+    }
+}
+
+impl GroupBy {
+    /// Binds the spec to the header: a repeated header name binds to its last
+    /// occurrence; a column absent from the header reads as null in every row. `is_null`
+    /// decides null cells (the pipeline's null tokens); a cell missing from a short row
+    /// is null too. Timestamps are read in `tz`.
+    pub fn bind(
+        header: &Record<'_>,
+        spec: &EntitySpec,
+        tz: Tz,
+        is_null: impl Fn(&[u8]) -> bool + Send + 'static,
+    ) -> Self {
+        let mut by_name: HashMap<&[u8], usize> = HashMap::new();
+        for i in 0..header.len() {
+            by_name.insert(header.field_bytes(i), i);
+        }
+        let col = |name: &str| by_name.get(name.as_bytes()).copied();
+
+        let mut init: Vec<u64> = Vec::new();
+        let mut word = |value: u64| {
+            init.push(value);
+            init.len() - 1
+        };
+        let mut times: Vec<(String, Option<usize>)> = Vec::new();
+        let mut time_index = |name: &str| match times.iter().position(|(n, _)| n == name) {
+            Some(i) => i,
+            None => {
+                times.push((name.to_string(), col(name)));
+                times.len() - 1
+            }
+        };
+        let bucket = spec.time_bucket.as_ref().map(|b| Bucketing {
+            time: time_index(&b.column),
+            every: b.every,
+            names: Vec::new(),
+            index: HashMap::new(),
+            last: None,
+        });
+
+        let mut count_slot = None;
+        let mut numeric: Vec<(String, NumericCol)> = Vec::new();
+        let mut null_counts: Vec<(String, Option<usize>, usize)> = Vec::new();
+        let mut distinct: Vec<(String, DistinctCol)> = Vec::new();
+        let mut picks: Vec<(String, String, Pick)> = Vec::new();
+        let mut outputs = Vec::with_capacity(spec.aggregates.len());
+        for agg in &spec.aggregates {
+            let output = match &agg.function {
+                AggFunction::Count => Output::Count(*count_slot.get_or_insert_with(|| word(0))),
+                AggFunction::Sum(c)
+                | AggFunction::Mean(c)
+                | AggFunction::Min(c)
+                | AggFunction::Max(c) => {
+                    let at = match numeric.iter().position(|(n, _)| n == c) {
+                        Some(at) => at,
+                        None => {
+                            let n = word(0);
+                            numeric.push((
+                                c.clone(),
+                                NumericCol {
+                                    col: col(c),
+                                    n,
+                                    sum: None,
+                                    min: None,
+                                    max: None,
+                                },
+                            ));
+                            numeric.len() - 1
+                        }
+                    };
+                    let state = &mut numeric[at].1;
+                    let n = state.n;
+                    match &agg.function {
+                        AggFunction::Sum(_) => Output::Sum {
+                            n,
+                            sum: *state.sum.get_or_insert_with(|| word(0f64.to_bits())),
+                        },
+                        AggFunction::Mean(_) => Output::Mean {
+                            n,
+                            sum: *state.sum.get_or_insert_with(|| word(0f64.to_bits())),
+                        },
+                        AggFunction::Min(_) => Output::Extreme {
+                            n,
+                            value: *state.min.get_or_insert_with(|| word(f64::NAN.to_bits())),
+                        },
+                        _ => Output::Extreme {
+                            n,
+                            value: *state.max.get_or_insert_with(|| word(f64::NAN.to_bits())),
+                        },
+                    }
+                }
+                AggFunction::NullCount(c) => match null_counts.iter().find(|(n, _, _)| n == c) {
+                    Some(&(_, _, slot)) => Output::Int(slot),
+                    None => {
+                        let slot = word(0);
+                        null_counts.push((c.clone(), col(c), slot));
+                        Output::Int(slot)
+                    }
+                },
+                AggFunction::CountDistinct(c) => match distinct.iter().find(|(n, _)| n == c) {
+                    Some((_, d)) => Output::Int(d.slot),
+                    None => {
+                        let slot = word(0);
+                        distinct.push((
+                            c.clone(),
+                            DistinctCol {
+                                col: col(c),
+                                slot,
+                                seen: KeyTable::new(),
+                            },
+                        ));
+                        Output::Int(slot)
+                    }
+                },
+                AggFunction::First { column, by } | AggFunction::Last { column, by } => {
+                    let last = matches!(agg.function, AggFunction::Last { .. });
+                    let found = picks
+                        .iter()
+                        .find(|(c, b, p)| c == column && b == by && p.last == last);
+                    match found {
+                        Some((_, _, p)) => Output::Pick {
+                            slot: p.slot,
+                            text: p.text,
+                        },
+                        None => {
+                            let slot = word(0);
+                            word(NO_TIME);
+                            let text = picks.len();
+                            picks.push((
+                                column.clone(),
+                                by.clone(),
+                                Pick {
+                                    col: col(column),
+                                    time: time_index(by),
+                                    last,
+                                    slot,
+                                    text,
+                                },
+                            ));
+                            Output::Pick { slot, text }
+                        }
+                    }
+                }
+            };
+            outputs.push(output);
+        }
+
+        GroupBy {
+            is_null: Box::new(is_null),
+            tz,
+            key_cols: spec.group_by.iter().map(|c| col(c)).collect(),
+            bucket,
+            time_vals: vec![None; times.len()],
+            times: times.into_iter().map(|(_, c)| c).collect(),
+            numeric: numeric.into_iter().map(|(_, n)| n).collect(),
+            null_counts: null_counts.into_iter().map(|(_, c, s)| (c, s)).collect(),
+            distinct: distinct.into_iter().map(|(_, d)| d).collect(),
+            picks: picks.into_iter().map(|(_, _, p)| p).collect(),
+            outputs,
+            count_slot,
+            init,
+            slots: Vec::new(),
+            texts: Vec::new(),
+            keys: KeyTable::new(),
+            scratch: Vec::with_capacity(64),
+            pair: Vec::with_capacity(64),
+        }
+    }
+
+    /// Adds one data record to its group (creating the group on its first record).
+    pub fn observe(&mut self, record: &Record<'_>) {
+        let is_null = &self.is_null;
+        let present = |col: Option<usize>| {
+            let i = col?;
+            if i >= record.len() {
+                return None;
+            }
+            let cell = record.field_bytes(i);
+            (!is_null(cell)).then_some(cell)
+        };
+
+        for (val, &col) in self.time_vals.iter_mut().zip(&self.times) {
+            *val = present(col).and_then(|cell| timestamp::parse_in(cell, self.tz));
+        }
+
+        self.scratch.clear();
+        for &col in &self.key_cols {
+            push_part(&mut self.scratch, present(col).unwrap_or_default());
+        }
+        if let Some(bucket) = &mut self.bucket {
+            match &self.time_vals[bucket.time] {
+                Some(t) => push_part(&mut self.scratch, bucket.name(t)),
+                None => push_part(&mut self.scratch, b""),
+            }
+        }
+        let (group, new) = self.keys.intern(&self.scratch);
+        let stride = self.init.len();
+        if new {
+            self.slots.extend_from_slice(&self.init);
+            self.texts
+                .extend(std::iter::repeat_with(|| Text::Null).take(self.picks.len()));
+        }
+        let state = &mut self.slots[group * stride..(group + 1) * stride];
+
+        if let Some(c) = self.count_slot {
+            state[c] += 1;
+        }
+        for num in &self.numeric {
+            let Some(i) = num.col.filter(|&i| i < record.len()) else {
+                continue;
+            };
+            let (cell, window) = record.field_and_window(i);
+            if is_null(cell) {
+                continue;
+            }
+            let Some(v) = parse_cell_window(cell, window) else {
+                continue;
+            };
+            state[num.n] += 1;
+            if let Some(s) = num.sum {
+                state[s] = (f64::from_bits(state[s]) + v).to_bits();
+            }
+            // NaN is skipped; a NaN current value means "none yet".
+            if let Some(s) = num.min {
+                let cur = f64::from_bits(state[s]);
+                if !v.is_nan() && (cur.is_nan() || v < cur) {
+                    state[s] = v.to_bits();
+                }
+            }
+            if let Some(s) = num.max {
+                let cur = f64::from_bits(state[s]);
+                if !v.is_nan() && (cur.is_nan() || v > cur) {
+                    state[s] = v.to_bits();
+                }
+            }
+        }
+        for &(col, slot) in &self.null_counts {
+            if present(col).is_none() {
+                state[slot] += 1;
+            }
+        }
+        for d in &mut self.distinct {
+            if let Some(cell) = present(d.col) {
+                self.pair.clear();
+                self.pair.extend_from_slice(&group_prefix(group));
+                self.pair.extend_from_slice(cell);
+                if d.seen.intern(&self.pair).1 {
+                    state[d.slot] += 1;
+                }
+            }
+        }
+        let texts = &mut self.texts[group * self.picks.len()..(group + 1) * self.picks.len()];
+        for p in &self.picks {
+            let Some(t) = &self.time_vals[p.time] else {
+                continue;
+            };
+            let at = (t.timestamp(), u64::from(t.timestamp_subsec_nanos()));
+            let take = state[p.slot + 1] == NO_TIME || {
+                let best = (state[p.slot] as i64, state[p.slot + 1]);
+                if p.last {
+                    at >= best
+                } else {
+                    at < best
+                }
+            };
+            if take {
+                state[p.slot] = at.0 as u64;
+                state[p.slot + 1] = at.1;
+                texts[p.text].set(present(p.col));
+            }
+        }
+    }
+
+    /// Number of groups so far.
+    pub fn groups(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Consumes the state; calls `row` once per group in ascending key order (key cells
+    /// compared as byte strings, `group_by` columns first, then the bucket), with the key
+    /// cells (a null key cell is empty) and the aggregate values in spec order.
+    pub fn finish(self, mut row: impl FnMut(&[&[u8]], &[AggValue<'_>])) {
+        let stride = self.init.len();
+        let text_stride = self.picks.len();
+        let mut order: Vec<usize> = (0..self.keys.len()).collect();
+        // The encoding keeps the order of the parts (see `push_part`).
+        order.sort_unstable_by(|&a, &b| self.keys.key(a).cmp(self.keys.key(b)));
+        let mut parts: Vec<&[u8]> = Vec::new();
+        let mut values: Vec<AggValue<'_>> = Vec::with_capacity(self.outputs.len());
+        for g in order {
+            let state = &self.slots[g * stride..(g + 1) * stride];
+            let texts = &self.texts[g * text_stride..(g + 1) * text_stride];
+            values.clear();
+            values.extend(self.outputs.iter().map(|&out| match out {
+                Output::Count(s) | Output::Int(s) => {
+                    AggValue::Int(i64::try_from(state[s]).unwrap_or(i64::MAX))
+                }
+                Output::Sum { n, .. } | Output::Mean { n, .. } | Output::Extreme { n, .. }
+                    if state[n] == 0 =>
+                {
+                    AggValue::Null
+                }
+                Output::Sum { sum, .. } => AggValue::Float(f64::from_bits(state[sum])),
+                Output::Mean { n, sum } => {
+                    AggValue::Float(f64::from_bits(state[sum]) / state[n] as f64)
+                }
+                Output::Extreme { value, .. } => AggValue::Float(f64::from_bits(state[value])),
+                Output::Pick { slot, .. } if state[slot + 1] == NO_TIME => AggValue::Null,
+                Output::Pick { text, .. } => texts[text].value(),
+            }));
+            let key = self.keys.key(g);
+            if split_plain(key, &mut parts) {
+                row(&parts, &values);
+            } else {
+                let owned = decode_parts(key);
+                let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                row(&refs, &values);
+            }
+        }
+    }
+}
+
+/// The group number as the 5-byte prefix of a `count_distinct` pair (groups are
+/// numbered below 2^40, see [`KeyTable`]).
+fn group_prefix(group: usize) -> [u8; 5] {
+    let b = (group as u64).to_le_bytes();
+    [b[0], b[1], b[2], b[3], b[4]]
+}
+
+/// Appends one key part: NUL bytes escaped as `00 FF`, then the terminator `00 01`. The
+/// encoding is unambiguous (`("a,b", "c")` and `("a", "b,c")` differ) and keeps order:
+/// comparing two encoded keys byte-wise compares their parts in turn, each as a byte
+/// string (a shorter part's terminator sorts below any byte that continues the longer
+/// one, including an escaped NUL).
+fn push_part(out: &mut Vec<u8>, part: &[u8]) {
+    if part.contains(&0) {
+        for &b in part {
+            out.push(b);
+            if b == 0 {
+                out.push(0xFF);
+            }
+        }
+    } else {
+        out.extend_from_slice(part);
+    }
+    out.extend_from_slice(&[0, 1]);
+}
+
+/// Splits an encoded key into `parts` when no part has an escaped NUL (every NUL is
+/// then a terminator); false otherwise.
+fn split_plain<'k>(key: &'k [u8], parts: &mut Vec<&'k [u8]>) -> bool {
+    parts.clear();
+    let mut rest = key;
+    while let Some(at) = rest.iter().position(|&b| b == 0) {
+        if rest.get(at + 1) != Some(&1) {
+            return false;
+        }
+        parts.push(&rest[..at]);
+        rest = &rest[at + 2..];
+    }
+    true
+}
+
+/// Decodes an encoded key with escaped NULs.
+fn decode_parts(key: &[u8]) -> Vec<Vec<u8>> {
+    let mut parts = Vec::new();
+    let mut part = Vec::new();
+    let mut i = 0;
+    while i < key.len() {
+        match (key[i], key.get(i + 1)) {
+            (0, Some(&1)) => {
+                parts.push(std::mem::take(&mut part));
+                i += 2;
+            }
+            (0, Some(&0xFF)) => {
+                part.push(0);
+                i += 2;
+            }
+            (b, _) => {
+                part.push(b);
+                i += 1;
+            }
+        }
+    }
+    parts
+}
+
+/// A `first` / `last` value: null, up to 22 bytes inline, or on the heap (24 bytes).
+enum Text {
+    Null,
+    Inline { len: u8, bytes: [u8; INLINE] },
+    Heap(Box<[u8]>),
+}
+
+const INLINE: usize = 22;
+
+impl Text {
+    fn set(&mut self, value: Option<&[u8]>) {
+        let Some(v) = value else {
+            *self = Text::Null;
+            return;
+        };
+        if v.len() <= INLINE {
+            let mut bytes = [0; INLINE];
+            bytes[..v.len()].copy_from_slice(v);
+            *self = Text::Inline {
+                len: v.len() as u8,
+                bytes,
+            };
+            return;
+        }
+        if let Text::Heap(h) = self {
+            if h.len() == v.len() {
+                // Same length: reuse the allocation.
+                h.copy_from_slice(v);
+                return;
+            }
+        }
+        *self = Text::Heap(v.into());
+    }
+
+    fn value(&self) -> AggValue<'_> {
+        match self {
+            Text::Null => AggValue::Null,
+            Text::Inline { len, bytes } => AggValue::Text(&bytes[..usize::from(*len)]),
+            Text::Heap(h) => AggValue::Text(h),
+        }
+    }
+}
+
+/// Bits of a [`KeyTable`] slot holding the key number plus one; the rest hold a tag
+/// from the hash. 2^40 keys would need terabytes of memory first.
+const INDEX_BITS: u32 = 40;
+const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
+
+/// An insert-only set of byte strings numbered in insertion order: the key bytes in one
+/// arena, an open-addressing table (linear probing, at most 3/4 full) of slots holding
+/// the key number and a hash tag, so a lookup compares key bytes only on a tag match.
+struct KeyTable {
+    /// 0: empty; else `tag << INDEX_BITS | (number + 1)`.
+    slots: Vec<u64>,
+    /// Key `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
+    ends: Vec<usize>,
+    bytes: Vec<u8>,
+}
+
+impl KeyTable {
+    fn new() -> Self {
+        KeyTable {
+            slots: vec![0; 16],
+            ends: Vec::new(),
+            bytes: Vec::new(),
+        }
+    }
+
+    fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    fn key(&self, i: usize) -> &[u8] {
+        let start = match i {
+            0 => 0,
+            _ => self.ends[i - 1],
+        };
+        &self.bytes[start..self.ends[i]]
+    }
+
+    /// The number of `key`, and whether it was inserted just now.
+    #[inline]
+    fn intern(&mut self, key: &[u8]) -> (usize, bool) {
+        let h = hash(key);
+        let tag = h >> INDEX_BITS;
+        let mask = self.slots.len() - 1;
+        let mut pos = h as usize & mask;
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                break;
+            }
+            if slot >> INDEX_BITS == tag {
+                let i = (slot & INDEX_MASK) as usize - 1;
+                if self.key(i) == key {
+                    return (i, false);
+                }
+            }
+            pos = (pos + 1) & mask;
+        }
+        let i = self.ends.len();
+        // Unreachable in practice: 2^40 keys need over 8 TB for `ends` alone.
+        debug_assert!((i as u64) < INDEX_MASK, "more than 2^40 keys");
+        self.bytes.extend_from_slice(key);
+        self.ends.push(self.bytes.len());
+        self.slots[pos] = tag << INDEX_BITS | (i as u64 + 1);
+        if self.len() * 4 > self.slots.len() * 3 {
+            self.grow();
+        }
+        (i, true)
+    }
+
+    fn grow(&mut self) {
+        let mut slots = vec![0u64; self.slots.len() * 2];
+        let mask = slots.len() - 1;
+        for i in 0..self.len() {
+            let h = hash(self.key(i));
+            let mut pos = h as usize & mask;
+            while slots[pos] != 0 {
+                pos = (pos + 1) & mask;
+            }
+            slots[pos] = (h >> INDEX_BITS) << INDEX_BITS | (i as u64 + 1);
+        }
+        self.slots = slots;
+    }
+}
+
+/// A deterministic 64-bit hash of a byte string: 8 bytes at a time through a folded
+/// multiply, then a final mix so that the low bits (the table position) and the high
+/// bits (the tag) both depend on every input byte.
+#[inline]
+fn hash(bytes: &[u8]) -> u64 {
+    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+    const K2: u64 = 0xD6E8_FEB8_6659_FD93;
+    #[inline]
+    fn fold(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
+    let mut h = (bytes.len() as u64).wrapping_mul(K1);
+    let mut chunks = bytes.chunks_exact(8);
+    for c in &mut chunks {
+        let mut w = [0u8; 8];
+        w.copy_from_slice(c);
+        h = fold(h ^ u64::from_le_bytes(w), K2);
+    }
+    let tail = chunks.remainder();
+    if !tail.is_empty() {
+        let mut w = [0u8; 8];
+        w[..tail.len()].copy_from_slice(tail);
+        h = fold(h ^ u64::from_le_bytes(w), K2);
+    }
+    fold(h, K1)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::{BTreeMap, BTreeSet};
+
+    use chrono_tz::{America, Asia};
+
+    use super::*;
+    use crate::csv_scan::{CsvScanner, RecordSink};
+    use crate::number::parse_cell;
+    use crate::pipeline::{Aggregate, TimeBucket};
+    use crate::test_rng::rng;
+
+    /// An aggregate value that owns its text; floats compare by bits (NaN included).
+    #[derive(Debug, Clone, PartialEq)]
+    enum Want {
+        Null,
+        Float(u64),
+        Int(i64),
+        Text(Vec<u8>),
+    }
+
+    impl From<&AggValue<'_>> for Want {
+        fn from(v: &AggValue<'_>) -> Self {
+            match *v {
+                AggValue::Null => Want::Null,
+                AggValue::Float(x) => Want::Float(x.to_bits()),
+                AggValue::Int(i) => Want::Int(i),
+                AggValue::Text(t) => Want::Text(t.to_vec()),
+            }
+        }
+    }
+
+    fn float(x: f64) -> Want {
+        Want::Float(x.to_bits())
+    }
+
+    fn text(s: &str) -> Want {
+        Want::Text(s.as_bytes().to_vec())
+    }
+
+    type Out = Vec<(Vec<Vec<u8>>, Vec<Want>)>;
+
+    const NULLS: [&str; 3] = ["", "NA", "null"];
+
+    fn is_null(cell: &[u8]) -> bool {
+        NULLS.iter().any(|n| n.as_bytes() == cell)
+    }
+
+    /// Binds on the first record, observes the rest.
+    struct Feed<'s> {
+        spec: &'s EntitySpec,
+        tz: Tz,
+        group: Option<GroupBy>,
+    }
+
+    impl RecordSink for Feed<'_> {
+        fn record(&mut self, r: &Record<'_>) {
+            match &mut self.group {
+                None => self.group = Some(GroupBy::bind(r, self.spec, self.tz, is_null)),
+                Some(g) => g.observe(r),
+            }
+        }
+    }
+
+    /// Runs `csv` through the scanner (in `chunk`-byte pieces) and a [`GroupBy`].
+    fn run(csv: &[u8], spec: &EntitySpec, tz: Tz, chunk: usize) -> Out {
+        let mut feed = Feed {
+            spec,
+            tz,
+            group: None,
+        };
+        let mut scanner = CsvScanner::new();
+        for piece in csv.chunks(chunk) {
+            scanner.feed(piece, &mut feed).unwrap();
+        }
+        scanner.finish(&mut feed).unwrap();
+        let mut out = Vec::new();
+        feed.group.unwrap().finish(|key, values| {
+            out.push((
+                key.iter().map(|k| k.to_vec()).collect(),
+                values.iter().map(Want::from).collect(),
+            ))
+        });
+        out
+    }
+
+    #[derive(Default)]
+    struct Rows(Vec<Vec<Vec<u8>>>);
+
+    impl RecordSink for Rows {
+        fn record(&mut self, r: &Record<'_>) {
+            self.0
+                .push((0..r.len()).map(|i| r.field_bytes(i).to_vec()).collect());
+        }
+    }
+
+    /// The reference: rows in memory, a BTreeMap of groups, each aggregate computed
+    /// straight from its definition.
+    fn brute(csv: &[u8], spec: &EntitySpec, tz: Tz) -> Out {
+        let mut rows = Rows::default();
+        let mut scanner = CsvScanner::new();
+        scanner.feed(csv, &mut rows).unwrap();
+        scanner.finish(&mut rows).unwrap();
+        let header = rows.0.remove(0);
+        let index = |name: &str| header.iter().rposition(|h| h == name.as_bytes());
+        let cell = |row: &[Vec<u8>], name: &str| -> Option<Vec<u8>> {
+            let c = row.get(index(name)?)?;
+            (!is_null(c)).then(|| c.clone())
+        };
+        let time =
+            |row: &[Vec<u8>], name: &str| cell(row, name).and_then(|c| timestamp::parse_in(&c, tz));
+
+        let mut groups: BTreeMap<Vec<Vec<u8>>, Vec<&Vec<Vec<u8>>>> = BTreeMap::new();
+        for row in &rows.0 {
+            let mut key: Vec<Vec<u8>> = spec
+                .group_by
+                .iter()
+                .map(|c| cell(row, c).unwrap_or_default())
+                .collect();
+            if let Some(b) = &spec.time_bucket {
+                key.push(
+                    time(row, &b.column)
+                        .map(|t| timestamp::bucket_start(&t, b.every).into_bytes())
+                        .unwrap_or_default(),
+                );
+            }
+            groups.entry(key).or_default().push(row);
+        }
+        let mut out = Vec::new();
+        for (key, rows) in groups {
+            let numbers = |c: &str| -> Vec<f64> {
+                rows.iter()
+                    .filter_map(|r| cell(r, c).and_then(|v| parse_cell(&v)))
+                    .collect()
+            };
+            let extreme = |c: &str, better: fn(f64, f64) -> bool| {
+                let v = numbers(c);
+                if v.is_empty() {
+                    return Want::Null;
+                }
+                let mut best = f64::NAN;
+                for x in v.into_iter().filter(|x| !x.is_nan()) {
+                    if best.is_nan() || better(x, best) {
+                        best = x;
+                    }
+                }
+                float(best)
+            };
+            let pick = |column: &str, by: &str, last: bool| {
+                let mut best: Option<(DateTime<Tz>, Option<Vec<u8>>)> = None;
+                for r in &rows {
+                    let Some(t) = time(r, by) else { continue };
+                    let better = match &best {
+                        None => true,
+                        Some((b, _)) if last => t >= *b,
+                        Some((b, _)) => t < *b,
+                    };
+                    if better {
+                        best = Some((t, cell(r, column)));
+                    }
+                }
+                match best {
+                    Some((_, Some(v))) => Want::Text(v),
+                    _ => Want::Null,
+                }
+            };
+            let values = spec
+                .aggregates
+                .iter()
+                .map(|a| match &a.function {
+                    AggFunction::Count => Want::Int(rows.len() as i64),
+                    AggFunction::Sum(c) => {
+                        let v = numbers(c);
+                        if v.is_empty() {
+                            Want::Null
+                        } else {
+                            float(v.iter().fold(0.0, |s, x| s + x))
+                        }
+                    }
+                    AggFunction::Mean(c) => {
+                        let v = numbers(c);
+                        if v.is_empty() {
+                            Want::Null
+                        } else {
+                            float(v.iter().fold(0.0, |s, x| s + x) / v.len() as f64)
+                        }
+                    }
+                    AggFunction::Min(c) => extreme(c, |x, best| x < best),
+                    AggFunction::Max(c) => extreme(c, |x, best| x > best),
+                    AggFunction::CountDistinct(c) => Want::Int(
+                        rows.iter()
+                            .filter_map(|r| cell(r, c))
+                            .collect::<BTreeSet<_>>()
+                            .len() as i64,
+                    ),
+                    AggFunction::NullCount(c) => {
+                        Want::Int(rows.iter().filter(|r| cell(r, c).is_none()).count() as i64)
+                    }
+                    AggFunction::First { column, by } => pick(column, by, false),
+                    AggFunction::Last { column, by } => pick(column, by, true),
+                })
+                .collect();
+            out.push((key, values));
+        }
+        out
+    }
+
+    fn agg(name: &str, function: AggFunction) -> Aggregate {
+        Aggregate {
+            name: name.to_string(),
+            function,
+        }
+    }
+
+    fn s(x: &str) -> String {
+        x.to_string()
+    }
+
+    /// Every function, over a column with nulls, junk, NaN and infinities; twice where
+    /// state is shared (sum and mean of one column), and over absent columns.
+    fn all_aggregates() -> Vec<Aggregate> {
+        use AggFunction::*;
+        vec![
+            agg("n", Count),
+            agg("sum", Sum(s("amount"))),
+            agg("mean", Mean(s("amount"))),
+            agg("min", Min(s("amount"))),
+            agg("max", Max(s("amount"))),
+            agg("sum_score", Sum(s("score"))),
+            agg("max_score", Max(s("score"))),
+            agg("distinct_event", CountDistinct(s("event"))),
+            agg("distinct_amount", CountDistinct(s("amount"))),
+            agg("null_amount", NullCount(s("amount"))),
+            agg("null_event", NullCount(s("event"))),
+            agg(
+                "first_event",
+                First {
+                    column: s("event"),
+                    by: s("ts"),
+                },
+            ),
+            agg(
+                "last_event",
+                Last {
+                    column: s("event"),
+                    by: s("ts"),
+                },
+            ),
+            agg(
+                "last_amount",
+                Last {
+                    column: s("amount"),
+                    by: s("ts"),
+                },
+            ),
+            agg(
+                "first_by_ts2",
+                First {
+                    column: s("event"),
+                    by: s("ts2"),
+                },
+            ),
+            agg("n_again", Count),
+            agg("sum_missing", Sum(s("missing"))),
+            agg("null_missing", NullCount(s("missing"))),
+            agg("distinct_missing", CountDistinct(s("missing"))),
+            agg(
+                "last_by_missing",
+                Last {
+                    column: s("event"),
+                    by: s("missing"),
+                },
+            ),
+            agg(
+                "first_of_missing",
+                First {
+                    column: s("missing"),
+                    by: s("ts"),
+                },
+            ),
+        ]
+    }
+
+    fn quote(cell: &str) -> String {
+        if cell.contains([',', '"', '\n', '\r']) {
+            format!("\"{}\"", cell.replace('"', "\"\""))
+        } else {
+            cell.to_string()
+        }
+    }
+
+    /// A random CSV: keys with delimiters, quotes, NULs and nulls; timestamps in every
+    /// accepted form plus junk, from a small pool (ties); numbers, junk, NaN and inf;
+    /// short rows; a repeated `amount` header (the last one is read).
+    fn random_csv(seed: u64, rows: usize) -> Vec<u8> {
+        let mut next = rng(seed);
+        let mut pick =
+            |options: &[&str]| options[(next() % options.len() as u64) as usize].to_string();
+        let users = [
+            "a", "b", "a,b", "\"q\"", "", "NA", "a\0", "\0", "é", "b,", "a\nb",
+        ];
+        let shops = ["x", "y", "", "null", "x\0y"];
+        let times = [
+            "2025-11-02T01:30:00",
+            "2025-11-02T01:30:00-05:00",
+            "2025-11-02T05:30:00Z",
+            "2025-11-02 00:59:59.5",
+            "2025-11-02",
+            "2025-11-03T00:00:00+09:00",
+            "2025-03-09T02:30:00",
+            "2025-03-09T03:10:00",
+            "2025-11-02t23:00:00z",
+            "bad",
+            "",
+            "NA",
+            " 2025-11-02T12:00:00+00:00 ",
+        ];
+        let amounts = [
+            "1",
+            "2.5",
+            "-0.0",
+            "0",
+            "nan",
+            "-nan",
+            "inf",
+            "-inf",
+            "x",
+            " 7 ",
+            "1e3",
+            "123456789",
+            "NA",
+            "",
+            "0.1",
+            "0.2",
+            "-3",
+        ];
+        let events = [
+            "click",
+            "view",
+            "",
+            "NA",
+            "purchase",
+            "a_long_event_name_over_22_bytes",
+            "b_long_event_name_over_22_bytes",
+            "a_longer_event_name_over_22_bytes!",
+            "exactly_22_bytes_long_",
+            "exactly_23_bytes_long__",
+            "1.5",
+        ];
+        let mut csv = String::from("user,shop,ts,amount,event,score,ts2,amount\n");
+        for _ in 0..rows {
+            let mut cells = vec![
+                pick(&users),
+                pick(&shops),
+                pick(&times),
+                pick(&amounts),
+                pick(&events),
+                pick(&amounts),
+                pick(&times),
+                pick(&amounts),
+            ];
+            // Short rows: some cells missing at the end.
+            if pick(&["full", "full", "full", "short"]) == "short" {
+                let keep = 1
+                    + (pick(&["0", "1", "2", "3", "4", "5", "6"])
+                        .parse::<usize>()
+                        .unwrap());
+                cells.truncate(keep);
+            }
+            let line: Vec<String> = cells.iter().map(|c| quote(c)).collect();
+            csv.push_str(&line.join(","));
+            csv.push('\n');
+        }
+        csv.into_bytes()
+    }
+
+    fn spec(bucket: Option<BucketWidth>) -> EntitySpec {
+        EntitySpec {
+            group_by: vec![s("user"), s("shop")],
+            time_bucket: bucket.map(|every| TimeBucket {
+                column: s("ts"),
+                every,
+                name: s("bucket"),
+            }),
+            aggregates: all_aggregates(),
+        }
+    }
+
+    #[test]
+    fn every_aggregate_matches_brute_force() {
+        for (seed, tz) in [
+            (1, America::New_York),
+            (2, Asia::Seoul),
+            (3, America::Havana),
+        ] {
+            let csv = random_csv(seed, 3000);
+            for bucket in [None, Some(BucketWidth::Hour), Some(BucketWidth::Day)] {
+                let spec = spec(bucket);
+                let want = brute(&csv, &spec, tz);
+                let got = run(&csv, &spec, tz, 4096);
+                assert!(
+                    want.len() > 20,
+                    "too few groups to mean much: {}",
+                    want.len()
+                );
+                assert_eq!(got.len(), want.len(), "groups, seed {seed} {bucket:?}");
+                for (g, w) in got.iter().zip(&want) {
+                    assert_eq!(g, w, "seed {seed} {tz} {bucket:?}");
+                }
+            }
+        }
+    }
+
+    /// The generated data must exercise what the comparison is meant to cover.
+    #[test]
+    fn brute_force_data_covers_the_edge_cases() {
+        let csv = random_csv(1, 3000);
+        let out = brute(&csv, &spec(Some(BucketWidth::Hour)), America::New_York);
+        let col = |name: &str| {
+            all_aggregates()
+                .iter()
+                .position(|a| a.name == name)
+                .unwrap()
+        };
+        let values = |name: &str| -> Vec<Want> {
+            let at = col(name);
+            out.iter().map(|(_, v)| v[at].clone()).collect()
+        };
+        let is_nan = |w: &Want| matches!(w, Want::Float(b) if f64::from_bits(*b).is_nan());
+        assert!(values("sum").iter().any(is_nan), "a NaN sum");
+        assert!(values("sum").contains(&Want::Null), "no numbers");
+        assert!(values("min")
+            .iter()
+            .any(|w| matches!(w, Want::Float(_)) && !is_nan(w)));
+        assert!(values("min").iter().any(is_nan), "only NaN");
+        assert!(values("last_event").contains(&Want::Null), "a null last");
+        let long = |w: &Want| matches!(w, Want::Text(t) if t.len() > INLINE);
+        assert!(values("last_event").iter().any(long), "a heap text");
+        assert!(out.iter().any(|(k, _)| k[2].is_empty()), "the empty bucket");
+        assert!(out.iter().any(|(k, _)| k[0].contains(&0)), "a NUL in a key");
+        assert!(out.iter().any(|(k, _)| k[2].ends_with(b"-05:00")));
+        assert!(out.iter().any(|(k, _)| k[2].ends_with(b"-04:00")));
+    }
+
+    #[test]
+    fn output_is_sorted_and_independent_of_chunking() {
+        let csv = random_csv(4, 2000);
+        let spec = spec(Some(BucketWidth::Day));
+        let first = run(&csv, &spec, Asia::Seoul, 7);
+        for chunk in [1, 64, 1 << 20] {
+            assert_eq!(run(&csv, &spec, Asia::Seoul, chunk), first, "chunk {chunk}");
+        }
+        for pair in first.windows(2) {
+            assert!(
+                pair[0].0 < pair[1].0,
+                "{:?} before {:?}",
+                pair[0].0,
+                pair[1].0
+            );
+        }
+    }
+
+    #[test]
+    fn key_parts_do_not_run_together() {
+        let csv = "k1,k2\n\"a,b\",c\na,\"b,c\"\na\0,b\na,\0b\na,b\na,\nNA,\n,\n\0,\n,\0\n";
+        let spec = EntitySpec {
+            group_by: vec![s("k1"), s("k2")],
+            time_bucket: None,
+            aggregates: vec![agg("n", AggFunction::Count)],
+        };
+        let got = run(csv.as_bytes(), &spec, Asia::Seoul, 3);
+        let keys: Vec<(String, String)> = got
+            .iter()
+            .map(|(k, _)| {
+                (
+                    String::from_utf8(k[0].clone()).unwrap(),
+                    String::from_utf8(k[1].clone()).unwrap(),
+                )
+            })
+            .collect();
+        let want: Vec<(&str, &str)> = vec![
+            ("", ""),
+            ("", "\0"),
+            ("\0", ""),
+            ("a", ""),
+            ("a", "\0b"),
+            ("a", "b"),
+            ("a", "b,c"),
+            ("a\0", "b"),
+            ("a,b", "c"),
+        ];
+        let want: Vec<(String, String)> = want.into_iter().map(|(a, b)| (s(a), s(b))).collect();
+        assert_eq!(keys, want);
+        // NA and empty are both null: one group of two rows.
+        assert_eq!(got[0].1, vec![Want::Int(2)]);
+    }
+
+    #[test]
+    fn repeated_header_binds_last_and_absent_columns_are_null() {
+        let csv = "user,amount,amount,ts\nu,1,10,2025-11-19\nu,2,20\nv,3\n";
+        let spec = EntitySpec {
+            group_by: vec![s("user"), s("nope")],
+            time_bucket: Some(TimeBucket {
+                column: s("nope"),
+                every: BucketWidth::Day,
+                name: s("day"),
+            }),
+            aggregates: vec![
+                agg("sum", AggFunction::Sum(s("amount"))),
+                agg("nulls", AggFunction::NullCount(s("amount"))),
+                agg("ghost", AggFunction::Sum(s("nope"))),
+                agg("ghost_nulls", AggFunction::NullCount(s("nope"))),
+                agg(
+                    "last",
+                    AggFunction::Last {
+                        column: s("amount"),
+                        by: s("ts"),
+                    },
+                ),
+            ],
+        };
+        let got = run(csv.as_bytes(), &spec, Asia::Seoul, 5);
+        let key = |u: &str| vec![u.as_bytes().to_vec(), vec![], vec![]];
+        assert_eq!(
+            got,
+            vec![
+                (
+                    key("u"),
+                    vec![
+                        float(30.0),
+                        Want::Int(0),
+                        Want::Null,
+                        Want::Int(2),
+                        text("10")
+                    ]
+                ),
+                (
+                    key("v"),
+                    vec![
+                        Want::Null,
+                        Want::Int(1),
+                        Want::Null,
+                        Want::Int(1),
+                        Want::Null
+                    ]
+                ),
+            ]
+        );
+    }
+
+    /// The NaN and null rules, spelled out (the brute-force test checks them at scale).
+    #[test]
+    fn nan_and_null_rules() {
+        let csv = "k,v\na,nan\na,1\na,-2\nb,nan\nc,x\nc,NA\nd,inf\nd,-inf\ne,-0.0\ne,0\n";
+        let spec = EntitySpec {
+            group_by: vec![s("k")],
+            time_bucket: None,
+            aggregates: vec![
+                agg("sum", AggFunction::Sum(s("v"))),
+                agg("mean", AggFunction::Mean(s("v"))),
+                agg("min", AggFunction::Min(s("v"))),
+                agg("max", AggFunction::Max(s("v"))),
+            ],
+        };
+        let got: Vec<Vec<Want>> = run(csv.as_bytes(), &spec, Asia::Seoul, 64)
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect();
+        let nan = || float(f64::NAN);
+        assert!(matches!(got[0][0], Want::Float(b) if f64::from_bits(b).is_nan()));
+        assert!(matches!(got[0][1], Want::Float(b) if f64::from_bits(b).is_nan()));
+        assert_eq!(got[0][2..], [float(-2.0), float(1.0)]);
+        assert_eq!(got[1][2..], [nan(), nan()], "only NaN: min/max NaN");
+        assert_eq!(got[2], vec![Want::Null; 4], "no numeric cell: all null");
+        assert!(matches!(got[3][0], Want::Float(b) if f64::from_bits(b).is_nan()));
+        assert_eq!(
+            got[3][2..],
+            [float(f64::NEG_INFINITY), float(f64::INFINITY)]
+        );
+        // Python: sum([-0.0, 0]) == 0.0; min(-0.0, 0.0) keeps the first.
+        assert_eq!(
+            got[4],
+            vec![float(0.0), float(0.0), float(-0.0), float(-0.0)]
+        );
+    }
+
+    #[test]
+    fn ties_in_time_keep_first_and_last_in_input_order() {
+        let csv = "k,e,ts\n\
+                   a,one,2025-11-19T00:00:00+09:00\n\
+                   a,two,2025-11-18T15:00:00Z\n\
+                   a,early,2025-11-18T00:00:00\n\
+                   a,three,2025-11-19 00:00:00\n\
+                   a,none,bad\n\
+                   a,blank,\n\
+                   a,,2025-11-18T00:00:00\n";
+        let spec = EntitySpec {
+            group_by: vec![s("k")],
+            time_bucket: None,
+            aggregates: vec![
+                agg(
+                    "first",
+                    AggFunction::First {
+                        column: s("e"),
+                        by: s("ts"),
+                    },
+                ),
+                agg(
+                    "last",
+                    AggFunction::Last {
+                        column: s("e"),
+                        by: s("ts"),
+                    },
+                ),
+            ],
+        };
+        let got = run(csv.as_bytes(), &spec, Asia::Seoul, 64);
+        assert_eq!(got[0].1, vec![text("early"), text("three")]);
+    }
+
+    #[test]
+    fn text_slots_stay_small_and_reuse() {
+        assert_eq!(std::mem::size_of::<Text>(), 24);
+        let mut t = Text::Null;
+        for v in [
+            "short",
+            "a_value_longer_than_22_bytes",
+            "b_value_longer_than_22_bytes",
+            "",
+            "x",
+        ] {
+            t.set(Some(v.as_bytes()));
+            assert_eq!(t.value(), AggValue::Text(v.as_bytes()));
+        }
+        t.set(None);
+        assert_eq!(t.value(), AggValue::Null);
+    }
+
+    #[test]
+    fn key_table_numbers_keys_and_survives_growth() {
+        let mut table = KeyTable::new();
+        let mut next = rng(8);
+        let mut reference: HashMap<Vec<u8>, usize> = HashMap::new();
+        for _ in 0..50_000 {
+            let len = (next() % 12) as usize;
+            let key: Vec<u8> = (0..len).map(|_| (next() % 4) as u8).collect();
+            let (i, new) = table.intern(&key);
+            let n = reference.len();
+            let want = *reference.entry(key.clone()).or_insert(n);
+            assert_eq!((i, new), (want, want == n), "{key:?}");
+            assert_eq!(table.key(i), key.as_slice());
+        }
+        assert!(table.len() > 10_000);
+    }
+
+    /// Status memory line in kB (`VmRSS`, `VmHWM`).
+    fn status_kb(field: &str) -> u64 {
+        let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+        status
+            .lines()
+            .find_map(|l| {
+                l.strip_prefix(field)?
+                    .trim()
+                    .strip_suffix("kB")?
+                    .trim()
+                    .parse()
+                    .ok()
+            })
+            .unwrap_or(0)
+    }
+
+    /// 1M distinct users, 5M rows, count / sum / mean / max / last-by-time.
+    /// `cargo test --release --lib group_by::tests::million_keys -- --ignored --nocapture`
+    #[test]
+    #[ignore]
+    fn million_keys_throughput_and_memory() {
+        use std::io::Write as _;
+        const USERS: u64 = 1_000_000;
+        const ROWS: u64 = 5_000_000;
+        let spec = EntitySpec {
+            group_by: vec![s("user")],
+            time_bucket: None,
+            aggregates: vec![
+                agg("n", AggFunction::Count),
+                agg("sum", AggFunction::Sum(s("amount"))),
+                agg("mean", AggFunction::Mean(s("amount"))),
+                agg("max", AggFunction::Max(s("amount"))),
+                agg(
+                    "last",
+                    AggFunction::Last {
+                        column: s("event"),
+                        by: s("ts"),
+                    },
+                ),
+            ],
+        };
+        let events = ["view", "click", "purchase", "add_to_cart"];
+        let mut chunk: Vec<u8> = Vec::with_capacity(1 << 21);
+        let mut scanner = CsvScanner::new();
+        let mut feed = Feed {
+            spec: &spec,
+            tz: Asia::Seoul,
+            group: None,
+        };
+        scanner.feed(b"user,ts,amount,event\n", &mut feed).unwrap();
+        let (rss0, hwm0) = (status_kb("VmRSS:"), status_kb("VmHWM:"));
+        let mut busy = std::time::Duration::ZERO;
+        let mut row = 0u64;
+        while row < ROWS {
+            chunk.clear();
+            while chunk.len() < 1 << 20 && row < ROWS {
+                // Every user 5 times, in a scrambled order; time moves forward.
+                let user = (row * 7919) % USERS;
+                let secs = row / 4;
+                let (day, rem) = (19 + secs / 86_400, secs % 86_400);
+                writeln!(
+                    chunk,
+                    "u{user:07},2025-11-{:02}T{:02}:{:02}:{:02}+09:00,{}.{:02},{}",
+                    day % 28 + 1,
+                    rem / 3600,
+                    rem / 60 % 60,
+                    rem % 60,
+                    row % 1000,
+                    row % 100,
+                    events[(row % 4) as usize]
+                )
+                .unwrap();
+                row += 1;
+            }
+            let start = std::time::Instant::now();
+            scanner.feed(&chunk, &mut feed).unwrap();
+            busy += start.elapsed();
+        }
+        scanner.finish(&mut feed).unwrap();
+        let group = feed.group.take().unwrap();
+        let (rss1, hwm1) = (status_kb("VmRSS:"), status_kb("VmHWM:"));
+        let groups = group.groups();
+        let accounted = group.keys.slots.capacity() * 8
+            + group.keys.ends.capacity() * 8
+            + group.keys.bytes.capacity()
+            + group.slots.capacity() * 8
+            + group.texts.capacity() * std::mem::size_of::<Text>();
+        let start = std::time::Instant::now();
+        let mut out_rows = 0u64;
+        group.finish(|_, _| out_rows += 1);
+        let finish = start.elapsed();
+        assert_eq!(groups as u64, USERS);
+        assert_eq!(out_rows, USERS);
+        println!(
+            "group_by: {ROWS} rows, {groups} groups: {:.2} s scan+observe = {:.2} M rows/s; \
+             finish (sort + emit) {:.2} s",
+            busy.as_secs_f64(),
+            ROWS as f64 / busy.as_secs_f64() / 1e6,
+            finish.as_secs_f64(),
+        );
+        println!(
+            "memory: VmRSS +{} MB, VmHWM +{} MB, {:.0} B/group resident, {:.0} B/group \
+             allocated by the tables (capacity)",
+            (rss1 - rss0) / 1024,
+            hwm1.saturating_sub(hwm0.max(rss0)) / 1024,
+            (rss1 - rss0) as f64 * 1024.0 / groups as f64,
+            accounted as f64 / groups as f64,
+        );
+    }
+}
