@@ -27,18 +27,20 @@
 //! `csv.DictReader` does).
 //!
 //! Cost per record: each referenced cell is looked at once (a numeric column shared by
-//! `sum`, `mean`, `max` is parsed once, a `by` column shared by several aggregates and
-//! the bucket once), one hash lookup of the composite key built in a reused buffer, no
-//! allocation unless the key is new (or a `first` / `last` text longer than 22 bytes
-//! changes length, or `count_distinct` sees a new (group, value) pair).
+//! `sum`, `mean`, `max` is parsed once; a `by` column shared by several aggregates and
+//! the bucket, once), one hash lookup of the composite key built in a reused buffer, and
+//! no allocation unless the key is new, a `first` / `last` text longer than 23 bytes
+//! outgrows its buffer, or `count_distinct` sees a new (group, value) pair.
 //!
-//! Memory: per group, its encoded key bytes (each part plus 2 bytes), 8 bytes of key end
-//! offset, 8 to 16 bytes of hash table slot, 8 bytes per numeric state (`count`; per
-//! numeric column a count plus one word each for sum, min, max; `null_count`;
-//! `count_distinct`; two per `first` / `last`) and 24 bytes per `first` / `last` text
-//! (inline up to 22 bytes, else on the heap). `count_distinct` also keeps every distinct
-//! (group, value) pair: 5 + value length + ~24 bytes each, so it grows with the number
-//! of distinct pairs, not with groups. See the `million_keys` test for measured numbers.
+//! Memory per group: 8 to 16 bytes of hash table slot, and one row of 16 bytes (the
+//! encoded key, each part plus 2 bytes, when it fits in 15; else where it is, and the key
+//! elsewhere) + 8 per state word (`count`;
+//! per numeric column a count plus one word each for sum, min, max; `null_count`;
+//! `count_distinct`; two per `first` / `last`) + 24 per `first` / `last` text (inline
+//! up to 23 bytes, else a heap buffer of its own). `count_distinct` also keeps every
+//! distinct (group, value) pair: 5 + value length + 8 to 20 bytes each, so it grows with
+//! the number of distinct pairs, not with groups. Measured (the `million_keys` test, 1M
+//! groups with `count`, `sum`, `mean`, `max`, `last`): see the test's doc comment.
 //!
 //! The hash is deterministic (no per-process seed): the output is sorted, so the hash
 //! never shows, but inputs crafted to collide could slow the table down.
@@ -68,6 +70,12 @@ pub enum AggValue<'a> {
 type IsNull = Box<dyn Fn(&[u8]) -> bool + Send>;
 
 /// The aggregation state of one entity-grain feature set; see the module docs.
+///
+/// Layout: each group is one fixed-size row of bytes in `rows` (its key's place in
+/// `key_bytes`, then its state words, then its `first` / `last` texts), so updating a
+/// group touches one place in memory besides its key and its hash table slot: with a
+/// million groups that do not fit in the CPU caches, every separate array is one more
+/// cache miss per record.
 pub struct GroupBy {
     is_null: IsNull,
     tz: Tz,
@@ -79,19 +87,20 @@ pub struct GroupBy {
     /// This record's parsed timestamp per entry of `times`.
     time_vals: Vec<Option<DateTime<Tz>>>,
     numeric: Vec<NumericCol>,
+    /// `null_count` columns and their state words.
     null_counts: Vec<(Option<usize>, usize)>,
     distinct: Vec<DistinctCol>,
     picks: Vec<Pick>,
     /// How to read each aggregate's value, in spec order.
     outputs: Vec<Output>,
-    count_slot: Option<usize>,
-    /// Initial state words of a new group; its length is the per-group stride.
-    init: Vec<u64>,
-    /// The groups' state words, `init.len()` per group, in group number order.
-    slots: Vec<u64>,
-    /// The groups' `first` / `last` texts, `picks.len()` per group.
-    texts: Vec<Text>,
-    keys: KeyTable,
+    count_word: Option<usize>,
+    /// Byte offset of the texts in a row.
+    text_base: usize,
+    groups: Groups,
+    /// `first` / `last` texts longer than [`INLINE`] bytes; a row holds the number.
+    heap: Vec<Vec<u8>>,
+    /// Entries of `heap` no row uses.
+    free: Vec<usize>,
     /// The encoded key of the current record.
     scratch: Vec<u8>,
     /// A (group, value) pair for `count_distinct`.
@@ -110,18 +119,18 @@ struct NumericCol {
 
 struct DistinctCol {
     col: Option<usize>,
-    slot: usize,
+    word: usize,
     /// Every (group number, value) pair seen.
     seen: KeyTable,
 }
 
-/// A `first` or `last`: state words `slot` (seconds) and `slot + 1` (nanoseconds, or
-/// [`NO_TIME`]), text `text`.
+/// A `first` or `last`: state words `word` (seconds) and `word + 1` (nanoseconds, or
+/// [`NO_TIME`]), text number `text`.
 struct Pick {
     col: Option<usize>,
     time: usize,
     last: bool,
-    slot: usize,
+    word: usize,
     text: usize,
 }
 
@@ -147,7 +156,7 @@ enum Output {
     /// `null_count`, `count_distinct`.
     Int(usize),
     Pick {
-        slot: usize,
+        word: usize,
         text: usize,
     },
 }
@@ -193,6 +202,52 @@ impl Bucketing {
     }
 }
 
+/// Bytes at the start of a row: the group's encoded key when it is at most
+/// [`KEY_INLINE`] bytes (byte 0 its length, the key from byte 1), so that finding a group
+/// by a short key touches no other memory; else byte 0 is [`KEY_OUT`], bytes 1..5 the
+/// key's length and 8..16 where it starts in `key_bytes`. State words follow, then texts.
+const HEAD: usize = 16;
+const KEY_INLINE: usize = HEAD - 1;
+const KEY_OUT: u8 = 0xFF;
+
+/// Bytes of one text in a row: a tag byte, then up to [`INLINE`] bytes of text or a
+/// heap entry number. Tag 0: null; `1 + len`: inline; [`HEAP`]: on the heap.
+const TEXT: usize = 24;
+const INLINE: usize = TEXT - 1;
+const HEAP: u8 = 0xFF;
+
+#[inline]
+fn read_u64(row: &[u8], at: usize) -> u64 {
+    let mut b = [0; 8];
+    b.copy_from_slice(&row[at..at + 8]);
+    u64::from_le_bytes(b)
+}
+
+#[inline]
+fn get(row: &[u8], word: usize) -> u64 {
+    read_u64(row, HEAD + 8 * word)
+}
+
+#[inline]
+fn set(row: &mut [u8], word: usize, value: u64) {
+    let at = HEAD + 8 * word;
+    row[at..at + 8].copy_from_slice(&value.to_le_bytes());
+}
+
+/// The encoded key of a row.
+#[inline]
+fn row_key<'k>(row: &'k [u8], key_bytes: &'k [u8]) -> &'k [u8] {
+    match row[0] {
+        KEY_OUT => {
+            let start = read_u64(row, 8) as usize;
+            let mut len = [0; 4];
+            len.copy_from_slice(&row[1..5]);
+            &key_bytes[start..start + u32::from_le_bytes(len) as usize]
+        }
+        len => &row[1..1 + usize::from(len)],
+    }
+}
+
 impl GroupBy {
     /// Binds the spec to the header: a repeated header name binds to its last
     /// occurrence; a column absent from the header reads as null in every row. `is_null`
@@ -210,10 +265,10 @@ impl GroupBy {
         }
         let col = |name: &str| by_name.get(name.as_bytes()).copied();
 
-        let mut init: Vec<u64> = Vec::new();
+        let mut words: Vec<u64> = Vec::new();
         let mut word = |value: u64| {
-            init.push(value);
-            init.len() - 1
+            words.push(value);
+            words.len() - 1
         };
         let mut times: Vec<(String, Option<usize>)> = Vec::new();
         let mut time_index = |name: &str| match times.iter().position(|(n, _)| n == name) {
@@ -231,7 +286,7 @@ impl GroupBy {
             last: None,
         });
 
-        let mut count_slot = None;
+        let mut count_word = None;
         let mut numeric: Vec<(String, NumericCol)> = Vec::new();
         let mut null_counts: Vec<(String, Option<usize>, usize)> = Vec::new();
         let mut distinct: Vec<(String, DistinctCol)> = Vec::new();
@@ -239,7 +294,7 @@ impl GroupBy {
         let mut outputs = Vec::with_capacity(spec.aggregates.len());
         for agg in &spec.aggregates {
             let output = match &agg.function {
-                AggFunction::Count => Output::Count(*count_slot.get_or_insert_with(|| word(0))),
+                AggFunction::Count => Output::Count(*count_word.get_or_insert_with(|| word(0))),
                 AggFunction::Sum(c)
                 | AggFunction::Mean(c)
                 | AggFunction::Min(c)
@@ -283,26 +338,26 @@ impl GroupBy {
                     }
                 }
                 AggFunction::NullCount(c) => match null_counts.iter().find(|(n, _, _)| n == c) {
-                    Some(&(_, _, slot)) => Output::Int(slot),
+                    Some(&(_, _, w)) => Output::Int(w),
                     None => {
-                        let slot = word(0);
-                        null_counts.push((c.clone(), col(c), slot));
-                        Output::Int(slot)
+                        let w = word(0);
+                        null_counts.push((c.clone(), col(c), w));
+                        Output::Int(w)
                     }
                 },
                 AggFunction::CountDistinct(c) => match distinct.iter().find(|(n, _)| n == c) {
-                    Some((_, d)) => Output::Int(d.slot),
+                    Some((_, d)) => Output::Int(d.word),
                     None => {
-                        let slot = word(0);
+                        let w = word(0);
                         distinct.push((
                             c.clone(),
                             DistinctCol {
                                 col: col(c),
-                                slot,
+                                word: w,
                                 seen: KeyTable::new(),
                             },
                         ));
-                        Output::Int(slot)
+                        Output::Int(w)
                     }
                 },
                 AggFunction::First { column, by } | AggFunction::Last { column, by } => {
@@ -312,11 +367,11 @@ impl GroupBy {
                         .find(|(c, b, p)| c == column && b == by && p.last == last);
                     match found {
                         Some((_, _, p)) => Output::Pick {
-                            slot: p.slot,
+                            word: p.word,
                             text: p.text,
                         },
                         None => {
-                            let slot = word(0);
+                            let w = word(0);
                             word(NO_TIME);
                             let text = picks.len();
                             picks.push((
@@ -326,11 +381,11 @@ impl GroupBy {
                                     col: col(column),
                                     time: time_index(by),
                                     last,
-                                    slot,
+                                    word: w,
                                     text,
                                 },
                             ));
-                            Output::Pick { slot, text }
+                            Output::Pick { word: w, text }
                         }
                     }
                 }
@@ -338,6 +393,11 @@ impl GroupBy {
             outputs.push(output);
         }
 
+        let text_base = HEAD + 8 * words.len();
+        let mut init = vec![0u8; text_base + TEXT * picks.len()];
+        for (i, &w) in words.iter().enumerate() {
+            set(&mut init, i, w);
+        }
         GroupBy {
             is_null: Box::new(is_null),
             tz,
@@ -346,15 +406,20 @@ impl GroupBy {
             time_vals: vec![None; times.len()],
             times: times.into_iter().map(|(_, c)| c).collect(),
             numeric: numeric.into_iter().map(|(_, n)| n).collect(),
-            null_counts: null_counts.into_iter().map(|(_, c, s)| (c, s)).collect(),
+            null_counts: null_counts.into_iter().map(|(_, c, w)| (c, w)).collect(),
             distinct: distinct.into_iter().map(|(_, d)| d).collect(),
             picks: picks.into_iter().map(|(_, _, p)| p).collect(),
             outputs,
-            count_slot,
-            init,
-            slots: Vec::new(),
-            texts: Vec::new(),
-            keys: KeyTable::new(),
+            count_word,
+            text_base,
+            groups: Groups {
+                index: KeyIndex::new(),
+                init,
+                rows: Vec::new(),
+                key_bytes: Vec::new(),
+            },
+            heap: Vec::new(),
+            free: Vec::new(),
             scratch: Vec::with_capacity(64),
             pair: Vec::with_capacity(64),
         }
@@ -386,17 +451,11 @@ impl GroupBy {
                 None => push_part(&mut self.scratch, b""),
             }
         }
-        let (group, new) = self.keys.intern(&self.scratch);
-        let stride = self.init.len();
-        if new {
-            self.slots.extend_from_slice(&self.init);
-            self.texts
-                .extend(std::iter::repeat_with(|| Text::Null).take(self.picks.len()));
-        }
-        let state = &mut self.slots[group * stride..(group + 1) * stride];
+        let group = self.groups.intern(&self.scratch);
+        let row = self.groups.row_mut(group);
 
-        if let Some(c) = self.count_slot {
-            state[c] += 1;
+        if let Some(w) = self.count_word {
+            set(row, w, get(row, w) + 1);
         }
         for num in &self.numeric {
             let Some(i) = num.col.filter(|&i| i < record.len()) else {
@@ -409,27 +468,27 @@ impl GroupBy {
             let Some(v) = parse_cell_window(cell, window) else {
                 continue;
             };
-            state[num.n] += 1;
-            if let Some(s) = num.sum {
-                state[s] = (f64::from_bits(state[s]) + v).to_bits();
+            set(row, num.n, get(row, num.n) + 1);
+            if let Some(w) = num.sum {
+                set(row, w, (f64::from_bits(get(row, w)) + v).to_bits());
             }
             // NaN is skipped; a NaN current value means "none yet".
-            if let Some(s) = num.min {
-                let cur = f64::from_bits(state[s]);
+            if let Some(w) = num.min {
+                let cur = f64::from_bits(get(row, w));
                 if !v.is_nan() && (cur.is_nan() || v < cur) {
-                    state[s] = v.to_bits();
+                    set(row, w, v.to_bits());
                 }
             }
-            if let Some(s) = num.max {
-                let cur = f64::from_bits(state[s]);
+            if let Some(w) = num.max {
+                let cur = f64::from_bits(get(row, w));
                 if !v.is_nan() && (cur.is_nan() || v > cur) {
-                    state[s] = v.to_bits();
+                    set(row, w, v.to_bits());
                 }
             }
         }
-        for &(col, slot) in &self.null_counts {
+        for &(col, w) in &self.null_counts {
             if present(col).is_none() {
-                state[slot] += 1;
+                set(row, w, get(row, w) + 1);
             }
         }
         for d in &mut self.distinct {
@@ -438,18 +497,17 @@ impl GroupBy {
                 self.pair.extend_from_slice(&group_prefix(group));
                 self.pair.extend_from_slice(cell);
                 if d.seen.intern(&self.pair).1 {
-                    state[d.slot] += 1;
+                    set(row, d.word, get(row, d.word) + 1);
                 }
             }
         }
-        let texts = &mut self.texts[group * self.picks.len()..(group + 1) * self.picks.len()];
         for p in &self.picks {
             let Some(t) = &self.time_vals[p.time] else {
                 continue;
             };
             let at = (t.timestamp(), u64::from(t.timestamp_subsec_nanos()));
-            let take = state[p.slot + 1] == NO_TIME || {
-                let best = (state[p.slot] as i64, state[p.slot + 1]);
+            let take = get(row, p.word + 1) == NO_TIME || {
+                let best = (get(row, p.word) as i64, get(row, p.word + 1));
                 if p.last {
                     at >= best
                 } else {
@@ -457,51 +515,58 @@ impl GroupBy {
                 }
             };
             if take {
-                state[p.slot] = at.0 as u64;
-                state[p.slot + 1] = at.1;
-                texts[p.text].set(present(p.col));
+                set(row, p.word, at.0 as u64);
+                set(row, p.word + 1, at.1);
+                let at = self.text_base + TEXT * p.text;
+                set_text(
+                    &mut row[at..at + TEXT],
+                    present(p.col),
+                    &mut self.heap,
+                    &mut self.free,
+                );
             }
         }
     }
 
     /// Number of groups so far.
     pub fn groups(&self) -> usize {
-        self.keys.len()
+        self.groups.index.len
     }
 
     /// Consumes the state; calls `row` once per group in ascending key order (key cells
     /// compared as byte strings, `group_by` columns first, then the bucket), with the key
     /// cells (a null key cell is empty) and the aggregate values in spec order.
     pub fn finish(self, mut row: impl FnMut(&[&[u8]], &[AggValue<'_>])) {
-        let stride = self.init.len();
-        let text_stride = self.picks.len();
-        let mut order: Vec<usize> = (0..self.keys.len()).collect();
+        let groups = &self.groups;
+        let mut order: Vec<usize> = (0..self.groups()).collect();
         // The encoding keeps the order of the parts (see `push_part`).
-        order.sort_unstable_by(|&a, &b| self.keys.key(a).cmp(self.keys.key(b)));
+        order.sort_unstable_by(|&a, &b| groups.key(a).cmp(groups.key(b)));
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut values: Vec<AggValue<'_>> = Vec::with_capacity(self.outputs.len());
         for g in order {
-            let state = &self.slots[g * stride..(g + 1) * stride];
-            let texts = &self.texts[g * text_stride..(g + 1) * text_stride];
+            let r = groups.row(g);
             values.clear();
             values.extend(self.outputs.iter().map(|&out| match out {
-                Output::Count(s) | Output::Int(s) => {
-                    AggValue::Int(i64::try_from(state[s]).unwrap_or(i64::MAX))
+                Output::Count(w) | Output::Int(w) => {
+                    AggValue::Int(i64::try_from(get(r, w)).unwrap_or(i64::MAX))
                 }
                 Output::Sum { n, .. } | Output::Mean { n, .. } | Output::Extreme { n, .. }
-                    if state[n] == 0 =>
+                    if get(r, n) == 0 =>
                 {
                     AggValue::Null
                 }
-                Output::Sum { sum, .. } => AggValue::Float(f64::from_bits(state[sum])),
+                Output::Sum { sum, .. } => AggValue::Float(f64::from_bits(get(r, sum))),
                 Output::Mean { n, sum } => {
-                    AggValue::Float(f64::from_bits(state[sum]) / state[n] as f64)
+                    AggValue::Float(f64::from_bits(get(r, sum)) / get(r, n) as f64)
                 }
-                Output::Extreme { value, .. } => AggValue::Float(f64::from_bits(state[value])),
-                Output::Pick { slot, .. } if state[slot + 1] == NO_TIME => AggValue::Null,
-                Output::Pick { text, .. } => texts[text].value(),
+                Output::Extreme { value, .. } => AggValue::Float(f64::from_bits(get(r, value))),
+                Output::Pick { word, .. } if get(r, word + 1) == NO_TIME => AggValue::Null,
+                Output::Pick { text, .. } => {
+                    let at = self.text_base + TEXT * text;
+                    text_value(&r[at..at + TEXT], &self.heap)
+                }
             }));
-            let key = self.keys.key(g);
+            let key = groups.key(g);
             if split_plain(key, &mut parts) {
                 row(&parts, &values);
             } else {
@@ -513,8 +578,109 @@ impl GroupBy {
     }
 }
 
+/// The groups: their keys, rows and hash index.
+struct Groups {
+    index: KeyIndex,
+    /// A new group's row (the key's place filled in on insertion).
+    init: Vec<u8>,
+    /// One row of `init.len()` bytes per group, in group number order.
+    rows: Vec<u8>,
+    /// The encoded keys too long to sit in their rows, back to back.
+    key_bytes: Vec<u8>,
+}
+
+impl Groups {
+    #[inline]
+    fn row(&self, g: usize) -> &[u8] {
+        let stride = self.init.len();
+        &self.rows[g * stride..(g + 1) * stride]
+    }
+
+    #[inline]
+    fn row_mut(&mut self, g: usize) -> &mut [u8] {
+        let stride = self.init.len();
+        &mut self.rows[g * stride..(g + 1) * stride]
+    }
+
+    fn key(&self, g: usize) -> &[u8] {
+        row_key(self.row(g), &self.key_bytes)
+    }
+
+    /// The number of the group with encoded key `key`, inserted if new.
+    #[inline]
+    fn intern(&mut self, key: &[u8]) -> usize {
+        let h = hash(key);
+        match self.index.find(key, h, |g| self.key(g)) {
+            Ok(g) => g,
+            Err(slot) => {
+                let g = self.index.len;
+                let at = self.rows.len();
+                self.rows.extend_from_slice(&self.init);
+                let head = &mut self.rows[at..at + HEAD];
+                if key.len() <= KEY_INLINE {
+                    head[0] = key.len() as u8;
+                    head[1..1 + key.len()].copy_from_slice(key);
+                } else {
+                    // Keys are cells of one record (at most 64 MB, NULs doubled) plus a
+                    // bucket: their length fits in 32 bits.
+                    head[0] = KEY_OUT;
+                    head[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
+                    head[8..16].copy_from_slice(&(self.key_bytes.len() as u64).to_le_bytes());
+                    self.key_bytes.extend_from_slice(key);
+                }
+                let (rows, key_bytes, stride) = (&self.rows, &self.key_bytes, self.init.len());
+                self.index.insert(slot, h, |g| {
+                    hash(row_key(&rows[g * stride..(g + 1) * stride], key_bytes))
+                });
+                g
+            }
+        }
+    }
+}
+
+/// Stores a `first` / `last` value in its [`TEXT`] bytes of a row: inline when it fits,
+/// else in a heap entry (the row's own entry reused, so a changing long value does not
+/// allocate once its entry is large enough; an entry the row no longer needs is freed
+/// and recycled).
+fn set_text(slot: &mut [u8], value: Option<&[u8]>, heap: &mut Vec<Vec<u8>>, free: &mut Vec<usize>) {
+    let held = (slot[0] == HEAP).then(|| read_u64(slot, 1) as usize);
+    match value {
+        Some(v) if v.len() > INLINE => {
+            let entry = held.or_else(|| free.pop()).unwrap_or_else(|| {
+                heap.push(Vec::new());
+                heap.len() - 1
+            });
+            heap[entry].clear();
+            heap[entry].extend_from_slice(v);
+            slot[0] = HEAP;
+            slot[1..9].copy_from_slice(&(entry as u64).to_le_bytes());
+        }
+        short => {
+            if let Some(entry) = held {
+                heap[entry] = Vec::new();
+                free.push(entry);
+            }
+            match short {
+                None => slot[0] = 0,
+                Some(v) => {
+                    slot[0] = 1 + v.len() as u8;
+                    slot[1..1 + v.len()].copy_from_slice(v);
+                }
+            }
+        }
+    }
+}
+
+fn text_value<'a>(slot: &'a [u8], heap: &'a [Vec<u8>]) -> AggValue<'a> {
+    match slot[0] {
+        0 => AggValue::Null,
+        HEAP => AggValue::Text(&heap[read_u64(slot, 1) as usize]),
+        tag => AggValue::Text(&slot[1..usize::from(tag)]),
+    }
+}
+
 /// The group number as the 5-byte prefix of a `count_distinct` pair (groups are
-/// numbered below 2^40, see [`KeyTable`]).
+/// numbered below 2^40, see [`KeyIndex`]).
 fn group_prefix(group: usize) -> [u8; 5] {
     let b = (group as u64).to_le_bytes();
     [b[0], b[1], b[2], b[3], b[4]]
@@ -578,60 +744,84 @@ fn decode_parts(key: &[u8]) -> Vec<Vec<u8>> {
     parts
 }
 
-/// A `first` / `last` value: null, up to 22 bytes inline, or on the heap (24 bytes).
-enum Text {
-    Null,
-    Inline { len: u8, bytes: [u8; INLINE] },
-    Heap(Box<[u8]>),
-}
-
-const INLINE: usize = 22;
-
-impl Text {
-    fn set(&mut self, value: Option<&[u8]>) {
-        let Some(v) = value else {
-            *self = Text::Null;
-            return;
-        };
-        if v.len() <= INLINE {
-            let mut bytes = [0; INLINE];
-            bytes[..v.len()].copy_from_slice(v);
-            *self = Text::Inline {
-                len: v.len() as u8,
-                bytes,
-            };
-            return;
-        }
-        if let Text::Heap(h) = self {
-            if h.len() == v.len() {
-                // Same length: reuse the allocation.
-                h.copy_from_slice(v);
-                return;
-            }
-        }
-        *self = Text::Heap(v.into());
-    }
-
-    fn value(&self) -> AggValue<'_> {
-        match self {
-            Text::Null => AggValue::Null,
-            Text::Inline { len, bytes } => AggValue::Text(&bytes[..usize::from(*len)]),
-            Text::Heap(h) => AggValue::Text(h),
-        }
-    }
-}
-
-/// Bits of a [`KeyTable`] slot holding the key number plus one; the rest hold a tag
-/// from the hash. 2^40 keys would need terabytes of memory first.
+/// Bits of a [`KeyIndex`] slot holding the entry number plus one; the rest hold a tag
+/// from the hash.
 const INDEX_BITS: u32 = 40;
 const INDEX_MASK: u64 = (1 << INDEX_BITS) - 1;
 
-/// An insert-only set of byte strings numbered in insertion order: the key bytes in one
-/// arena, an open-addressing table (linear probing, at most 3/4 full) of slots holding
-/// the key number and a hash tag, so a lookup compares key bytes only on a tag match.
-struct KeyTable {
+/// The hash index of an insert-only set of byte strings numbered in insertion order;
+/// the caller keeps the strings and shows them to it through `key_of` / `hash_of`.
+/// Open addressing with linear probing, at most 3/4 full; a slot holds the entry
+/// number and a tag from the hash, so a lookup compares key bytes only on a tag match.
+struct KeyIndex {
     /// 0: empty; else `tag << INDEX_BITS | (number + 1)`.
     slots: Vec<u64>,
+    /// Entries so far.
+    len: usize,
+}
+
+impl KeyIndex {
+    fn new() -> Self {
+        KeyIndex {
+            slots: vec![0; 16],
+            len: 0,
+        }
+    }
+
+    /// `Ok(number)` of `key` (whose hash is `h`), or `Err(slot)` where it would go.
+    #[inline]
+    fn find<'k>(
+        &self,
+        key: &[u8],
+        h: u64,
+        key_of: impl Fn(usize) -> &'k [u8],
+    ) -> Result<usize, usize> {
+        let tag = h >> INDEX_BITS;
+        let mask = self.slots.len() - 1;
+        let mut pos = h as usize & mask;
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                return Err(pos);
+            }
+            if slot >> INDEX_BITS == tag {
+                let i = (slot & INDEX_MASK) as usize - 1;
+                if key_of(i) == key {
+                    return Ok(i);
+                }
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Records the next entry (number `len`) at `slot`, which [`KeyIndex::find`] just
+    /// returned for its hash `h`; past 3/4 full the table doubles, rehashing every entry
+    /// through `hash_of`.
+    fn insert(&mut self, slot: usize, h: u64, hash_of: impl Fn(usize) -> u64) {
+        // Unreachable in practice: 2^40 entries need terabytes of memory first.
+        debug_assert!((self.len as u64) < INDEX_MASK, "more than 2^40 keys");
+        self.slots[slot] = (h >> INDEX_BITS) << INDEX_BITS | (self.len as u64 + 1);
+        self.len += 1;
+        if self.len * 4 > self.slots.len() * 3 {
+            let mut slots = vec![0u64; self.slots.len() * 2];
+            let mask = slots.len() - 1;
+            for i in 0..self.len {
+                let h = hash_of(i);
+                let mut pos = h as usize & mask;
+                while slots[pos] != 0 {
+                    pos = (pos + 1) & mask;
+                }
+                slots[pos] = (h >> INDEX_BITS) << INDEX_BITS | (i as u64 + 1);
+            }
+            self.slots = slots;
+        }
+    }
+}
+
+/// An insert-only set of byte strings numbered in insertion order, the strings back to
+/// back in one arena (the `count_distinct` pairs).
+struct KeyTable {
+    index: KeyIndex,
     /// Key `i` is `bytes[ends[i - 1]..ends[i]]` (from 0 for the first).
     ends: Vec<usize>,
     bytes: Vec<u8>,
@@ -640,73 +830,49 @@ struct KeyTable {
 impl KeyTable {
     fn new() -> Self {
         KeyTable {
-            slots: vec![0; 16],
+            index: KeyIndex::new(),
             ends: Vec::new(),
             bytes: Vec::new(),
         }
     }
 
-    fn len(&self) -> usize {
-        self.ends.len()
-    }
-
-    fn key(&self, i: usize) -> &[u8] {
+    /// Where key `i` is in `bytes`.
+    fn range(ends: &[usize], i: usize) -> std::ops::Range<usize> {
         let start = match i {
             0 => 0,
-            _ => self.ends[i - 1],
+            _ => ends[i - 1],
         };
-        &self.bytes[start..self.ends[i]]
+        start..ends[i]
+    }
+
+    #[cfg(test)]
+    fn key(&self, i: usize) -> &[u8] {
+        &self.bytes[KeyTable::range(&self.ends, i)]
     }
 
     /// The number of `key`, and whether it was inserted just now.
-    #[inline]
     fn intern(&mut self, key: &[u8]) -> (usize, bool) {
         let h = hash(key);
-        let tag = h >> INDEX_BITS;
-        let mask = self.slots.len() - 1;
-        let mut pos = h as usize & mask;
-        loop {
-            let slot = self.slots[pos];
-            if slot == 0 {
-                break;
+        let (ends, bytes) = (&self.ends, &self.bytes);
+        match self
+            .index
+            .find(key, h, |i| &bytes[KeyTable::range(ends, i)])
+        {
+            Ok(i) => (i, false),
+            Err(slot) => {
+                self.bytes.extend_from_slice(key);
+                self.ends.push(self.bytes.len());
+                let (ends, bytes) = (&self.ends, &self.bytes);
+                self.index
+                    .insert(slot, h, |i| hash(&bytes[KeyTable::range(ends, i)]));
+                (self.ends.len() - 1, true)
             }
-            if slot >> INDEX_BITS == tag {
-                let i = (slot & INDEX_MASK) as usize - 1;
-                if self.key(i) == key {
-                    return (i, false);
-                }
-            }
-            pos = (pos + 1) & mask;
         }
-        let i = self.ends.len();
-        // Unreachable in practice: 2^40 keys need over 8 TB for `ends` alone.
-        debug_assert!((i as u64) < INDEX_MASK, "more than 2^40 keys");
-        self.bytes.extend_from_slice(key);
-        self.ends.push(self.bytes.len());
-        self.slots[pos] = tag << INDEX_BITS | (i as u64 + 1);
-        if self.len() * 4 > self.slots.len() * 3 {
-            self.grow();
-        }
-        (i, true)
-    }
-
-    fn grow(&mut self) {
-        let mut slots = vec![0u64; self.slots.len() * 2];
-        let mask = slots.len() - 1;
-        for i in 0..self.len() {
-            let h = hash(self.key(i));
-            let mut pos = h as usize & mask;
-            while slots[pos] != 0 {
-                pos = (pos + 1) & mask;
-            }
-            slots[pos] = (h >> INDEX_BITS) << INDEX_BITS | (i as u64 + 1);
-        }
-        self.slots = slots;
     }
 }
 
 /// A deterministic 64-bit hash of a byte string: 8 bytes at a time through a folded
-/// multiply, then a final mix so that the low bits (the table position) and the high
+/// multiply, then a final one, so that the low bits (the table position) and the high
 /// bits (the tag) both depend on every input byte.
 #[inline]
 fn hash(bytes: &[u8]) -> u64 {
@@ -1031,8 +1197,22 @@ mod tests {
         let mut next = rng(seed);
         let mut pick =
             |options: &[&str]| options[(next() % options.len() as u64) as usize].to_string();
+        // Keys of 15 bytes and fewer sit in the row, longer ones outside (`KEY_INLINE`).
         let users = [
-            "a", "b", "a,b", "\"q\"", "", "NA", "a\0", "\0", "é", "b,", "a\nb",
+            "a",
+            "b",
+            "a,b",
+            "\"q\"",
+            "",
+            "NA",
+            "a\0",
+            "\0",
+            "é",
+            "b,",
+            "a\nb",
+            "user_67890",
+            "user_678901",
+            "user_678901_and_then_some\0",
         ];
         let shops = ["x", "y", "", "null", "x\0y"];
         let times = [
@@ -1080,6 +1260,7 @@ mod tests {
             "a_longer_event_name_over_22_bytes!",
             "exactly_22_bytes_long_",
             "exactly_23_bytes_long__",
+            "exactly_24_bytes_long___",
             "1.5",
         ];
         let mut csv = String::from("user,shop,ts,amount,event,score,ts2,amount\n");
@@ -1354,21 +1535,30 @@ mod tests {
     }
 
     #[test]
-    fn text_slots_stay_small_and_reuse() {
-        assert_eq!(std::mem::size_of::<Text>(), 24);
-        let mut t = Text::Null;
-        for v in [
-            "short",
-            "a_value_longer_than_22_bytes",
-            "b_value_longer_than_22_bytes",
-            "",
-            "x",
-        ] {
-            t.set(Some(v.as_bytes()));
-            assert_eq!(t.value(), AggValue::Text(v.as_bytes()));
+    fn texts_inline_heap_and_recycle() {
+        let (mut heap, mut free) = (Vec::new(), Vec::new());
+        let mut slot = [0u8; TEXT];
+        let long_a = "a_value_longer_than_23_bytes";
+        let long_b = "b_value_longer_than_23_bytes";
+        let steps: [(Option<&str>, usize); 9] = [
+            (Some("short"), 0),
+            (Some("exactly_23_bytes_long__"), 0),
+            (Some(long_a), 1),
+            (Some(long_b), 1),
+            (Some("an_even_longer_value_than_before"), 1),
+            (Some(""), 0),
+            (Some(long_a), 1),
+            (None, 0),
+            (Some("x"), 0),
+        ];
+        for (value, in_use) in steps {
+            set_text(&mut slot, value.map(str::as_bytes), &mut heap, &mut free);
+            let want = value.map_or(AggValue::Null, |v| AggValue::Text(v.as_bytes()));
+            assert_eq!(text_value(&slot, &heap), want);
+            // One heap entry at most, recycled rather than leaked.
+            assert!(heap.len() <= 1);
+            assert_eq!(heap.len() - free.len(), in_use, "{value:?}");
         }
-        t.set(None);
-        assert_eq!(t.value(), AggValue::Null);
     }
 
     #[test]
@@ -1385,7 +1575,7 @@ mod tests {
             assert_eq!((i, new), (want, want == n), "{key:?}");
             assert_eq!(table.key(i), key.as_slice());
         }
-        assert!(table.len() > 10_000);
+        assert!(table.ends.len() > 10_000);
     }
 
     /// Status memory line in kB (`VmRSS`, `VmHWM`).
@@ -1470,11 +1660,11 @@ mod tests {
         let group = feed.group.take().unwrap();
         let (rss1, hwm1) = (status_kb("VmRSS:"), status_kb("VmHWM:"));
         let groups = group.groups();
-        let accounted = group.keys.slots.capacity() * 8
-            + group.keys.ends.capacity() * 8
-            + group.keys.bytes.capacity()
-            + group.slots.capacity() * 8
-            + group.texts.capacity() * std::mem::size_of::<Text>();
+        let accounted = group.groups.index.slots.capacity() * 8
+            + group.groups.key_bytes.capacity()
+            + group.groups.rows.capacity()
+            + group.heap.capacity() * 24
+            + group.heap.iter().map(Vec::capacity).sum::<usize>();
         let start = std::time::Instant::now();
         let mut out_rows = 0u64;
         group.finish(|_, _| out_rows += 1);
