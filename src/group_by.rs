@@ -39,8 +39,13 @@
 //! `count_distinct`; two per `first` / `last`) + 24 per `first` / `last` text (inline
 //! up to 23 bytes, else a heap buffer of its own). `count_distinct` also keeps every
 //! distinct (group, value) pair: 5 + value length + 8 to 20 bytes each, so it grows with
-//! the number of distinct pairs, not with groups. Measured (the `million_keys` test, 1M
-//! groups with `count`, `sum`, `mean`, `max`, `last`): see the test's doc comment.
+//! the number of distinct pairs, not with groups.
+//!
+//! Measured (the `million_keys` test: 1M groups of 9-character keys, 5M rows, `count`,
+//! `sum`, `mean`, `max`, `last`; release build, AMD EPYC, shared 2 cores): ~106 bytes
+//! per group resident (VmRSS +101 MB), ~3.2 M rows/s for scan + observe with every
+//! record a cache miss (~7 M rows/s when the groups fit in the caches, 10k keys),
+//! finish (sort + emit) 0.3 s.
 //!
 //! The hash is deterministic (no per-process seed): the output is sorted, so the hash
 //! never shows, but inputs crafted to collide could slow the table down.
@@ -1594,7 +1599,8 @@ mod tests {
             .unwrap_or(0)
     }
 
-    /// 1M distinct users, 5M rows, count / sum / mean / max / last-by-time.
+    /// 1M distinct users, 5M rows, count / sum / mean / max / last-by-time; prints
+    /// rows/s and the resident memory per group (numbers in the module docs).
     /// `cargo test --release --lib group_by::tests::million_keys -- --ignored --nocapture`
     #[test]
     #[ignore]
