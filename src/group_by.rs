@@ -41,7 +41,7 @@
 //! distinct (group, value) pair: 5 + value length + 8 to 20 bytes each, so it grows with
 //! the number of distinct pairs, not with groups.
 //!
-//! Measured (the `million_keys` test: 1M groups of 9-character keys, 5M rows, `count`,
+//! Measured (the `million_keys` test: 1M groups of 8-character keys, 5M rows, `count`,
 //! `sum`, `mean`, `max`, `last`; release build, AMD EPYC, shared 2 cores): ~106 bytes
 //! per group resident (VmRSS +101 MB), ~3.2 M rows/s for scan + observe with every
 //! record a cache miss (~7 M rows/s when the groups fit in the caches, 10k keys),
