@@ -258,7 +258,7 @@ fn malformed(e: crate::csv_scan::ScanError) -> Error {
 /// The output side of the scanner thread, bound to the header.
 enum Features {
     Rows(RowFeatures),
-    Entities(GroupBy),
+    Entities(Box<GroupBy>),
 }
 
 /// Routes each record: the first is the header, the rest are data rows.
@@ -322,7 +322,13 @@ impl RecordSink for ScanSink<'_> {
                     Features::Rows(RowFeatures::bind(record, rows, &self.spec.source))
                 }
                 pipeline::Features::Entities(entity) => {
-                    Features::Entities(GroupBy::bind(record, entity, self.tz, &self.spec.source))
+                    let source = self.spec.source.clone();
+                    Features::Entities(Box::new(GroupBy::bind(
+                        record,
+                        entity,
+                        self.tz,
+                        move |cell| source.is_null(cell),
+                    )))
                 }
             });
             return;
