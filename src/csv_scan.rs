@@ -994,4 +994,67 @@ mod tests {
             }
         }
     }
+
+    /// Throughput of the whole scanner (fast and scalar path) on ~200 MB of generated
+    /// CSV in 256 KiB chunks; a measurement, not a check. Run it with
+    /// `cargo test --release --lib csv_scan::tests::throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: run in release mode by hand"]
+    fn throughput() {
+        struct Count(u64);
+        impl RecordSink for Count {
+            fn record(&mut self, r: &Record<'_>) {
+                self.0 += std::hint::black_box(r).len() as u64;
+            }
+        }
+        let input = bench_input(b',', 200 << 20);
+        let mut best = f64::INFINITY;
+        let mut fields = 0;
+        for _ in 0..7 {
+            let t = std::time::Instant::now();
+            let mut scanner = CsvScanner::new();
+            let mut sink = Count(0);
+            for chunk in input.chunks(256 << 10) {
+                scanner.feed(chunk, &mut sink).unwrap();
+            }
+            scanner.finish(&mut sink).unwrap();
+            best = best.min(t.elapsed().as_secs_f64());
+            fields = sink.0;
+        }
+        println!(
+            "delimiter {:?}: {} MB, {fields} fields, best of 7: {:.0} MB/s",
+            ',',
+            input.len() >> 20,
+            input.len() as f64 / 1e6 / best
+        );
+    }
+
+    /// About `len` bytes of rows like `1234,name7,0.5,,2024-01-05,x` (every 50th row has
+    /// a quoted field, so the scalar path takes a share too).
+    fn bench_input(delimiter: u8, len: usize) -> Vec<u8> {
+        let mut next = rng(7);
+        let mut v = Vec::with_capacity(len + 128);
+        let mut row = 0u64;
+        while v.len() < len {
+            let r = next();
+            let d = char::from(delimiter);
+            let name = if row.is_multiple_of(50) {
+                format!("\"n{d}{}\"", r % 1000)
+            } else {
+                format!("name{}", r % 1000)
+            };
+            let empty = if r.is_multiple_of(7) { "" } else { "x" };
+            let line = format!(
+                "{}{d}{name}{d}{}.{}{d}{empty}{d}2024-01-{:02}{d}{}\n",
+                r % 100_000,
+                (r >> 20) % 1000,
+                (r >> 30) % 100,
+                (r >> 40) % 28 + 1,
+                (r >> 45) % 1_000_000
+            );
+            v.extend_from_slice(line.as_bytes());
+            row += 1;
+        }
+        v
+    }
 }
