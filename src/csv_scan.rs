@@ -8,6 +8,10 @@
 //! quote, text after a closing quote is appended, a quote inside an unquoted field is
 //! data, and CR, LF or CRLF end a record.
 //!
+//! The field delimiter is a comma unless [`CsvScanner::with_delimiter`] picks another
+//! ASCII byte (tab, `;`, `|`, ...); the quote is always `"`. A byte that is not the
+//! delimiter is data, so in a `;`-separated file a comma is an ordinary character.
+//!
 //! Two paths, one behaviour:
 //! - the *fast path* handles whole records that lie inside one chunk and contain no
 //!   quote (nearly all of them): it finds delimiters and line ends 64 bytes at a time
@@ -147,18 +151,23 @@ enum State {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Bytes that end an unquoted field: one table lookup per byte in the scalar loop.
-static ENDS_UNQUOTED: [bool; 256] = {
+/// Bytes that end an unquoted field (the delimiter, LF, CR): one table lookup per byte
+/// in the scalar loop.
+fn ends_unquoted(delimiter: u8) -> [bool; 256] {
     let mut t = [false; 256];
-    t[b',' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
+    t[usize::from(delimiter)] = true;
+    t[usize::from(b'\n')] = true;
+    t[usize::from(b'\r')] = true;
     t
-};
+}
 
 /// The streaming scanner; feed it chunks, then call [`CsvScanner::finish`].
 pub struct CsvScanner {
     state: State,
+    /// The field delimiter: an ASCII byte other than `"`, CR and LF.
+    delimiter: u8,
+    /// [`ends_unquoted`] for `delimiter`.
+    ends_unquoted: [bool; 256],
     /// Line of the byte being processed (1-based).
     line: u64,
     record_line: u64,
@@ -188,9 +197,32 @@ impl Default for CsvScanner {
 }
 
 impl CsvScanner {
+    /// A scanner for comma-separated input.
     pub fn new() -> Self {
+        Self::with_checked_delimiter(b',')
+    }
+
+    /// A scanner whose fields are separated by `delimiter` instead of a comma (tab,
+    /// `;`, `|`, ...). The delimiter must be one ASCII byte, and neither the quote nor a
+    /// line end, which already have their own meaning.
+    pub fn with_delimiter(delimiter: u8) -> Result<Self, String> {
+        match delimiter {
+            b'"' => Err("the delimiter cannot be '\"', which is the quote character".to_string()),
+            b'\r' | b'\n' => {
+                Err("the delimiter cannot be CR or LF, which end a record".to_string())
+            }
+            0x80.. => Err(format!(
+                "the delimiter must be a single ASCII byte, not byte 0x{delimiter:02X}"
+            )),
+            _ => Ok(Self::with_checked_delimiter(delimiter)),
+        }
+    }
+
+    fn with_checked_delimiter(delimiter: u8) -> Self {
         CsvScanner {
             state: State::RecordStart,
+            delimiter,
+            ends_unquoted: ends_unquoted(delimiter),
             line: 1,
             record_line: 1,
             quote_line: 1,
@@ -207,21 +239,22 @@ impl CsvScanner {
         }
     }
 
-    /// A scanner whose fast path uses the portable classifier, as on other targets.
+    /// This scanner with its fast path using the portable classifier, as on other
+    /// targets.
     #[cfg(test)]
-    fn portable() -> Self {
+    fn portable(self) -> Self {
         CsvScanner {
             portable: true,
-            ..Self::new()
+            ..self
         }
     }
 
-    /// A scanner that never takes the fast path: the reference the tests compare with.
+    /// This scanner never taking the fast path: the reference the tests compare with.
     #[cfg(test)]
-    fn scalar_only() -> Self {
+    fn scalar_only(self) -> Self {
         CsvScanner {
             fast: false,
-            ..Self::new()
+            ..self
         }
     }
 
@@ -325,9 +358,12 @@ impl CsvScanner {
         stop: usize,
         sink: &mut impl RecordSink,
     ) -> Result<usize, ScanError> {
+        let d = self.delimiter;
         #[cfg(test)]
         if self.portable {
-            return Ok(self.scan_fast_with(chunk, start, stop, sink, structural::mask_portable));
+            return Ok(self.scan_fast_with(chunk, start, stop, sink, |r, b| {
+                structural::mask_portable(r, b, d)
+            }));
         }
         #[cfg(target_arch = "x86_64")]
         {
@@ -337,7 +373,7 @@ impl CsvScanner {
                 return Ok(unsafe { self.scan_fast_avx2(chunk, start, stop, sink) });
             }
         }
-        Ok(self.scan_fast_with(chunk, start, stop, sink, structural::mask))
+        Ok(self.scan_fast_with(chunk, start, stop, sink, |r, b| structural::mask(r, b, d)))
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -349,7 +385,10 @@ impl CsvScanner {
         stop: usize,
         sink: &mut impl RecordSink,
     ) -> usize {
-        self.scan_fast_with(chunk, start, stop, sink, |r, b| structural::mask_avx2(r, b))
+        let d = self.delimiter;
+        self.scan_fast_with(chunk, start, stop, sink, |r, b| {
+            structural::mask_avx2(r, b, d)
+        })
     }
 
     /// The fast path's loop, generic over the block classifier so each instruction set
@@ -364,6 +403,7 @@ impl CsvScanner {
         mask_at: impl Fn(&[u8], usize) -> u64,
     ) -> usize {
         let region = &chunk[..stop];
+        let delimiter = self.delimiter;
         // Fields of the current record; the record starts at `rec`.
         self.ends.clear();
         self.unchecked = false;
@@ -384,8 +424,12 @@ impl CsvScanner {
             }
             let pos = base + mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            match region[pos] {
-                b',' => self.ends.push(pos - rec),
+            let b = region[pos];
+            if b == delimiter {
+                self.ends.push(pos - rec);
+                continue;
+            }
+            match b {
                 b'\n' if pos == skip_lf => {}
                 b'\n' | b'\r' => {
                     if pos > rec || !self.ends.is_empty() {
@@ -459,7 +503,7 @@ impl CsvScanner {
                             self.quote_line = self.line;
                             i += 1;
                         }
-                        b',' => {
+                        b if b == self.delimiter => {
                             self.end_field();
                             self.state = State::FieldStart;
                             i += 1;
@@ -480,14 +524,14 @@ impl CsvScanner {
                 State::Unquoted => {
                     // Bulk-copy up to the next delimiter or line end.
                     let start = i;
-                    while i < n && !ENDS_UNQUOTED[usize::from(chunk[i])] {
+                    while i < n && !self.ends_unquoted[usize::from(chunk[i])] {
                         i += 1;
                     }
                     self.push(&chunk[start..i])?;
                     if i < n {
                         let b = chunk[i];
                         i += 1;
-                        if b == b',' {
+                        if b == self.delimiter {
                             self.end_field();
                             self.state = State::FieldStart;
                         } else {
@@ -516,7 +560,7 @@ impl CsvScanner {
                         self.state = State::Quoted;
                         i += 1;
                     }
-                    b',' => {
+                    b if b == self.delimiter => {
                         self.end_field();
                         self.state = State::FieldStart;
                         i += 1;
@@ -612,15 +656,16 @@ impl CsvScanner {
     }
 }
 
-/// Finds the structural bytes (`,` `"` LF CR) of 64 input bytes at once, as a bit mask.
+/// Finds the structural bytes (the delimiter, `"`, LF, CR) of 64 input bytes at once, as
+/// a bit mask.
 mod structural {
-    /// Bit `k` set when `region[base + k]` is a delimiter, quote or line end; bits past
-    /// the end of `region` are clear. `base < region.len()`.
+    /// Bit `k` set when `region[base + k]` is `delimiter`, a quote or a line end; bits
+    /// past the end of `region` are clear. `base < region.len()`.
     #[inline]
-    pub fn mask(region: &[u8], base: usize) -> u64 {
+    pub fn mask(region: &[u8], base: usize, delimiter: u8) -> u64 {
         match region.get(base..base + 64) {
-            Some(block) => block_mask(block),
-            None => tail_mask(region, base, block_mask),
+            Some(block) => block_mask(block, delimiter),
+            None => tail_mask(region, base, |b| block_mask(b, delimiter)),
         }
     }
 
@@ -628,23 +673,24 @@ mod structural {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub fn mask_avx2(region: &[u8], base: usize) -> u64 {
+    pub fn mask_avx2(region: &[u8], base: usize, delimiter: u8) -> u64 {
         match region.get(base..base + 64) {
-            Some(block) => block_mask_avx2(block),
-            None => tail_mask(region, base, |b| block_mask_avx2(b)),
+            Some(block) => block_mask_avx2(block, delimiter),
+            None => tail_mask(region, base, |b| block_mask_avx2(b, delimiter)),
         }
     }
 
     /// As [`mask`], with the portable classifier (tests run it on every target).
     #[cfg(test)]
-    pub fn mask_portable(region: &[u8], base: usize) -> u64 {
+    pub fn mask_portable(region: &[u8], base: usize, delimiter: u8) -> u64 {
         match region.get(base..base + 64) {
-            Some(block) => block_mask_scalar(block),
-            None => tail_mask(region, base, block_mask_scalar),
+            Some(block) => block_mask_scalar(block, delimiter),
+            None => tail_mask(region, base, |b| block_mask_scalar(b, delimiter)),
         }
     }
 
-    /// The last, short block: copied into a padded block (padding is not structural).
+    /// The last, short block: copied into a zero-padded block; the padding's bits are
+    /// cleared (a NUL delimiter would match it).
     #[inline(never)]
     fn tail_mask(region: &[u8], base: usize, f: impl Fn(&[u8]) -> u64) -> u64 {
         let rest = &region[base..];
@@ -655,34 +701,34 @@ mod structural {
 
     /// Portable reference: one byte at a time.
     #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-    pub fn block_mask_scalar(block: &[u8]) -> u64 {
+    pub fn block_mask_scalar(block: &[u8], delimiter: u8) -> u64 {
         block.iter().take(64).enumerate().fold(0u64, |m, (k, &b)| {
-            m | (u64::from(matches!(b, b',' | b'"' | b'\n' | b'\r')) << k)
+            m | (u64::from(b == delimiter || matches!(b, b'"' | b'\n' | b'\r')) << k)
         })
     }
 
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     #[inline]
-    fn block_mask(block: &[u8]) -> u64 {
-        block_mask_scalar(block)
+    fn block_mask(block: &[u8], delimiter: u8) -> u64 {
+        block_mask_scalar(block, delimiter)
     }
 
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[inline]
-    pub fn block_mask(block: &[u8]) -> u64 {
+    pub fn block_mask(block: &[u8], delimiter: u8) -> u64 {
         // SAFETY: this is compiled only where SSE2 is statically enabled (the cfg above;
         // it is part of the x86_64 baseline), so every CPU that runs it has SSE2.
-        unsafe { block_mask_sse2(block) }
+        unsafe { block_mask_sse2(block, delimiter) }
     }
 
     /// SSE2: four 16-byte compares per structural byte kind.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
     #[inline]
-    fn block_mask_sse2(block: &[u8]) -> u64 {
+    fn block_mask_sse2(block: &[u8], delimiter: u8) -> u64 {
         use std::arch::x86_64::*;
         assert!(block.len() >= 64);
-        let comma = _mm_set1_epi8(b',' as i8);
+        let delim = _mm_set1_epi8(delimiter as i8);
         let quote = _mm_set1_epi8(b'"' as i8);
         let lf = _mm_set1_epi8(b'\n' as i8);
         let cr = _mm_set1_epi8(b'\r' as i8);
@@ -692,7 +738,7 @@ mod structural {
             // 16 * k are in bounds; `loadu` has no alignment requirement.
             let v = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * k).cast()) };
             let hits = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, quote)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, delim), _mm_cmpeq_epi8(v, quote)),
                 _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)),
             );
             m |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k);
@@ -704,10 +750,10 @@ mod structural {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub fn block_mask_avx2(block: &[u8]) -> u64 {
+    pub fn block_mask_avx2(block: &[u8], delimiter: u8) -> u64 {
         use std::arch::x86_64::*;
         assert!(block.len() >= 64);
-        let comma = _mm256_set1_epi8(b',' as i8);
+        let delim = _mm256_set1_epi8(delimiter as i8);
         let quote = _mm256_set1_epi8(b'"' as i8);
         let lf = _mm256_set1_epi8(b'\n' as i8);
         let cr = _mm256_set1_epi8(b'\r' as i8);
@@ -717,7 +763,7 @@ mod structural {
             // 32 * k are in bounds; `loadu` has no alignment requirement.
             let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * k).cast()) };
             let hits = _mm256_or_si256(
-                _mm256_or_si256(_mm256_cmpeq_epi8(v, comma), _mm256_cmpeq_epi8(v, quote)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, delim), _mm256_cmpeq_epi8(v, quote)),
                 _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)),
             );
             m |= u64::from(_mm256_movemask_epi8(hits) as u32) << (32 * k);
@@ -903,7 +949,7 @@ mod tests {
         let mut next = rng(42);
         for _ in 0..20_000 {
             let input = random_input(&mut next);
-            let want = run(CsvScanner::scalar_only(), &[&input]);
+            let want = run(CsvScanner::new().scalar_only(), &[&input]);
             // Whole, fixed chunk sizes around the block widths, and random splits.
             let mut splits: Vec<Vec<usize>> = vec![vec![]];
             for size in [1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
@@ -922,7 +968,7 @@ mod tests {
                     at = c;
                 }
                 chunks.push(&input[at..]);
-                for scanner in [CsvScanner::new(), CsvScanner::portable()] {
+                for scanner in [CsvScanner::new(), CsvScanner::new().portable()] {
                     assert_eq!(
                         run(scanner, &chunks),
                         want,
@@ -950,7 +996,7 @@ mod tests {
                 b"\n"
             });
         }
-        let want = run(CsvScanner::scalar_only(), &[&input]);
+        let want = run(CsvScanner::new().scalar_only(), &[&input]);
         assert_eq!(want.as_ref().map(|(r, _)| r.len()), Ok(201));
         for size in [64, 100, 4096, input.len()] {
             let chunks: Vec<&[u8]> = input.chunks(size).collect();
@@ -969,7 +1015,7 @@ mod tests {
         ] {
             assert_eq!(
                 run(CsvScanner::new(), &[input]),
-                run(CsvScanner::scalar_only(), &[input])
+                run(CsvScanner::new().scalar_only(), &[input])
             );
         }
     }
@@ -985,12 +1031,12 @@ mod tests {
                 .collect();
             let base = (next() % len as u64) as usize;
             let end = (base + 64).min(len);
-            let want = structural::block_mask_scalar(&region[base..end]);
-            assert_eq!(structural::mask(&region, base), want);
+            let want = structural::block_mask_scalar(&region[base..end], b',');
+            assert_eq!(structural::mask(&region, base, b','), want);
             #[cfg(target_arch = "x86_64")]
             if std::arch::is_x86_feature_detected!("avx2") {
                 // SAFETY: AVX2 is present (checked just above).
-                assert_eq!(unsafe { structural::mask_avx2(&region, base) }, want);
+                assert_eq!(unsafe { structural::mask_avx2(&region, base, b',') }, want);
             }
         }
     }
