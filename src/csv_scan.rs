@@ -790,9 +790,14 @@ mod tests {
 
     /// Scans `input` fed in chunks of every size from 1 to 7, checking all agree.
     fn scan(input: &[u8]) -> Result<(Rows, ScanStats), ScanError> {
+        scan_with(b',', input)
+    }
+
+    /// As [`scan`], with another delimiter.
+    fn scan_with(delimiter: u8, input: &[u8]) -> Result<(Rows, ScanStats), ScanError> {
         let mut first = None;
         for size in 1..=7 {
-            let mut s = CsvScanner::new();
+            let mut s = CsvScanner::with_delimiter(delimiter).unwrap();
             let mut c = Collect::default();
             let mut res = Ok(());
             for chunk in input.chunks(size) {
@@ -880,6 +885,40 @@ mod tests {
         assert_eq!(scan(b"\xEF\xBB").unwrap_err().line, 1);
     }
 
+    #[test]
+    fn semicolon_delimiter_keeps_quoted_semicolons_and_literal_commas() {
+        // As Python's csv.reader(..., delimiter=";") reads it; the comma is data also
+        // right after a closing quote and at the start of a field.
+        let input = b"name;note\n\"a;b\";1,5\nx,y;\"say \"\"hi\"\"; ok\"\n\"q\",r;,lead\n;\n";
+        let (recs, _) = scan_with(b';', input).unwrap();
+        assert_eq!(
+            rows(&recs),
+            vec![
+                vec!["name", "note"],
+                vec!["a;b", "1,5"],
+                vec!["x,y", "say \"hi\"; ok"],
+                vec!["q,r", ",lead"],
+                vec!["", ""],
+            ]
+        );
+    }
+
+    #[test]
+    fn with_delimiter_rejects_quote_line_ends_and_non_ascii() {
+        for d in [b'"', b'\r', b'\n', 0x80, 0xC3, 0xFF] {
+            match CsvScanner::with_delimiter(d) {
+                Ok(_) => panic!("delimiter 0x{d:02X} was accepted"),
+                Err(reason) => assert!(
+                    reason.starts_with("the delimiter") && !reason.contains('\n'),
+                    "{reason}"
+                ),
+            }
+        }
+        for d in [b',', b';', b'\t', b'|', b' ', 0] {
+            assert!(CsvScanner::with_delimiter(d).is_ok(), "0x{d:02X}");
+        }
+    }
+
     use crate::test_rng::rng;
 
     /// What a scan produced, byte for byte: (start line, fields) per record, the stats,
@@ -911,10 +950,19 @@ mod tests {
         Ok((c.0, stats))
     }
 
-    /// Random CSV-ish bytes: mostly short fields, with quotes, CR, LF, CRLF, multi-byte
-    /// characters, the odd invalid byte and BOM, so that every structural byte lands on
-    /// every offset of a 16/32/64-byte block sooner or later.
-    fn random_input(next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    /// The delimiters the property tests run with: the default, and the usual others.
+    const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+    fn scanner(delimiter: u8) -> CsvScanner {
+        CsvScanner::with_delimiter(delimiter).unwrap()
+    }
+
+    /// Random CSV-ish bytes separated by `delimiter`: mostly short fields, with quotes,
+    /// CR, LF, CRLF, multi-byte characters, the other delimiters as data, the odd invalid
+    /// byte and BOM, so that every structural byte lands on every offset of a
+    /// 16/32/64-byte block sooner or later.
+    fn random_input(next: &mut impl FnMut() -> u64, delimiter: u8) -> Vec<u8> {
+        let delimiter = [delimiter];
         let len = (next() % 300) as usize;
         let invalid = next().is_multiple_of(4);
         let mut v = Vec::with_capacity(len + 8);
@@ -925,7 +973,7 @@ mod tests {
             let piece: &[u8] = match next() % 40 {
                 0..=11 => b"a",
                 12..=17 => b"12.5",
-                18..=23 => b",",
+                18..=23 => &delimiter,
                 24..=26 => b"\n",
                 27 => b"\r\n",
                 28 => b"\r",
@@ -937,6 +985,8 @@ mod tests {
                 35 if invalid => b"\xFF",
                 36 if invalid => b"\xC3",
                 37 if invalid => b"\xA9",
+                // Data, but for the one that is the delimiter.
+                38 => b",;\t|",
                 _ => b"xyz0123456789",
             };
             v.extend_from_slice(piece);
@@ -946,10 +996,37 @@ mod tests {
 
     #[test]
     fn fast_path_matches_scalar_path_on_random_inputs() {
-        let mut next = rng(42);
-        for _ in 0..20_000 {
-            let input = random_input(&mut next);
-            let want = run(CsvScanner::new().scalar_only(), &[&input]);
+        for delimiter in DELIMITERS {
+            fast_path_matches_scalar_path_with(delimiter);
+        }
+    }
+
+    fn fast_path_matches_scalar_path_with(delimiter: u8) {
+        let mut next = rng(42 + u64::from(delimiter));
+        // Both paths could share a mistake, so inputs without quotes are also checked
+        // against plain splitting; these must include records of several fields and
+        // (with another delimiter) fields holding commas.
+        let (mut checked, mut multi_field, mut comma_in_field) = (0, 0, 0);
+        // 10,000 inputs per delimiter (4x as many in all), each cut many ways.
+        for _ in 0..10_000 {
+            let input = random_input(&mut next, delimiter);
+            let want = run(scanner(delimiter).scalar_only(), &[&input]);
+            if let (Ok((records, _)), false) = (&want, input.contains(&b'"')) {
+                let fields: Vec<&Vec<Vec<u8>>> = records.iter().map(|(_, f)| f).collect();
+                let split = split_quote_free(&input, delimiter);
+                assert_eq!(
+                    fields,
+                    split.iter().collect::<Vec<_>>(),
+                    "delimiter {:?}, input {:?}",
+                    char::from(delimiter),
+                    String::from_utf8_lossy(&input)
+                );
+                checked += 1;
+                for f in fields {
+                    multi_field += usize::from(f.len() > 1);
+                    comma_in_field += f.iter().filter(|f| f.contains(&b',')).count();
+                }
+            }
             // Whole, fixed chunk sizes around the block widths, and random splits.
             let mut splits: Vec<Vec<usize>> = vec![vec![]];
             for size in [1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
@@ -968,39 +1045,84 @@ mod tests {
                     at = c;
                 }
                 chunks.push(&input[at..]);
-                for scanner in [CsvScanner::new(), CsvScanner::new().portable()] {
+                for scanner in [scanner(delimiter), scanner(delimiter).portable()] {
                     assert_eq!(
                         run(scanner, &chunks),
                         want,
-                        "input {:?} cut at {cuts:?}",
+                        "delimiter {:?}, input {:?} cut at {cuts:?}",
+                        char::from(delimiter),
                         String::from_utf8_lossy(&input)
                     );
                 }
             }
         }
+        assert!(checked > 500, "{checked} quote-free inputs");
+        assert!(
+            multi_field > 500,
+            "{multi_field} records with several fields"
+        );
+        if delimiter != b',' {
+            assert!(comma_in_field > 100, "{comma_in_field} fields with a comma");
+        }
+    }
+
+    /// The records of an input without quotes, the obvious way: strip a BOM, split at
+    /// CRLF, CR or LF, drop empty lines, split each line at the delimiter.
+    fn split_quote_free(input: &[u8], delimiter: u8) -> Vec<Vec<Vec<u8>>> {
+        let input = input.strip_prefix(BOM).unwrap_or(input);
+        let mut lines = vec![Vec::new()];
+        let mut bytes = input.iter().peekable();
+        while let Some(&b) = bytes.next() {
+            match b {
+                b'\r' | b'\n' => {
+                    if b == b'\r' {
+                        bytes.next_if_eq(&&b'\n');
+                    }
+                    lines.push(Vec::new());
+                }
+                _ => lines.last_mut().unwrap().push(b),
+            }
+        }
+        lines
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(|&b| b == delimiter).map(<[u8]>::to_vec).collect())
+            .collect()
     }
 
     #[test]
     fn fast_path_takes_long_quote_free_records() {
         // Delimiters and line ends at every offset of a 64-byte block, and rows longer
         // than a block: the fast path must agree with the scalar path.
-        let mut input = b"h1,h2,h3\n".to_vec();
-        for row in 0..200 {
-            let w = row % 70;
-            input.extend_from_slice(&vec![b'x'; w]);
-            input.extend_from_slice(if row.is_multiple_of(3) { b",," } else { b"," });
-            input.extend_from_slice(&vec![b'7'; 130 - w]);
-            input.extend_from_slice(if row.is_multiple_of(5) {
-                b"\r\n"
-            } else {
-                b"\n"
-            });
-        }
-        let want = run(CsvScanner::new().scalar_only(), &[&input]);
-        assert_eq!(want.as_ref().map(|(r, _)| r.len()), Ok(201));
-        for size in [64, 100, 4096, input.len()] {
-            let chunks: Vec<&[u8]> = input.chunks(size).collect();
-            assert_eq!(run(CsvScanner::new(), &chunks), want, "chunks of {size}");
+        for d in DELIMITERS {
+            let mut input = [&b"h1"[..], &[d], b"h2", &[d], b"h3\n"].concat();
+            for row in 0..200 {
+                let w = row % 70;
+                input.extend_from_slice(&vec![b'x'; w]);
+                input.extend_from_slice(&[d, d][..1 + usize::from(row.is_multiple_of(3))]);
+                input.extend_from_slice(&vec![b'7'; 130 - w]);
+                input.extend_from_slice(if row.is_multiple_of(5) {
+                    b"\r\n"
+                } else {
+                    b"\n"
+                });
+            }
+            let want = run(scanner(d).scalar_only(), &[&input]);
+            assert_eq!(want.as_ref().map(|(r, _)| r.len()), Ok(201));
+            // Header, row 0 (`x`s, two delimiters), row 1 (one delimiter).
+            let widths = want
+                .as_ref()
+                .map(|(r, _)| [r[0].1.len(), r[1].1.len(), r[2].1.len()]);
+            assert_eq!(widths, Ok([3, 3, 2]));
+            for size in [64, 100, 4096, input.len()] {
+                let chunks: Vec<&[u8]> = input.chunks(size).collect();
+                assert_eq!(
+                    run(scanner(d), &chunks),
+                    want,
+                    "delimiter {:?}, chunks of {size}",
+                    char::from(d)
+                );
+            }
         }
     }
 
@@ -1023,7 +1145,7 @@ mod tests {
     #[test]
     fn block_classifiers_agree_with_the_scalar_one() {
         let mut next = rng(3);
-        let alphabet = b",\"\n\rab\xC3\x00\xFF";
+        let alphabet = b",;\t|\"\n\rab\xC3\x00\xFF";
         for _ in 0..20_000 {
             let len = 1 + (next() % 130) as usize;
             let region: Vec<u8> = (0..len)
@@ -1031,12 +1153,15 @@ mod tests {
                 .collect();
             let base = (next() % len as u64) as usize;
             let end = (base + 64).min(len);
-            let want = structural::block_mask_scalar(&region[base..end], b',');
-            assert_eq!(structural::mask(&region, base, b','), want);
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 is present (checked just above).
-                assert_eq!(unsafe { structural::mask_avx2(&region, base, b',') }, want);
+            // NUL too: it is what pads the last, short block.
+            for d in DELIMITERS.into_iter().chain([0]) {
+                let want = structural::block_mask_scalar(&region[base..end], d);
+                assert_eq!(structural::mask(&region, base, d), want);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is present (checked just above).
+                    assert_eq!(unsafe { structural::mask_avx2(&region, base, d) }, want);
+                }
             }
         }
     }
