@@ -1167,7 +1167,7 @@ mod tests {
     }
 
     /// Throughput of the whole scanner (fast and scalar path) on ~200 MB of generated
-    /// CSV in 256 KiB chunks; a measurement, not a check. Run it with
+    /// CSV in 256 KiB chunks, per delimiter; a measurement, not a check. Run it with
     /// `cargo test --release --lib csv_scan::tests::throughput -- --ignored --nocapture`.
     #[test]
     #[ignore = "benchmark: run in release mode by hand"]
@@ -1178,26 +1178,28 @@ mod tests {
                 self.0 += std::hint::black_box(r).len() as u64;
             }
         }
-        let input = bench_input(b',', 200 << 20);
-        let mut best = f64::INFINITY;
-        let mut fields = 0;
-        for _ in 0..7 {
-            let t = std::time::Instant::now();
-            let mut scanner = CsvScanner::new();
-            let mut sink = Count(0);
-            for chunk in input.chunks(256 << 10) {
-                scanner.feed(chunk, &mut sink).unwrap();
+        for delimiter in [b',', b';', b'\t'] {
+            let input = bench_input(delimiter, 200 << 20);
+            let mut best = f64::INFINITY;
+            let mut fields = 0;
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                let mut scanner = CsvScanner::with_delimiter(delimiter).unwrap();
+                let mut sink = Count(0);
+                for chunk in input.chunks(256 << 10) {
+                    scanner.feed(chunk, &mut sink).unwrap();
+                }
+                scanner.finish(&mut sink).unwrap();
+                best = best.min(t.elapsed().as_secs_f64());
+                fields = sink.0;
             }
-            scanner.finish(&mut sink).unwrap();
-            best = best.min(t.elapsed().as_secs_f64());
-            fields = sink.0;
+            println!(
+                "delimiter {:?}: {} MB, {fields} fields, best of 7: {:.0} MB/s",
+                char::from(delimiter),
+                input.len() >> 20,
+                input.len() as f64 / 1e6 / best
+            );
         }
-        println!(
-            "delimiter {:?}: {} MB, {fields} fields, best of 7: {:.0} MB/s",
-            ',',
-            input.len() >> 20,
-            input.len() as f64 / 1e6 / best
-        );
     }
 
     /// About `len` bytes of rows like `1234,name7,0.5,,2024-01-05,x` (every 50th row has
