@@ -8,6 +8,10 @@
 //! quote, text after a closing quote is appended, a quote inside an unquoted field is
 //! data, and CR, LF or CRLF end a record.
 //!
+//! The field delimiter is a comma unless [`CsvScanner::with_delimiter`] picks another
+//! ASCII byte (tab, `;`, `|`, ...); the quote is always `"`. A byte that is not the
+//! delimiter is data, so in a `;`-separated file a comma is an ordinary character.
+//!
 //! Two paths, one behaviour:
 //! - the *fast path* handles whole records that lie inside one chunk and contain no
 //!   quote (nearly all of them): it finds delimiters and line ends 64 bytes at a time
@@ -147,18 +151,23 @@ enum State {
 
 const BOM: &[u8] = b"\xEF\xBB\xBF";
 
-/// Bytes that end an unquoted field: one table lookup per byte in the scalar loop.
-static ENDS_UNQUOTED: [bool; 256] = {
+/// Bytes that end an unquoted field (the delimiter, LF, CR): one table lookup per byte
+/// in the scalar loop.
+fn ends_unquoted(delimiter: u8) -> [bool; 256] {
     let mut t = [false; 256];
-    t[b',' as usize] = true;
-    t[b'\n' as usize] = true;
-    t[b'\r' as usize] = true;
+    t[usize::from(delimiter)] = true;
+    t[usize::from(b'\n')] = true;
+    t[usize::from(b'\r')] = true;
     t
-};
+}
 
 /// The streaming scanner; feed it chunks, then call [`CsvScanner::finish`].
 pub struct CsvScanner {
     state: State,
+    /// The field delimiter: an ASCII byte other than `"`, CR and LF.
+    delimiter: u8,
+    /// [`ends_unquoted`] for `delimiter`.
+    ends_unquoted: [bool; 256],
     /// Line of the byte being processed (1-based).
     line: u64,
     record_line: u64,
@@ -188,9 +197,32 @@ impl Default for CsvScanner {
 }
 
 impl CsvScanner {
+    /// A scanner for comma-separated input.
     pub fn new() -> Self {
+        Self::with_checked_delimiter(b',')
+    }
+
+    /// A scanner whose fields are separated by `delimiter` instead of a comma (tab,
+    /// `;`, `|`, ...). The delimiter must be one ASCII byte, and neither the quote nor a
+    /// line end, which already have their own meaning.
+    pub fn with_delimiter(delimiter: u8) -> Result<Self, String> {
+        match delimiter {
+            b'"' => Err("the delimiter cannot be '\"', which is the quote character".to_string()),
+            b'\r' | b'\n' => {
+                Err("the delimiter cannot be CR or LF, which end a record".to_string())
+            }
+            0x80.. => Err(format!(
+                "the delimiter must be a single ASCII byte, not byte 0x{delimiter:02X}"
+            )),
+            _ => Ok(Self::with_checked_delimiter(delimiter)),
+        }
+    }
+
+    fn with_checked_delimiter(delimiter: u8) -> Self {
         CsvScanner {
             state: State::RecordStart,
+            delimiter,
+            ends_unquoted: ends_unquoted(delimiter),
             line: 1,
             record_line: 1,
             quote_line: 1,
@@ -207,21 +239,22 @@ impl CsvScanner {
         }
     }
 
-    /// A scanner whose fast path uses the portable classifier, as on other targets.
+    /// This scanner with its fast path using the portable classifier, as on other
+    /// targets.
     #[cfg(test)]
-    fn portable() -> Self {
+    fn portable(self) -> Self {
         CsvScanner {
             portable: true,
-            ..Self::new()
+            ..self
         }
     }
 
-    /// A scanner that never takes the fast path: the reference the tests compare with.
+    /// This scanner never taking the fast path: the reference the tests compare with.
     #[cfg(test)]
-    fn scalar_only() -> Self {
+    fn scalar_only(self) -> Self {
         CsvScanner {
             fast: false,
-            ..Self::new()
+            ..self
         }
     }
 
@@ -325,9 +358,12 @@ impl CsvScanner {
         stop: usize,
         sink: &mut impl RecordSink,
     ) -> Result<usize, ScanError> {
+        let d = self.delimiter;
         #[cfg(test)]
         if self.portable {
-            return Ok(self.scan_fast_with(chunk, start, stop, sink, structural::mask_portable));
+            return Ok(self.scan_fast_with(chunk, start, stop, sink, |r, b| {
+                structural::mask_portable(r, b, d)
+            }));
         }
         #[cfg(target_arch = "x86_64")]
         {
@@ -337,7 +373,7 @@ impl CsvScanner {
                 return Ok(unsafe { self.scan_fast_avx2(chunk, start, stop, sink) });
             }
         }
-        Ok(self.scan_fast_with(chunk, start, stop, sink, structural::mask))
+        Ok(self.scan_fast_with(chunk, start, stop, sink, |r, b| structural::mask(r, b, d)))
     }
 
     #[cfg(target_arch = "x86_64")]
@@ -349,7 +385,10 @@ impl CsvScanner {
         stop: usize,
         sink: &mut impl RecordSink,
     ) -> usize {
-        self.scan_fast_with(chunk, start, stop, sink, |r, b| structural::mask_avx2(r, b))
+        let d = self.delimiter;
+        self.scan_fast_with(chunk, start, stop, sink, |r, b| {
+            structural::mask_avx2(r, b, d)
+        })
     }
 
     /// The fast path's loop, generic over the block classifier so each instruction set
@@ -364,6 +403,7 @@ impl CsvScanner {
         mask_at: impl Fn(&[u8], usize) -> u64,
     ) -> usize {
         let region = &chunk[..stop];
+        let delimiter = self.delimiter;
         // Fields of the current record; the record starts at `rec`.
         self.ends.clear();
         self.unchecked = false;
@@ -384,8 +424,12 @@ impl CsvScanner {
             }
             let pos = base + mask.trailing_zeros() as usize;
             mask &= mask - 1;
-            match region[pos] {
-                b',' => self.ends.push(pos - rec),
+            let b = region[pos];
+            if b == delimiter {
+                self.ends.push(pos - rec);
+                continue;
+            }
+            match b {
                 b'\n' if pos == skip_lf => {}
                 b'\n' | b'\r' => {
                     if pos > rec || !self.ends.is_empty() {
@@ -459,7 +503,7 @@ impl CsvScanner {
                             self.quote_line = self.line;
                             i += 1;
                         }
-                        b',' => {
+                        b if b == self.delimiter => {
                             self.end_field();
                             self.state = State::FieldStart;
                             i += 1;
@@ -480,14 +524,14 @@ impl CsvScanner {
                 State::Unquoted => {
                     // Bulk-copy up to the next delimiter or line end.
                     let start = i;
-                    while i < n && !ENDS_UNQUOTED[usize::from(chunk[i])] {
+                    while i < n && !self.ends_unquoted[usize::from(chunk[i])] {
                         i += 1;
                     }
                     self.push(&chunk[start..i])?;
                     if i < n {
                         let b = chunk[i];
                         i += 1;
-                        if b == b',' {
+                        if b == self.delimiter {
                             self.end_field();
                             self.state = State::FieldStart;
                         } else {
@@ -516,7 +560,7 @@ impl CsvScanner {
                         self.state = State::Quoted;
                         i += 1;
                     }
-                    b',' => {
+                    b if b == self.delimiter => {
                         self.end_field();
                         self.state = State::FieldStart;
                         i += 1;
@@ -612,15 +656,16 @@ impl CsvScanner {
     }
 }
 
-/// Finds the structural bytes (`,` `"` LF CR) of 64 input bytes at once, as a bit mask.
+/// Finds the structural bytes (the delimiter, `"`, LF, CR) of 64 input bytes at once, as
+/// a bit mask.
 mod structural {
-    /// Bit `k` set when `region[base + k]` is a delimiter, quote or line end; bits past
-    /// the end of `region` are clear. `base < region.len()`.
+    /// Bit `k` set when `region[base + k]` is `delimiter`, a quote or a line end; bits
+    /// past the end of `region` are clear. `base < region.len()`.
     #[inline]
-    pub fn mask(region: &[u8], base: usize) -> u64 {
+    pub fn mask(region: &[u8], base: usize, delimiter: u8) -> u64 {
         match region.get(base..base + 64) {
-            Some(block) => block_mask(block),
-            None => tail_mask(region, base, block_mask),
+            Some(block) => block_mask(block, delimiter),
+            None => tail_mask(region, base, |b| block_mask(b, delimiter)),
         }
     }
 
@@ -628,23 +673,24 @@ mod structural {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub fn mask_avx2(region: &[u8], base: usize) -> u64 {
+    pub fn mask_avx2(region: &[u8], base: usize, delimiter: u8) -> u64 {
         match region.get(base..base + 64) {
-            Some(block) => block_mask_avx2(block),
-            None => tail_mask(region, base, |b| block_mask_avx2(b)),
+            Some(block) => block_mask_avx2(block, delimiter),
+            None => tail_mask(region, base, |b| block_mask_avx2(b, delimiter)),
         }
     }
 
     /// As [`mask`], with the portable classifier (tests run it on every target).
     #[cfg(test)]
-    pub fn mask_portable(region: &[u8], base: usize) -> u64 {
+    pub fn mask_portable(region: &[u8], base: usize, delimiter: u8) -> u64 {
         match region.get(base..base + 64) {
-            Some(block) => block_mask_scalar(block),
-            None => tail_mask(region, base, block_mask_scalar),
+            Some(block) => block_mask_scalar(block, delimiter),
+            None => tail_mask(region, base, |b| block_mask_scalar(b, delimiter)),
         }
     }
 
-    /// The last, short block: copied into a padded block (padding is not structural).
+    /// The last, short block: copied into a zero-padded block; the padding's bits are
+    /// cleared (a NUL delimiter would match it).
     #[inline(never)]
     fn tail_mask(region: &[u8], base: usize, f: impl Fn(&[u8]) -> u64) -> u64 {
         let rest = &region[base..];
@@ -655,34 +701,34 @@ mod structural {
 
     /// Portable reference: one byte at a time.
     #[cfg_attr(target_arch = "x86_64", allow(dead_code))]
-    pub fn block_mask_scalar(block: &[u8]) -> u64 {
+    pub fn block_mask_scalar(block: &[u8], delimiter: u8) -> u64 {
         block.iter().take(64).enumerate().fold(0u64, |m, (k, &b)| {
-            m | (u64::from(matches!(b, b',' | b'"' | b'\n' | b'\r')) << k)
+            m | (u64::from(b == delimiter || matches!(b, b'"' | b'\n' | b'\r')) << k)
         })
     }
 
     #[cfg(not(all(target_arch = "x86_64", target_feature = "sse2")))]
     #[inline]
-    fn block_mask(block: &[u8]) -> u64 {
-        block_mask_scalar(block)
+    fn block_mask(block: &[u8], delimiter: u8) -> u64 {
+        block_mask_scalar(block, delimiter)
     }
 
     #[cfg(all(target_arch = "x86_64", target_feature = "sse2"))]
     #[inline]
-    pub fn block_mask(block: &[u8]) -> u64 {
+    pub fn block_mask(block: &[u8], delimiter: u8) -> u64 {
         // SAFETY: this is compiled only where SSE2 is statically enabled (the cfg above;
         // it is part of the x86_64 baseline), so every CPU that runs it has SSE2.
-        unsafe { block_mask_sse2(block) }
+        unsafe { block_mask_sse2(block, delimiter) }
     }
 
     /// SSE2: four 16-byte compares per structural byte kind.
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "sse2")]
     #[inline]
-    fn block_mask_sse2(block: &[u8]) -> u64 {
+    fn block_mask_sse2(block: &[u8], delimiter: u8) -> u64 {
         use std::arch::x86_64::*;
         assert!(block.len() >= 64);
-        let comma = _mm_set1_epi8(b',' as i8);
+        let delim = _mm_set1_epi8(delimiter as i8);
         let quote = _mm_set1_epi8(b'"' as i8);
         let lf = _mm_set1_epi8(b'\n' as i8);
         let cr = _mm_set1_epi8(b'\r' as i8);
@@ -692,7 +738,7 @@ mod structural {
             // 16 * k are in bounds; `loadu` has no alignment requirement.
             let v = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * k).cast()) };
             let hits = _mm_or_si128(
-                _mm_or_si128(_mm_cmpeq_epi8(v, comma), _mm_cmpeq_epi8(v, quote)),
+                _mm_or_si128(_mm_cmpeq_epi8(v, delim), _mm_cmpeq_epi8(v, quote)),
                 _mm_or_si128(_mm_cmpeq_epi8(v, lf), _mm_cmpeq_epi8(v, cr)),
             );
             m |= u64::from(_mm_movemask_epi8(hits) as u16) << (16 * k);
@@ -704,10 +750,10 @@ mod structural {
     #[cfg(target_arch = "x86_64")]
     #[target_feature(enable = "avx2")]
     #[inline]
-    pub fn block_mask_avx2(block: &[u8]) -> u64 {
+    pub fn block_mask_avx2(block: &[u8], delimiter: u8) -> u64 {
         use std::arch::x86_64::*;
         assert!(block.len() >= 64);
-        let comma = _mm256_set1_epi8(b',' as i8);
+        let delim = _mm256_set1_epi8(delimiter as i8);
         let quote = _mm256_set1_epi8(b'"' as i8);
         let lf = _mm256_set1_epi8(b'\n' as i8);
         let cr = _mm256_set1_epi8(b'\r' as i8);
@@ -717,7 +763,7 @@ mod structural {
             // 32 * k are in bounds; `loadu` has no alignment requirement.
             let v = unsafe { _mm256_loadu_si256(block.as_ptr().add(32 * k).cast()) };
             let hits = _mm256_or_si256(
-                _mm256_or_si256(_mm256_cmpeq_epi8(v, comma), _mm256_cmpeq_epi8(v, quote)),
+                _mm256_or_si256(_mm256_cmpeq_epi8(v, delim), _mm256_cmpeq_epi8(v, quote)),
                 _mm256_or_si256(_mm256_cmpeq_epi8(v, lf), _mm256_cmpeq_epi8(v, cr)),
             );
             m |= u64::from(_mm256_movemask_epi8(hits) as u32) << (32 * k);
@@ -744,9 +790,14 @@ mod tests {
 
     /// Scans `input` fed in chunks of every size from 1 to 7, checking all agree.
     fn scan(input: &[u8]) -> Result<(Rows, ScanStats), ScanError> {
+        scan_with(b',', input)
+    }
+
+    /// As [`scan`], with another delimiter.
+    fn scan_with(delimiter: u8, input: &[u8]) -> Result<(Rows, ScanStats), ScanError> {
         let mut first = None;
         for size in 1..=7 {
-            let mut s = CsvScanner::new();
+            let mut s = CsvScanner::with_delimiter(delimiter).unwrap();
             let mut c = Collect::default();
             let mut res = Ok(());
             for chunk in input.chunks(size) {
@@ -834,6 +885,40 @@ mod tests {
         assert_eq!(scan(b"\xEF\xBB").unwrap_err().line, 1);
     }
 
+    #[test]
+    fn semicolon_delimiter_keeps_quoted_semicolons_and_literal_commas() {
+        // As Python's csv.reader(..., delimiter=";") reads it; the comma is data also
+        // right after a closing quote and at the start of a field.
+        let input = b"name;note\n\"a;b\";1,5\nx,y;\"say \"\"hi\"\"; ok\"\n\"q\",r;,lead\n;\n";
+        let (recs, _) = scan_with(b';', input).unwrap();
+        assert_eq!(
+            rows(&recs),
+            vec![
+                vec!["name", "note"],
+                vec!["a;b", "1,5"],
+                vec!["x,y", "say \"hi\"; ok"],
+                vec!["q,r", ",lead"],
+                vec!["", ""],
+            ]
+        );
+    }
+
+    #[test]
+    fn with_delimiter_rejects_quote_line_ends_and_non_ascii() {
+        for d in [b'"', b'\r', b'\n', 0x80, 0xC3, 0xFF] {
+            match CsvScanner::with_delimiter(d) {
+                Ok(_) => panic!("delimiter 0x{d:02X} was accepted"),
+                Err(reason) => assert!(
+                    reason.starts_with("the delimiter") && !reason.contains('\n'),
+                    "{reason}"
+                ),
+            }
+        }
+        for d in [b',', b';', b'\t', b'|', b' ', 0] {
+            assert!(CsvScanner::with_delimiter(d).is_ok(), "0x{d:02X}");
+        }
+    }
+
     use crate::test_rng::rng;
 
     /// What a scan produced, byte for byte: (start line, fields) per record, the stats,
@@ -865,10 +950,19 @@ mod tests {
         Ok((c.0, stats))
     }
 
-    /// Random CSV-ish bytes: mostly short fields, with quotes, CR, LF, CRLF, multi-byte
-    /// characters, the odd invalid byte and BOM, so that every structural byte lands on
-    /// every offset of a 16/32/64-byte block sooner or later.
-    fn random_input(next: &mut impl FnMut() -> u64) -> Vec<u8> {
+    /// The delimiters the property tests run with: the default, and the usual others.
+    const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+    fn scanner(delimiter: u8) -> CsvScanner {
+        CsvScanner::with_delimiter(delimiter).unwrap()
+    }
+
+    /// Random CSV-ish bytes separated by `delimiter`: mostly short fields, with quotes,
+    /// CR, LF, CRLF, multi-byte characters, the other delimiters as data, the odd invalid
+    /// byte and BOM, so that every structural byte lands on every offset of a
+    /// 16/32/64-byte block sooner or later.
+    fn random_input(next: &mut impl FnMut() -> u64, delimiter: u8) -> Vec<u8> {
+        let delimiter = [delimiter];
         let len = (next() % 300) as usize;
         let invalid = next().is_multiple_of(4);
         let mut v = Vec::with_capacity(len + 8);
@@ -879,7 +973,7 @@ mod tests {
             let piece: &[u8] = match next() % 40 {
                 0..=11 => b"a",
                 12..=17 => b"12.5",
-                18..=23 => b",",
+                18..=23 => &delimiter,
                 24..=26 => b"\n",
                 27 => b"\r\n",
                 28 => b"\r",
@@ -891,6 +985,8 @@ mod tests {
                 35 if invalid => b"\xFF",
                 36 if invalid => b"\xC3",
                 37 if invalid => b"\xA9",
+                // Data, but for the one that is the delimiter.
+                38 => b",;\t|",
                 _ => b"xyz0123456789",
             };
             v.extend_from_slice(piece);
@@ -900,10 +996,37 @@ mod tests {
 
     #[test]
     fn fast_path_matches_scalar_path_on_random_inputs() {
-        let mut next = rng(42);
-        for _ in 0..20_000 {
-            let input = random_input(&mut next);
-            let want = run(CsvScanner::scalar_only(), &[&input]);
+        for delimiter in DELIMITERS {
+            fast_path_matches_scalar_path_with(delimiter);
+        }
+    }
+
+    fn fast_path_matches_scalar_path_with(delimiter: u8) {
+        let mut next = rng(42 + u64::from(delimiter));
+        // Both paths could share a mistake, so inputs without quotes are also checked
+        // against plain splitting; these must include records of several fields and
+        // (with another delimiter) fields holding commas.
+        let (mut checked, mut multi_field, mut comma_in_field) = (0, 0, 0);
+        // 10,000 inputs per delimiter (4x as many in all), each cut many ways.
+        for _ in 0..10_000 {
+            let input = random_input(&mut next, delimiter);
+            let want = run(scanner(delimiter).scalar_only(), &[&input]);
+            if let (Ok((records, _)), false) = (&want, input.contains(&b'"')) {
+                let fields: Vec<&Vec<Vec<u8>>> = records.iter().map(|(_, f)| f).collect();
+                let split = split_quote_free(&input, delimiter);
+                assert_eq!(
+                    fields,
+                    split.iter().collect::<Vec<_>>(),
+                    "delimiter {:?}, input {:?}",
+                    char::from(delimiter),
+                    String::from_utf8_lossy(&input)
+                );
+                checked += 1;
+                for f in fields {
+                    multi_field += usize::from(f.len() > 1);
+                    comma_in_field += f.iter().filter(|f| f.contains(&b',')).count();
+                }
+            }
             // Whole, fixed chunk sizes around the block widths, and random splits.
             let mut splits: Vec<Vec<usize>> = vec![vec![]];
             for size in [1, 3, 15, 16, 17, 31, 32, 33, 63, 64, 65] {
@@ -922,39 +1045,84 @@ mod tests {
                     at = c;
                 }
                 chunks.push(&input[at..]);
-                for scanner in [CsvScanner::new(), CsvScanner::portable()] {
+                for scanner in [scanner(delimiter), scanner(delimiter).portable()] {
                     assert_eq!(
                         run(scanner, &chunks),
                         want,
-                        "input {:?} cut at {cuts:?}",
+                        "delimiter {:?}, input {:?} cut at {cuts:?}",
+                        char::from(delimiter),
                         String::from_utf8_lossy(&input)
                     );
                 }
             }
         }
+        assert!(checked > 500, "{checked} quote-free inputs");
+        assert!(
+            multi_field > 500,
+            "{multi_field} records with several fields"
+        );
+        if delimiter != b',' {
+            assert!(comma_in_field > 100, "{comma_in_field} fields with a comma");
+        }
+    }
+
+    /// The records of an input without quotes, the obvious way: strip a BOM, split at
+    /// CRLF, CR or LF, drop empty lines, split each line at the delimiter.
+    fn split_quote_free(input: &[u8], delimiter: u8) -> Vec<Vec<Vec<u8>>> {
+        let input = input.strip_prefix(BOM).unwrap_or(input);
+        let mut lines = vec![Vec::new()];
+        let mut bytes = input.iter().peekable();
+        while let Some(&b) = bytes.next() {
+            match b {
+                b'\r' | b'\n' => {
+                    if b == b'\r' {
+                        bytes.next_if_eq(&&b'\n');
+                    }
+                    lines.push(Vec::new());
+                }
+                _ => lines.last_mut().unwrap().push(b),
+            }
+        }
+        lines
+            .into_iter()
+            .filter(|l| !l.is_empty())
+            .map(|l| l.split(|&b| b == delimiter).map(<[u8]>::to_vec).collect())
+            .collect()
     }
 
     #[test]
     fn fast_path_takes_long_quote_free_records() {
         // Delimiters and line ends at every offset of a 64-byte block, and rows longer
         // than a block: the fast path must agree with the scalar path.
-        let mut input = b"h1,h2,h3\n".to_vec();
-        for row in 0..200 {
-            let w = row % 70;
-            input.extend_from_slice(&vec![b'x'; w]);
-            input.extend_from_slice(if row.is_multiple_of(3) { b",," } else { b"," });
-            input.extend_from_slice(&vec![b'7'; 130 - w]);
-            input.extend_from_slice(if row.is_multiple_of(5) {
-                b"\r\n"
-            } else {
-                b"\n"
-            });
-        }
-        let want = run(CsvScanner::scalar_only(), &[&input]);
-        assert_eq!(want.as_ref().map(|(r, _)| r.len()), Ok(201));
-        for size in [64, 100, 4096, input.len()] {
-            let chunks: Vec<&[u8]> = input.chunks(size).collect();
-            assert_eq!(run(CsvScanner::new(), &chunks), want, "chunks of {size}");
+        for d in DELIMITERS {
+            let mut input = [&b"h1"[..], &[d], b"h2", &[d], b"h3\n"].concat();
+            for row in 0..200 {
+                let w = row % 70;
+                input.extend_from_slice(&vec![b'x'; w]);
+                input.extend_from_slice(&[d, d][..1 + usize::from(row.is_multiple_of(3))]);
+                input.extend_from_slice(&vec![b'7'; 130 - w]);
+                input.extend_from_slice(if row.is_multiple_of(5) {
+                    b"\r\n"
+                } else {
+                    b"\n"
+                });
+            }
+            let want = run(scanner(d).scalar_only(), &[&input]);
+            assert_eq!(want.as_ref().map(|(r, _)| r.len()), Ok(201));
+            // Header, row 0 (`x`s, two delimiters), row 1 (one delimiter).
+            let widths = want
+                .as_ref()
+                .map(|(r, _)| [r[0].1.len(), r[1].1.len(), r[2].1.len()]);
+            assert_eq!(widths, Ok([3, 3, 2]));
+            for size in [64, 100, 4096, input.len()] {
+                let chunks: Vec<&[u8]> = input.chunks(size).collect();
+                assert_eq!(
+                    run(scanner(d), &chunks),
+                    want,
+                    "delimiter {:?}, chunks of {size}",
+                    char::from(d)
+                );
+            }
         }
     }
 
@@ -969,7 +1137,7 @@ mod tests {
         ] {
             assert_eq!(
                 run(CsvScanner::new(), &[input]),
-                run(CsvScanner::scalar_only(), &[input])
+                run(CsvScanner::new().scalar_only(), &[input])
             );
         }
     }
@@ -977,7 +1145,7 @@ mod tests {
     #[test]
     fn block_classifiers_agree_with_the_scalar_one() {
         let mut next = rng(3);
-        let alphabet = b",\"\n\rab\xC3\x00\xFF";
+        let alphabet = b",;\t|\"\n\rab\xC3\x00\xFF";
         for _ in 0..20_000 {
             let len = 1 + (next() % 130) as usize;
             let region: Vec<u8> = (0..len)
@@ -985,13 +1153,81 @@ mod tests {
                 .collect();
             let base = (next() % len as u64) as usize;
             let end = (base + 64).min(len);
-            let want = structural::block_mask_scalar(&region[base..end]);
-            assert_eq!(structural::mask(&region, base), want);
-            #[cfg(target_arch = "x86_64")]
-            if std::arch::is_x86_feature_detected!("avx2") {
-                // SAFETY: AVX2 is present (checked just above).
-                assert_eq!(unsafe { structural::mask_avx2(&region, base) }, want);
+            // NUL too: it is what pads the last, short block.
+            for d in DELIMITERS.into_iter().chain([0]) {
+                let want = structural::block_mask_scalar(&region[base..end], d);
+                assert_eq!(structural::mask(&region, base, d), want);
+                #[cfg(target_arch = "x86_64")]
+                if std::arch::is_x86_feature_detected!("avx2") {
+                    // SAFETY: AVX2 is present (checked just above).
+                    assert_eq!(unsafe { structural::mask_avx2(&region, base, d) }, want);
+                }
             }
         }
+    }
+
+    /// Throughput of the whole scanner (fast and scalar path) on ~200 MB of generated
+    /// CSV in 256 KiB chunks, per delimiter; a measurement, not a check. Run it with
+    /// `cargo test --release --lib csv_scan::tests::throughput -- --ignored --nocapture`.
+    #[test]
+    #[ignore = "benchmark: run in release mode by hand"]
+    fn throughput() {
+        struct Count(u64);
+        impl RecordSink for Count {
+            fn record(&mut self, r: &Record<'_>) {
+                self.0 += std::hint::black_box(r).len() as u64;
+            }
+        }
+        for delimiter in [b',', b';', b'\t'] {
+            let input = bench_input(delimiter, 200 << 20);
+            let mut best = f64::INFINITY;
+            let mut fields = 0;
+            for _ in 0..7 {
+                let t = std::time::Instant::now();
+                let mut scanner = CsvScanner::with_delimiter(delimiter).unwrap();
+                let mut sink = Count(0);
+                for chunk in input.chunks(256 << 10) {
+                    scanner.feed(chunk, &mut sink).unwrap();
+                }
+                scanner.finish(&mut sink).unwrap();
+                best = best.min(t.elapsed().as_secs_f64());
+                fields = sink.0;
+            }
+            println!(
+                "delimiter {:?}: {} MB, {fields} fields, best of 7: {:.0} MB/s",
+                char::from(delimiter),
+                input.len() >> 20,
+                input.len() as f64 / 1e6 / best
+            );
+        }
+    }
+
+    /// About `len` bytes of rows like `1234,name7,0.5,,2024-01-05,x` (every 50th row has
+    /// a quoted field, so the scalar path takes a share too).
+    fn bench_input(delimiter: u8, len: usize) -> Vec<u8> {
+        let mut next = rng(7);
+        let mut v = Vec::with_capacity(len + 128);
+        let mut row = 0u64;
+        while v.len() < len {
+            let r = next();
+            let d = char::from(delimiter);
+            let name = if row.is_multiple_of(50) {
+                format!("\"n{d}{}\"", r % 1000)
+            } else {
+                format!("name{}", r % 1000)
+            };
+            let empty = if r.is_multiple_of(7) { "" } else { "x" };
+            let line = format!(
+                "{}{d}{name}{d}{}.{}{d}{empty}{d}2024-01-{:02}{d}{}\n",
+                r % 100_000,
+                (r >> 20) % 1000,
+                (r >> 30) % 100,
+                (r >> 40) % 28 + 1,
+                (r >> 45) % 1_000_000
+            );
+            v.extend_from_slice(line.as_bytes());
+            row += 1;
+        }
+        v
     }
 }
