@@ -348,11 +348,15 @@ fn to_spec(file: &PipelineFile, here: &Locator<'_>) -> Result<PipelineSpec> {
     Ok(spec)
 }
 
+/// One byte the CSV scanner accepts as a delimiter (it owns that rule).
 fn delimiter(text: &str) -> std::result::Result<u8, String> {
+    let example = "e.g. \",\", \";\", \"\\t\", \"|\"";
     match text.as_bytes() {
-        [b] if b.is_ascii() && !matches!(b, b'"' | b'\r' | b'\n') => Ok(*b),
+        [b] => crate::csv_scan::CsvScanner::with_delimiter(*b)
+            .map(|_| *b)
+            .map_err(|reason| format!("[source] delimiter {text:?}: {reason} ({example})")),
         _ => Err(format!(
-            "[source] delimiter {text:?} must be one ASCII character other than a quote or a line break (e.g. \",\", \";\", \"\\t\", \"|\")"
+            "[source] delimiter {text:?} must be exactly one ASCII character ({example})"
         )),
     }
 }

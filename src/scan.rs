@@ -219,7 +219,8 @@ fn scan_csv(
         tz,
         closed: false,
     };
-    let mut scanner = CsvScanner::new(); // MERGE: with_delimiter
+    // The delimiter was checked when the pipeline file was loaded.
+    let mut scanner = CsvScanner::with_delimiter(spec.source.delimiter).map_err(Error::Internal)?;
     while let Some(chunk) = raw_rx.blocking_recv() {
         let chunk = chunk?;
         scanner.feed(&chunk, &mut sink).map_err(malformed)?;
