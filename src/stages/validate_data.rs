@@ -350,8 +350,17 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         .failed_rules()
         .filter(|r| r.blocks())
         .map(|r| {
+            let on = r
+                .column
+                .as_deref()
+                .map(|c| format!(" on {c}"))
+                .unwrap_or_default();
+            let lines = match r.failing_lines.as_deref() {
+                Some([first, ..]) => format!(", first at line {first}"),
+                _ => String::new(),
+            };
             format!(
-                "{} (observed {}, threshold {})",
+                "{}{on} (observed {}, threshold {}{lines})",
                 r.name, r.observed, r.threshold
             )
         })
