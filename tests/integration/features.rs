@@ -7,26 +7,16 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde_json::{json, Value};
 
-use crate::support::{csv_lines, read_json, run, Output, Sandbox};
+use crate::support::{csv_lines, read_json, run_config, run_pipeline, Output, Sandbox};
 
-/// Writes `raw` for 2025-11-19 and runs the pipeline `toml` (source and output added).
-fn run_pipeline(sb: &Sandbox, raw: &[u8], toml: &str) -> Output {
-    sb.write("raw/20251119.csv", raw);
-    let config = sb.write(
-        "pipeline.toml",
-        format!(
-            "[source]\npath = \"raw/{{ds_nodash}}.csv\"\n\n[output]\nprefix = \"out\"\n\n[[rules]]\nrule = \"min_rows\"\nvalue = 1\n\n{toml}"
-        )
-        .as_bytes(),
-    );
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--config",
-        config.to_str().unwrap(),
-        "--execution-date",
-        "2025-11-19",
-    ]);
-    run(cmd)
+/// Runs the pipeline `toml` (features) over `raw` for 2025-11-19.
+fn run_features(sb: &Sandbox, raw: &[u8], toml: &str) -> Output {
+    run_pipeline(
+        sb,
+        raw,
+        "",
+        &format!("[[rules]]\nrule = \"min_rows\"\nvalue = 1\n\n{toml}"),
+    )
 }
 
 fn version_file(sb: &Sandbox, name: &str) -> std::path::PathBuf {
@@ -192,7 +182,7 @@ fn entity_grain_matches_a_brute_force_group_by() {
     }
 
     let sb = Sandbox::new();
-    let out = run_pipeline(&sb, &raw, ENTITY_TOML);
+    let out = run_features(&sb, &raw, ENTITY_TOML);
     out.assert_code(0);
     let lines = csv_lines(&std::fs::read(version_file(&sb, "feature.csv")).unwrap());
     assert_eq!(
@@ -249,15 +239,7 @@ fn entity_grain_matches_a_brute_force_group_by() {
 
     // A re-run (forced) writes byte-identical features.
     let before = std::fs::read(version_file(&sb, "feature.csv")).unwrap();
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--config",
-        sb.path("pipeline.toml").to_str().unwrap(),
-        "--execution-date",
-        "2025-11-19",
-        "--force",
-    ]);
-    run(cmd).assert_code(0);
+    run_config(&sb, &sb.path("pipeline.toml"), "2025-11-19", &["--force"]).assert_code(0);
     assert_eq!(
         std::fs::read(version_file(&sb, "feature.csv")).unwrap(),
         before
@@ -272,7 +254,7 @@ a,2025-11-19T10:00:00+09:00,2,view\n\
 a,2025-11-19T01:30:00Z,4,view\n\
 b,2025-11-19 10:15:00,8,view\n";
     let sb = Sandbox::new();
-    run_pipeline(
+    run_features(
         &sb,
         raw,
         "[features]\ngroup_by = [\"user_id\"]\ntime_bucket = { column = \"event_time\", every = \"hour\" }\n\n[[features.columns]]\nname = \"amount\"\nagg = \"sum\"\ncolumn = \"amount\"\n",
@@ -298,7 +280,7 @@ fn row_grain_passes_through_renames_casts_and_sums() {
 2,bob,n/a,x,\"has, comma\"\n\
 3,,,3.0,\"say \"\"hi\"\"\"\n";
     let sb = Sandbox::new();
-    run_pipeline(
+    run_features(
         &sb,
         raw,
         r#"
@@ -351,7 +333,7 @@ row_sum = ["amount", "qty"]
 fn the_profile_matches_a_reference_computation() {
     let (raw, events) = generate(2000, 11);
     let sb = Sandbox::new();
-    run_pipeline(
+    run_features(
         &sb,
         &raw,
         r#"
@@ -451,14 +433,7 @@ column = "user_id"
             raw.extend_from_slice(format!("u{i},{a}\n").as_bytes());
         }
         sb.write(&format!("raw/{}.csv", date.replace('-', "")), &raw);
-        let mut cmd = sb.cmd();
-        cmd.args([
-            "--config",
-            config.to_str().unwrap(),
-            "--execution-date",
-            date,
-        ]);
-        run(cmd).assert_code(0);
+        run_config(&sb, &config, date, &[]).assert_code(0);
         read_json(&sb.path(&format!(
             "out/v_{}T000000/metadata.json",
             date.replace('-', "")

@@ -4,7 +4,7 @@
 
 use serde_json::{json, Value};
 
-use crate::support::{read_json, run, Output, Sandbox};
+use crate::support::{read_json, run_pipeline, Output, Sandbox};
 
 /// Header on line 1; data rows on lines 2-6. `NULL` is a null token in these tests.
 const RAW: &str = "\
@@ -18,22 +18,7 @@ id,user,kind,amount,ts,flag
 
 /// Runs `rules` (TOML) over [`RAW`] with `NULL` as a null token.
 fn run_rules(sb: &Sandbox, rules: &str) -> Output {
-    sb.write("raw/20251119.csv", RAW.as_bytes());
-    let config = sb.write(
-        "pipeline.toml",
-        format!(
-            "[source]\npath = \"raw/{{ds_nodash}}.csv\"\nnull_tokens = [\"NULL\"]\n\n[output]\nprefix = \"out\"\n\n{rules}"
-        )
-        .as_bytes(),
-    );
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--config",
-        config.to_str().unwrap(),
-        "--execution-date",
-        "2025-11-19",
-    ]);
-    run(cmd)
+    run_pipeline(sb, RAW.as_bytes(), "null_tokens = [\"NULL\"]", rules)
 }
 
 fn validation(sb: &Sandbox) -> Vec<Value> {
@@ -212,17 +197,11 @@ fn null_tokens_count_in_the_table_null_rate() {
 fn a_semicolon_delimited_source_reads_like_a_comma_one() {
     let sb = Sandbox::new();
     let body = RAW.replace(',', ";");
-    sb.write("raw/20251119.csv", body.as_bytes());
-    let config = sb.write(
-        "pipeline.toml",
-        br#"
-[source]
-path = "raw/{ds_nodash}.csv"
-delimiter = ";"
-
-[output]
-prefix = "out"
-
+    run_pipeline(
+        &sb,
+        body.as_bytes(),
+        "delimiter = \";\"",
+        r#"
 [[rules]]
 rule = "unique"
 column = "id"
@@ -237,15 +216,8 @@ name = "amount"
 column = "amount"
 cast = "float"
 "#,
-    );
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--config",
-        config.to_str().unwrap(),
-        "--execution-date",
-        "2025-11-19",
-    ]);
-    run(cmd).assert_code(0);
+    )
+    .assert_code(0);
     let csv = std::fs::read_to_string(sb.path("out/v_20251119T000000/feature.csv")).unwrap();
     // The output is always comma-separated; NULL is not a null token here, so it is text
     // that does not parse as a number.

@@ -418,3 +418,28 @@ pub fn big_csv(mb: usize) -> Vec<u8> {
     }
     raw
 }
+
+/// `featurepipe run --config <config> --execution-date <date> <extra...>` in the sandbox.
+pub fn run_config(sb: &Sandbox, config: &Path, date: &str, extra: &[&str]) -> Output {
+    let mut cmd = sb.cmd();
+    cmd.arg("--config")
+        .arg(config)
+        .args(["--execution-date", date])
+        .args(extra);
+    run(cmd)
+}
+
+/// Writes `raw` as `raw/20251119.csv` and a pipeline file `pipeline.toml` reading it
+/// (`source` adds keys to `[source]`) and publishing under `out/`, followed by `body`
+/// (rules, features); runs it for 2025-11-19.
+pub fn run_pipeline(sb: &Sandbox, raw: &[u8], source: &str, body: &str) -> Output {
+    sb.write("raw/20251119.csv", raw);
+    let config = sb.write(
+        "pipeline.toml",
+        format!(
+            "[source]\npath = \"raw/{{ds_nodash}}.csv\"\n{source}\n\n[output]\nprefix = \"out\"\n\n{body}"
+        )
+        .as_bytes(),
+    );
+    run_config(sb, &config, "2025-11-19", &[])
+}
