@@ -88,6 +88,20 @@ pub struct RuleResult {
 }
 
 impl RuleResult {
+    /// The verdict on `rule`, with what was observed.
+    fn of(rule: &Rule, observed: serde_json::Value, passed: bool) -> Self {
+        RuleResult {
+            name: rule.check.name(),
+            column: rule.check.column(),
+            threshold: rule.check.threshold(),
+            observed,
+            passed,
+            severity: rule.severity,
+            mostly: None,
+            failing_lines: None,
+        }
+    }
+
     /// A failed `error` rule: the run must not publish.
     pub fn blocks(&self) -> bool {
         !self.passed && self.severity == Severity::Error
@@ -157,14 +171,9 @@ fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
         }
     }
     RuleResult {
-        name: rule.check.name(),
-        column: rule.check.column(),
-        threshold: rule.check.threshold(),
-        observed,
-        passed,
-        severity: rule.severity,
         mostly: rule.check.takes_mostly().then_some(rule.mostly),
         failing_lines: Some(tally.failing_lines.clone()),
+        ..RuleResult::of(rule, observed, passed)
     }
 }
 
@@ -237,16 +246,7 @@ fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
             }
         },
     };
-    RuleResult {
-        name: rule.check.name(),
-        column: rule.check.column(),
-        threshold: rule.check.threshold(),
-        observed,
-        passed,
-        severity: rule.severity,
-        mostly: None,
-        failing_lines: None,
-    }
+    RuleResult::of(rule, observed, passed)
 }
 
 /// What validation found; `feature` is the staged feature file from the same pass.
