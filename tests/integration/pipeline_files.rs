@@ -1,6 +1,7 @@
 //! Pipeline files (`--config`) with `[[rules]]`, and `featurepipe check-config`: the shipped
 //! default equals the built-in one, severities, and errors that name the TOML line.
 
+use crate::support::target::Target;
 use crate::support::{fixture, run, Output, Sandbox};
 
 fn check_config(sb: &Sandbox, toml: &str) -> Output {
@@ -311,5 +312,44 @@ severity = "warn"
     assert_eq!(
         meta("v_20251116T000000")["drift"]["previous_version"],
         serde_json::Value::Null
+    );
+}
+
+#[test]
+fn the_shipped_example_files_run_on_the_fixture_on_both_backends() {
+    let fixture_csv = std::fs::read(fixture("user_events_20251119.csv")).unwrap();
+    let mut outputs: Vec<Vec<Vec<u8>>> = Vec::new();
+    for target in Target::both() {
+        let raw = target.raw("user_events_20251119.csv", &fixture_csv);
+        let mut per_target = Vec::new();
+        for (file, warnings, rows) in [
+            // 10 of 300 events have no country: the warn rule on it fails.
+            ("strict_daily_user_events.toml", "1", 300),
+            // One row per user (and day): 119 users, "" among them.
+            ("daily_user_features.toml", "0", 119),
+        ] {
+            let config = fixture(&format!("pipelines/{file}"));
+            let out = target.run(
+                &raw,
+                "2025-11-19",
+                &["--config", config.to_str().unwrap(), "--force"],
+            );
+            out.assert_code(0);
+            assert_eq!(
+                out.summary()["warnings"],
+                warnings,
+                "{file} on {}",
+                target.name()
+            );
+            let meta = target.json("v_20251119T000000/metadata.json");
+            assert_eq!(meta["rows_feature"], rows, "{file} on {}", target.name());
+            assert_eq!(meta["rows_raw"], 300);
+            per_target.push(target.read("v_20251119T000000/feature.csv").unwrap());
+        }
+        outputs.push(per_target);
+    }
+    assert_eq!(
+        outputs[0], outputs[1],
+        "local and S3 runs wrote different features"
     );
 }
