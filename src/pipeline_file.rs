@@ -311,14 +311,9 @@ fn to_spec(file: &PipelineFile, here: &Locator<'_>) -> Result<PipelineSpec> {
         spec.rules = entries
             .iter()
             .map(|entry| {
-                let rule = to_rule(entry.get_ref())?;
-                let columns = rule_columns(&rule.check);
-                check_columns(&columns)?;
-                Ok(rule)
-            })
-            .zip(entries)
-            .map(|(r, entry): (std::result::Result<Rule, String>, _)| {
-                r.map_err(|m| here.at(entry.span().start, &m))
+                to_rule(entry.get_ref())
+                    .and_then(|rule| check_columns(&rule_columns(&rule.check)).map(|()| rule))
+                    .map_err(|m| here.at(entry.span().start, &m))
             })
             .collect::<Result<_>>()?;
         let first = |f: fn(&Check) -> Option<u64>| spec.rules.iter().find_map(|r| f(&r.check));
@@ -342,8 +337,8 @@ fn to_spec(file: &PipelineFile, here: &Locator<'_>) -> Result<PipelineSpec> {
     if let Some(section) = &file.features {
         // Section-wide mistakes point at the first line mentioning `[features`.
         let start = here.text.find("[features").unwrap_or(0);
-        spec.features = to_features(section, &check_columns, here)
-            .map_err(|e| e.unwrap_or_else(|m| here.at(start, &m)))?;
+        spec.features = to_features(section, &check_columns)
+            .map_err(|(offset, m)| here.at(offset.unwrap_or(start), &m))?;
     }
     Ok(spec)
 }
@@ -576,30 +571,32 @@ fn finite(what: &str, x: f64) -> std::result::Result<f64, String> {
     }
 }
 
-/// `Err(Ok(e))` is an error already located at an entry's line; `Err(Err(m))` belongs
-/// to the `[features]` section as a whole.
+/// A mistake in `[features]`: at one entry's offset, or (`None`) in the section as a
+/// whole.
+type FeatureError = (Option<usize>, String);
+
 fn to_features(
     section: &FeaturesSection,
     check_columns: &dyn Fn(&[&str]) -> std::result::Result<(), String>,
-    here: &Locator<'_>,
-) -> std::result::Result<Features, std::result::Result<Error, String>> {
+) -> std::result::Result<Features, FeatureError> {
+    let whole = |m: String| (None, m);
     if section.columns.is_empty() {
-        return Err(Err(
+        return Err(whole(
             "[features] needs at least one [[features.columns]] entry".into(),
         ));
     }
     let entity = !section.group_by.is_empty();
     if !entity && section.time_bucket.is_some() {
-        return Err(Err(
+        return Err(whole(
             "[features] time_bucket needs group_by (it is a key of entity-grain features)".into(),
         ));
     }
     let group_by: Vec<&str> = section.group_by.iter().map(String::as_str).collect();
-    check_columns(&group_by).map_err(Err)?;
+    check_columns(&group_by).map_err(whole)?;
     let time_bucket = match &section.time_bucket {
         None => None,
         Some(b) => {
-            check_columns(&[b.column.as_str()]).map_err(Err)?;
+            check_columns(&[b.column.as_str()]).map_err(whole)?;
             let every = match b.every {
                 BucketWidthName::Hour => BucketWidth::Hour,
                 BucketWidthName::Day => BucketWidth::Day,
@@ -617,7 +614,7 @@ fn to_features(
     let mut names: BTreeSet<String> = group_by.iter().map(|s| s.to_string()).collect();
     if let Some(b) = &time_bucket {
         if !names.insert(b.name.clone()) {
-            return Err(Err(format!(
+            return Err(whole(format!(
                 "time_bucket name {:?} repeats a group_by column",
                 b.name
             )));
@@ -626,7 +623,7 @@ fn to_features(
     let mut rows = Vec::new();
     let mut aggregates = Vec::new();
     for entry in &section.columns {
-        let at = |m: String| Ok(here.at(entry.span().start, &m));
+        let at = |m: String| (Some(entry.span().start), m);
         let f = entry.get_ref();
         if f.name.is_empty() {
             return Err(at("a feature column needs a non-empty name".into()));
