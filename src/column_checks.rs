@@ -293,3 +293,47 @@ pub fn check_format(format: &str) -> Result<(), String> {
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn value_types_accept_exactly_their_forms() {
+        use ValueType as T;
+        let cases: &[(T, &str, bool)] = &[
+            (T::Integer, "42", true),
+            (T::Integer, " -7 ", true),
+            (T::Integer, "+3", true),
+            (T::Integer, "3.0", false),
+            (T::Integer, "99999999999999999999", false),
+            (T::Float, "1e3", true),
+            (T::Float, "nan", true),
+            (T::Float, "1,5", false),
+            (T::Boolean, "TRUE", true),
+            (T::Boolean, "0", true),
+            (T::Boolean, "yes", false),
+            (T::Timestamp, "2025-11-19T00:03:04+09:00", true),
+            (T::Timestamp, "2025-11-19", true),
+            (T::Timestamp, "19/11/2025", false),
+            (T::String, "anything", true),
+        ];
+        for (ty, cell, want) in cases {
+            assert_eq!(type_matches(*ty, cell.as_bytes()), *want, "{ty:?} {cell:?}");
+        }
+    }
+
+    #[test]
+    fn strftime_formats_are_checked_and_applied() {
+        assert!(check_format("%Y-%m-%d %H:%M:%S").is_ok());
+        assert!(check_format("%Y-%Q").is_err());
+        assert!(check_format("").is_err());
+        assert!(matches_format(b"2025-11-19 10:00:00", "%Y-%m-%d %H:%M:%S"));
+        assert!(matches_format(b"2025-11-19", "%Y-%m-%d"));
+        assert!(matches_format(
+            b"2025-11-19T10:00:00+0900",
+            "%Y-%m-%dT%H:%M:%S%z"
+        ));
+        assert!(!matches_format(b"2025-11-19T10:00:00", "%Y-%m-%d"));
+    }
+}

@@ -142,3 +142,24 @@ fn write_text(out: &mut Vec<u8>, text: &[u8]) {
         out.extend_from_slice(text);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn fields_are_quoted_only_where_python_quotes_them() {
+        for (text, want) in [
+            ("plain", "plain"),
+            ("a,b", "\"a,b\""),
+            ("say \"hi\"", "\"say \"\"hi\"\"\""),
+            ("two\nlines", "\"two\nlines\""),
+            ("cr\r", "\"cr\r\""),
+            (" spaced ", " spaced "),
+        ] {
+            let mut out = Vec::new();
+            write_text(&mut out, text.as_bytes());
+            assert_eq!(String::from_utf8(out).unwrap(), want);
+        }
+    }
+}
