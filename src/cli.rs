@@ -48,8 +48,20 @@ pub enum Command {
     #[command(after_help = BACKFILL_AFTER_HELP)]
     Backfill(BackfillArgs),
     /// Check a pipeline file and print the pipeline it describes (exit 2 names the line).
+    #[command(after_help = CHECK_CONFIG_AFTER_HELP)]
     CheckConfig(CheckConfigArgs),
 }
+
+const CHECK_CONFIG_AFTER_HELP: &str = "\
+Checks everything a run would reject before reading data: unknown keys and rule kinds, wrong
+types, impossible thresholds, regexes that do not compile, bad strftime formats, duplicate
+output columns, and (when [source] columns lists the raw header) rules or features naming a
+column that cannot exist. Prints the resolved pipeline as JSON: source format, every rule
+with its threshold, severity and mostly, and the output columns with their types.
+
+Examples:
+  featurepipe check-config fixtures/pipelines/strict_daily_user_events.toml
+  featurepipe check-config fixtures/pipelines/daily_user_features.toml";
 
 /// `featurepipe check-config FILE`.
 #[derive(Debug, Clone, Args)]
@@ -180,8 +192,10 @@ pub struct CommonArgs {
     #[arg(long, env = "DP_TIMEZONE", value_name = "TZ")]
     pub timezone: Option<String>,
 
-    /// Pipeline file (TOML): name, timezone, [source] path, [output] prefix, [[rules]]
-    /// (check one with: featurepipe check-config FILE)
+    /// Pipeline file (TOML): name, timezone, [source] (path, delimiter, null_tokens),
+    /// [output] prefix, [[rules]] (table, column and history rules) and [features] (row or
+    /// entity grain). Examples in fixtures/pipelines/; check one with: featurepipe
+    /// check-config FILE
     #[arg(long, env = "DP_CONFIG", value_name = "FILE")]
     pub config: Option<PathBuf>,
 
