@@ -3,13 +3,14 @@
 //! exit, and every failing line remembered up to [`MAX_FAILING_LINES`].
 //!
 //! Memory is flat except where a rule must remember values: `unique` keeps every key it
-//! has seen (one allocation per distinct key), `allowed_values` its value set.
+//! has seen (in one [`KeyTable`] arena), `allowed_values` its value set.
 
 use std::collections::HashSet;
 
 use chrono_tz::Tz;
 
 use crate::csv_scan::Record;
+use crate::key_table::KeyTable;
 use crate::number::parse_cell;
 use crate::pipeline::{Check, ColumnTest, PipelineSpec, SourceFormat, ValueType};
 
@@ -74,7 +75,7 @@ enum Kind {
     /// Remembers each row's key.
     Unique {
         indices: Vec<usize>,
-        seen: HashSet<Box<[u8]>>,
+        seen: KeyTable,
         scratch: Vec<u8>,
     },
     /// A column is missing: nothing to check, the rule fails.
@@ -118,7 +119,7 @@ impl ColumnChecks {
                     Check::Column { column, test } => bind_test(at(column), test),
                     Check::Unique(columns) => Kind::Unique {
                         indices: columns.iter().map(|c| at(c)).collect(),
-                        seen: HashSet::new(),
+                        seen: KeyTable::new(),
                         scratch: Vec::new(),
                     },
                     Check::RequiredColumns(columns) => Kind::Types {
@@ -185,21 +186,19 @@ impl ColumnChecks {
                 } => {
                     scratch.clear();
                     for &i in indices.iter() {
-                        // Length-prefixed parts: ("a,b","c") and ("a","b,c") differ.
                         let c = if i < record.len() {
                             record.field_bytes(i)
                         } else {
                             &[]
                         };
-                        scratch.extend_from_slice(&(c.len() as u64).to_le_bytes());
+                        // One column: the cell itself. Several: length-prefixed parts, so
+                        // ("a,b","c") and ("a","b,c") differ.
+                        if indices.len() > 1 {
+                            scratch.extend_from_slice(&(c.len() as u32).to_le_bytes());
+                        }
                         scratch.extend_from_slice(c);
                     }
-                    let new = if seen.contains(scratch.as_slice()) {
-                        false
-                    } else {
-                        seen.insert(scratch.as_slice().into());
-                        true
-                    };
+                    let (_, new) = seen.intern(scratch);
                     tally.count(new, record.line);
                 }
                 Kind::Missing => {}

@@ -29,6 +29,7 @@ pub mod feature_writer;
 pub mod group_by;
 pub mod history;
 pub mod interrupt;
+pub mod key_table;
 pub mod lease;
 pub mod number;
 pub mod pipeline;
