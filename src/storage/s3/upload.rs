@@ -21,6 +21,8 @@ pub(super) struct S3Upload {
     next_part: i32,
     in_flight: JoinSet<StorageResult<CompletedPart>>,
     done: Vec<CompletedPart>,
+    /// [`Upload::finish_writes`] was called: the last (possibly short) part is sent.
+    writes_finished: bool,
 }
 
 impl S3Upload {
@@ -33,6 +35,7 @@ impl S3Upload {
             next_part: 1,
             in_flight: JoinSet::new(),
             done: Vec::new(),
+            writes_finished: false,
         }
     }
 
@@ -122,15 +125,22 @@ impl S3Upload {
         Ok(())
     }
 
+    /// Multipart: sends what is still buffered as the last part. (A small object stays
+    /// buffered: its single PUT would make it visible, so it waits for `commit`.)
+    async fn send_last_part(&mut self) -> StorageResult<()> {
+        if self.upload_id.is_some() && !self.buf.is_empty() {
+            let last = std::mem::take(&mut self.buf).freeze();
+            self.send_part(last).await?;
+        }
+        Ok(())
+    }
+
     async fn finish(&mut self) -> StorageResult<()> {
         if self.upload_id.is_none() {
             let body = std::mem::take(&mut self.buf).freeze();
             return self.store.put(&self.key, body, PutMode::Overwrite).await;
         }
-        if !self.buf.is_empty() {
-            let last = std::mem::take(&mut self.buf).freeze();
-            self.send_part(last).await?;
-        }
+        self.send_last_part().await?;
         while !self.in_flight.is_empty() {
             self.collect_one().await?;
         }
@@ -158,12 +168,25 @@ impl S3Upload {
 #[async_trait]
 impl Upload for S3Upload {
     async fn write(&mut self, data: Bytes) -> StorageResult<()> {
+        if self.writes_finished {
+            // A part after the short last one would break the upload: refuse it.
+            return Err(StorageError::failed(
+                "write",
+                self.uri(),
+                "bytes written after the upload's last part",
+            ));
+        }
         self.buf.extend_from_slice(&data);
         while self.buf.len() >= PART_SIZE {
             let part = self.buf.split_to(PART_SIZE).freeze();
             self.send_part(part).await?;
         }
         Ok(())
+    }
+
+    async fn finish_writes(&mut self) -> StorageResult<()> {
+        self.writes_finished = true;
+        self.send_last_part().await
     }
 
     async fn commit(mut self: Box<Self>) -> StorageResult<()> {
