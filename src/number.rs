@@ -287,72 +287,68 @@ fn write_short_fixed(out: &mut Vec<u8>, x: f64) -> bool {
         return false;
     }
     // Constant divisors (multiply-shift), not a hardware division by a looked-up power.
-    let (int_part, mut frac) = match k {
+    let (int_part, frac) = match k {
         6 => (d / 1_000_000, d % 1_000_000),
         3 => (d / 1_000, d % 1_000),
         _ => (d, 0),
     };
-    let mut k = k;
-    // Sign, up to 16 integer digits, point, up to 6 decimals.
-    let mut text = [0u8; 32];
-    let mut len = 0;
-    if x < 0.0 {
-        text[0] = b'-';
-        len = 1;
-    }
-    let mut digits = [0u8; 20];
-    let int_digits = decimal_digits(int_part, &mut digits);
-    text[len..len + int_digits.len()].copy_from_slice(int_digits);
-    len += int_digits.len();
-    text[len] = b'.';
-    len += 1;
-    if frac == 0 {
-        text[len] = b'0';
-        len += 1;
-    } else {
-        while frac.is_multiple_of(10) {
-            frac /= 10;
-            k -= 1;
-        }
-        let frac_digits = decimal_digits(frac, &mut digits);
-        let zeros = k - frac_digits.len();
-        text[len..len + zeros].fill(b'0');
-        len += zeros;
-        text[len..len + frac_digits.len()].copy_from_slice(frac_digits);
-        len += frac_digits.len();
-    }
-    // A fixed-size copy (inlined, no memcpy call per value), then the unused tail is cut.
-    let at = out.len();
-    out.extend_from_slice(&text);
-    out.truncate(at + len);
-    true
-}
-
-/// `v` in decimal, written at the end of `buf`; returns the digits.
-#[inline]
-fn decimal_digits(mut v: u64, buf: &mut [u8; 20]) -> &[u8] {
-    const PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
-        2021222324252627282930313233343536373839\
-        4041424344454647484950515253545556575859\
-        6061626364656667686970717273747576777879\
-        8081828384858687888990919293949596979899";
-    let mut at = buf.len();
+    // Laid out in a fixed buffer, with stores only (no copy of a variable length, which
+    // would be a `memcpy` call per value): the integer digits end at `POINT`, the point
+    // is at `POINT`, `k` decimals (zero-padded) follow it, trailing zeros are then cut
+    // but one. At most a sign, 16 digits, a point and 6 decimals: 24 bytes.
+    const POINT: usize = 24;
+    let mut buf = [b'0'; 64];
+    let mut start = POINT;
+    let mut v = int_part;
     while v >= 100 {
         let pair = (v % 100) as usize * 2;
         v /= 100;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        start -= 2;
+        buf[start..start + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     }
     if v >= 10 {
         let pair = v as usize * 2;
-        at -= 2;
-        buf[at..at + 2].copy_from_slice(&PAIRS[pair..pair + 2]);
+        start -= 2;
+        buf[start..start + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
     } else {
-        at -= 1;
-        buf[at] = b'0' + v as u8;
+        start -= 1;
+        buf[start] = b'0' + v as u8;
     }
-    &buf[at..]
+    if x < 0.0 {
+        start -= 1;
+        buf[start] = b'-';
+    }
+    buf[POINT] = b'.';
+    let mut end = POINT + 1 + k;
+    let mut f = frac;
+    let mut at = end;
+    while at > POINT + 2 {
+        let pair = (f % 100) as usize * 2;
+        f /= 100;
+        at -= 2;
+        buf[at..at + 2].copy_from_slice(&DIGIT_PAIRS[pair..pair + 2]);
+    }
+    if at == POINT + 2 {
+        buf[POINT + 1] = b'0' + f as u8;
+    }
+    // `x.0` keeps its one zero (`k == 0` leaves `buf[POINT + 1]` the initial '0').
+    end = end.max(POINT + 2);
+    while end > POINT + 2 && buf[end - 1] == b'0' {
+        end -= 1;
+    }
+    // A fixed-size copy (inlined), then the unused tail is cut.
+    let len = out.len();
+    out.extend_from_slice(&buf[start..][..32]);
+    out.truncate(len + (end - start));
+    true
 }
+
+/// "00", "01", ... "99": two decimal digits per lookup.
+const DIGIT_PAIRS: &[u8; 200] = b"0001020304050607080910111213141516171819\
+    2021222324252627282930313233343536373839\
+    4041424344454647484950515253545556575859\
+    6061626364656667686970717273747576777879\
+    8081828384858687888990919293949596979899";
 
 /// The general path of [`write_python_float`] alone (ryu's digits, re-laid out), for
 /// tests that check the short path against it.

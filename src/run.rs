@@ -191,10 +191,15 @@ pub async fn run_one(common: &CommonArgs, request: RunRequest, interrupt: Interr
     if let Some(upload) = ctx.validated.as_mut().and_then(|v| v.feature.upload.take()) {
         upload.abort().await;
     }
-    if let Some(lease) = ctx.lease.take() {
-        lease.release().await;
-    }
-    summarize_run::run(&ctx, failure).await
+    // The lease is given up while the run record is written: two independent writes.
+    let lease = ctx.lease.take();
+    let release = async move {
+        if let Some(lease) = lease {
+            lease.release().await;
+        }
+    };
+    let ((), outcome) = tokio::join!(release, summarize_run::run(&ctx, failure));
+    outcome
 }
 
 /// The `configure` step, second half: storage handles for the resolved settings.

@@ -162,6 +162,16 @@ pub async fn scan_raw(
             (None, Ok(()), Ok(scanned), Ok(feature)) => Ok((scanned, feature)),
         }
     };
+    // The whole output is written: the upload can send its last part now, while the rules
+    // are evaluated and the publish checks run, instead of at commit.
+    let result = match (result, upload.as_mut()) {
+        (Ok(done), Some(u)) => u
+            .finish_writes()
+            .await
+            .map(|()| done)
+            .map_err(Error::Storage),
+        (result, _) => result,
+    };
     match result {
         Ok((scanned, mut feature)) => {
             feature.upload = upload;

@@ -1,9 +1,9 @@
 //! `store_features`: publishes `<prefix>/v_.../` atomically (DESIGN.md section 4).
 //!
-//! Order: commit the staged `feature.csv`, write `schema.json` and `metadata.json`, then
-//! `_SUCCESS` (create-if-absent unless `--force`), then move `_latest` forward. A reader
-//! that waits for `_SUCCESS` therefore never sees a partial version; a failure at any
-//! point leaves no `_SUCCESS` and `_latest` unchanged.
+//! Order: commit the staged `feature.csv`, write `schema.json` and `metadata.json` (both
+//! at once), then `_SUCCESS` (create-if-absent unless `--force`), then move `_latest`
+//! forward. A reader that waits for `_SUCCESS` therefore never sees a partial version; a
+//! failure at any point leaves no `_SUCCESS` and `_latest` unchanged.
 
 use std::time::Duration;
 
@@ -23,7 +23,7 @@ use crate::storage::{join_key, ObjectStore, PutMode, StorageError};
 pub struct Stored {
     pub version_uri: String,
     pub rows: u64,
-    /// Every object written, in write order: (URI, size in bytes).
+    /// Every object written, in publish order: (URI, size in bytes).
     pub writes: Vec<(String, u64)>,
     pub latest_moved: bool,
     pub dry_run: bool,
@@ -152,20 +152,17 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         }
     }
     upload.commit().await?;
-    store
-        .put(
-            &key(layout::SCHEMA_JSON),
-            Bytes::from(schema_json),
-            PutMode::Overwrite,
-        )
-        .await?;
-    store
-        .put(
-            &key(layout::METADATA_JSON),
+    // The two documents at once: DESIGN.md section 4 orders only `_SUCCESS` (last, once
+    // everything else is durable), not the documents among themselves.
+    let (schema_key, metadata_key) = (key(layout::SCHEMA_JSON), key(layout::METADATA_JSON));
+    tokio::try_join!(
+        store.put(&schema_key, Bytes::from(schema_json), PutMode::Overwrite),
+        store.put(
+            &metadata_key,
             Bytes::from(metadata_json),
-            PutMode::Overwrite,
-        )
-        .await?;
+            PutMode::Overwrite
+        ),
+    )?;
     // Last safe point: without `_SUCCESS` the version stays incomplete, and the next run
     // rewrites it.
     ctx.interrupt.check()?;

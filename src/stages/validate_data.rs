@@ -313,16 +313,30 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         Some(ctx.out_store.start_upload(&key).await?)
     };
     let compression = Compression::from_name(&ctx.raw_key);
-    let outcome = scan_raw(
-        source,
-        compression,
-        upload,
-        &ctx.settings.spec,
-        ctx.settings.timezone,
-        &ctx.interrupt,
-    )
-    .await?;
-    let history = read_history(ctx).await?;
+    // The earlier versions are read while the pass runs: their few small requests then
+    // cost no time after it.
+    let (outcome, history) = tokio::join!(
+        scan_raw(
+            source,
+            compression,
+            upload,
+            &ctx.settings.spec,
+            ctx.settings.timezone,
+            &ctx.interrupt,
+        ),
+        read_history(ctx),
+    );
+    let mut outcome = outcome?;
+    let history = match history {
+        Ok(history) => history,
+        Err(e) => {
+            // Nothing staged may linger: the pass handed its upload over.
+            if let Some(upload) = outcome.feature.upload.take() {
+                upload.abort().await;
+            }
+            return Err(e);
+        }
+    };
     let rules = evaluate(
         &outcome.stats,
         &outcome.tallies,

@@ -82,6 +82,12 @@ pub trait ChunkSource: Send + Sync {
 pub trait Upload: Send + Sync {
     /// Appends bytes. Backends may send parts concurrently in the background.
     async fn write(&mut self, data: Bytes) -> StorageResult<()>;
+    /// Says that no more bytes follow: a backend may start sending what it still buffers
+    /// now (still invisible), so that `commit` has less left to do. Optional: `commit`
+    /// works without it. No `write` may follow it.
+    async fn finish_writes(&mut self) -> StorageResult<()> {
+        Ok(())
+    }
     /// Makes the object visible, whole, under its key.
     async fn commit(self: Box<Self>) -> StorageResult<()>;
     /// Drops everything written so far; the key is left as it was.

@@ -98,6 +98,12 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         store.head("v/big.bin").await.unwrap().is_none(),
         "visible before commit"
     );
+    // As the pass does: the last part may go out before commit, still invisible.
+    up.finish_writes().await.unwrap();
+    assert!(
+        store.head("v/big.bin").await.unwrap().is_none(),
+        "visible before commit"
+    );
     up.commit().await.unwrap();
     assert_eq!(
         store.head("v/big.bin").await.unwrap().unwrap().size_bytes,
@@ -108,6 +114,25 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         "multipart body differs"
     );
 
+    // Between half a part and a part (S3 starts a multipart upload ahead, then a single
+    // PUT is enough): whole, and only once committed.
+    let mid: Vec<u8> = (0..(PART_SIZE * 3 / 4)).map(|i| (i % 241) as u8).collect();
+    let mut up = store.start_upload("v/mid.bin").await.unwrap();
+    for chunk in mid.chunks(1_000_003) {
+        up.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    up.finish_writes().await.unwrap();
+    assert!(
+        store.head("v/mid.bin").await.unwrap().is_none(),
+        "visible before commit"
+    );
+    up.commit().await.unwrap();
+    assert!(
+        read_all(&store, "v/mid.bin").await == mid,
+        "mid-sized body differs"
+    );
+    store.delete("v/mid.bin").await.unwrap();
+
     // An aborted upload leaves nothing, and does not disturb an existing object.
     let mut up = store.start_upload("v/small.csv").await.unwrap();
     up.write(Bytes::from(vec![7u8; PART_SIZE + 10]))
@@ -117,6 +142,12 @@ async fn suite(store: Arc<dyn ObjectStore>) {
     assert_eq!(read_all(&store, "v/small.csv").await, b"row_sum\r\n1.0\r\n");
     let mut up = store.start_upload("w/never.csv").await.unwrap();
     up.write(Bytes::from_static(b"x")).await.unwrap();
+    up.abort().await;
+    assert!(store.head("w/never.csv").await.unwrap().is_none());
+    let mut up = store.start_upload("w/never.csv").await.unwrap();
+    up.write(Bytes::from(vec![7u8; PART_SIZE * 3 / 4]))
+        .await
+        .unwrap();
     up.abort().await;
     assert!(store.head("w/never.csv").await.unwrap().is_none());
 

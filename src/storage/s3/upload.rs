@@ -5,7 +5,7 @@ use aws_sdk_s3::config::RequestChecksumCalculation;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::describe;
 use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
@@ -18,9 +18,14 @@ pub(super) struct S3Upload {
     key: String,
     buf: BytesMut,
     upload_id: Option<String>,
+    /// CreateMultipartUpload sent ahead, once half a part is buffered, so the first part
+    /// need not wait for it (the pass would stall meanwhile).
+    starting: Option<JoinHandle<StorageResult<String>>>,
     next_part: i32,
     in_flight: JoinSet<StorageResult<CompletedPart>>,
     done: Vec<CompletedPart>,
+    /// [`Upload::finish_writes`] was called: the last (possibly short) part is sent.
+    writes_finished: bool,
 }
 
 impl S3Upload {
@@ -30,9 +35,11 @@ impl S3Upload {
             key: key.to_string(),
             buf: BytesMut::new(),
             upload_id: None,
+            starting: None,
             next_part: 1,
             in_flight: JoinSet::new(),
             done: Vec::new(),
+            writes_finished: false,
         }
     }
 
@@ -45,36 +52,50 @@ impl S3Upload {
             != Some(&RequestChecksumCalculation::WhenRequired)
     }
 
+    /// Sends CreateMultipartUpload in the background (once).
+    fn start_early(&mut self) {
+        if self.upload_id.is_none() && self.starting.is_none() {
+            let create = create(self.store.clone(), self.key.clone(), self.with_checksums());
+            self.starting = Some(tokio::spawn(create));
+        }
+    }
+
     async fn upload_id(&mut self) -> StorageResult<String> {
         if let Some(id) = &self.upload_id {
             return Ok(id.clone());
         }
-        let mut req = self
-            .store
-            .client
-            .create_multipart_upload()
-            .bucket(&self.store.bucket)
-            .key(self.store.key(&self.key))
-            .content_type(content_type(&self.key));
-        if self.with_checksums() {
-            req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
-        }
-        let out = req
-            .send()
-            .await
-            .map_err(|e| StorageError::failed("start upload of", self.uri(), describe(&e)))?;
-        let id = out
-            .upload_id()
-            .ok_or_else(|| {
-                StorageError::failed(
-                    "start upload of",
-                    self.uri(),
-                    "the server returned no upload id",
-                )
-            })?
-            .to_string();
+        let id = match self.starting.take() {
+            Some(started) => started
+                .await
+                .map_err(|e| StorageError::failed("start upload of", self.uri(), e))??,
+            None => create(self.store.clone(), self.key.clone(), self.with_checksums()).await?,
+        };
         self.upload_id = Some(id.clone());
         Ok(id)
+    }
+
+    /// Aborts a multipart upload (best effort: a bucket lifecycle rule,
+    /// AbortIncompleteMultipartUpload, is the backstop for uploads a killed process could
+    /// not abort).
+    async fn abort_id(&self, id: String) {
+        let _ = self
+            .store
+            .client
+            .abort_multipart_upload()
+            .bucket(&self.store.bucket)
+            .key(self.store.key(&self.key))
+            .upload_id(id)
+            .send()
+            .await;
+    }
+
+    /// Aborts the multipart upload sent ahead, if any: the object stayed small.
+    async fn abort_started(&mut self) {
+        if let Some(started) = self.starting.take() {
+            if let Ok(Ok(id)) = started.await {
+                self.abort_id(id).await;
+            }
+        }
     }
 
     async fn send_part(&mut self, body: Bytes) -> StorageResult<()> {
@@ -122,15 +143,29 @@ impl S3Upload {
         Ok(())
     }
 
-    async fn finish(&mut self) -> StorageResult<()> {
-        if self.upload_id.is_none() {
-            let body = std::mem::take(&mut self.buf).freeze();
-            return self.store.put(&self.key, body, PutMode::Overwrite).await;
-        }
-        if !self.buf.is_empty() {
+    /// Multipart: sends what is still buffered as the last part. (A small object stays
+    /// buffered: its single PUT would make it visible, so it waits for `commit`.)
+    async fn send_last_part(&mut self) -> StorageResult<()> {
+        if self.upload_id.is_some() && !self.buf.is_empty() {
             let last = std::mem::take(&mut self.buf).freeze();
             self.send_part(last).await?;
         }
+        Ok(())
+    }
+
+    async fn finish(&mut self) -> StorageResult<()> {
+        if self.upload_id.is_none() {
+            // Under one part: a single PUT (and away with a multipart upload sent ahead).
+            let body = std::mem::take(&mut self.buf).freeze();
+            let store = self.store.clone();
+            let key = self.key.clone();
+            let (put, ()) = tokio::join!(
+                store.put(&key, body, PutMode::Overwrite),
+                self.abort_started()
+            );
+            return put;
+        }
+        self.send_last_part().await?;
         while !self.in_flight.is_empty() {
             self.collect_one().await?;
         }
@@ -158,12 +193,28 @@ impl S3Upload {
 #[async_trait]
 impl Upload for S3Upload {
     async fn write(&mut self, data: Bytes) -> StorageResult<()> {
+        if self.writes_finished {
+            // A part after the short last one would break the upload: refuse it.
+            return Err(StorageError::failed(
+                "write",
+                self.uri(),
+                "bytes written after the upload's last part",
+            ));
+        }
         self.buf.extend_from_slice(&data);
+        if self.buf.len() >= PART_SIZE / 2 {
+            self.start_early();
+        }
         while self.buf.len() >= PART_SIZE {
             let part = self.buf.split_to(PART_SIZE).freeze();
             self.send_part(part).await?;
         }
         Ok(())
+    }
+
+    async fn finish_writes(&mut self) -> StorageResult<()> {
+        self.writes_finished = true;
+        self.send_last_part().await
     }
 
     async fn commit(mut self: Box<Self>) -> StorageResult<()> {
@@ -177,18 +228,30 @@ impl Upload for S3Upload {
     async fn abort(mut self: Box<Self>) {
         self.in_flight.abort_all();
         while self.in_flight.join_next().await.is_some() {}
+        self.abort_started().await;
         if let Some(id) = self.upload_id.take() {
-            // Best effort: a bucket lifecycle rule (AbortIncompleteMultipartUpload) is the
-            // backstop for uploads a killed process could not abort.
-            let _ = self
-                .store
-                .client
-                .abort_multipart_upload()
-                .bucket(&self.store.bucket)
-                .key(self.store.key(&self.key))
-                .upload_id(id)
-                .send()
-                .await;
+            self.abort_id(id).await;
         }
     }
+}
+
+/// CreateMultipartUpload for `key` of `store`; returns the upload id.
+async fn create(store: S3Store, key: String, checksums: bool) -> StorageResult<String> {
+    let uri = store.uri(&key);
+    let mut req = store
+        .client
+        .create_multipart_upload()
+        .bucket(&store.bucket)
+        .key(store.key(&key))
+        .content_type(content_type(&key));
+    if checksums {
+        req = req.checksum_algorithm(ChecksumAlgorithm::Crc32);
+    }
+    let out = req
+        .send()
+        .await
+        .map_err(|e| StorageError::failed("start upload of", uri.as_str(), describe(&e)))?;
+    out.upload_id().map(str::to_string).ok_or_else(|| {
+        StorageError::failed("start upload of", uri, "the server returned no upload id")
+    })
 }
