@@ -98,14 +98,10 @@ impl ColumnChecks {
         let index = |name: &str| header.fields().rposition(|h| h == name);
         let mut checks = Vec::new();
         for (i, rule) in spec.rules.iter().enumerate() {
-            let wanted: Vec<&str> = match &rule.check {
-                Check::Column { column, .. } => vec![column],
-                Check::Unique(columns) => columns.iter().map(String::as_str).collect(),
-                Check::RequiredColumns(columns) if columns.iter().any(|(_, t)| t.is_some()) => {
-                    columns.iter().map(|(c, _)| c.as_str()).collect()
-                }
-                _ => continue,
-            };
+            if !rule.check.is_cell_by_cell() {
+                continue;
+            }
+            let wanted = rule.check.columns();
             let missing: Vec<String> = wanted
                 .iter()
                 .filter(|c| index(c).is_none())

@@ -455,14 +455,37 @@ impl Check {
         }
     }
 
-    /// Whether the rule is decided value by value, so `mostly` applies.
-    pub fn takes_mostly(&self) -> bool {
+    /// The raw columns the rule reads (none for rules over the whole table).
+    pub fn columns(&self) -> Vec<&str> {
         match self {
-            Check::Unique(_) => true,
-            Check::RequiredColumns(columns) => columns.iter().any(|(_, ty)| ty.is_some()),
-            Check::Column { test, .. } => !matches!(test, ColumnTest::MaxNullRate(_)),
+            Check::RequiredColumns(columns) => columns.iter().map(|(c, _)| c.as_str()).collect(),
+            Check::Unique(columns) => columns.iter().map(String::as_str).collect(),
+            Check::Column { column, .. } => vec![column.as_str()],
+            _ => Vec::new(),
+        }
+    }
+
+    /// Whether the pass must look at cells for this rule (column rules, `unique`,
+    /// `required_columns` with types); the others need only the pass's counts.
+    pub fn is_cell_by_cell(&self) -> bool {
+        match self {
+            Check::Column { .. } | Check::Unique(_) => true,
+            Check::RequiredColumns(columns) => columns.iter().any(|(_, t)| t.is_some()),
             _ => false,
         }
+    }
+
+    /// Whether the rule is decided value by value, so `mostly` applies.
+    pub fn takes_mostly(&self) -> bool {
+        // A column's max_null_rate compares a rate; its threshold already is the fraction.
+        self.is_cell_by_cell()
+            && !matches!(
+                self,
+                Check::Column {
+                    test: ColumnTest::MaxNullRate(_),
+                    ..
+                }
+            )
     }
 }
 

@@ -312,7 +312,7 @@ fn to_spec(file: &PipelineFile, here: &Locator<'_>) -> Result<PipelineSpec> {
             .iter()
             .map(|entry| {
                 to_rule(entry.get_ref())
-                    .and_then(|rule| check_columns(&rule_columns(&rule.check)).map(|()| rule))
+                    .and_then(|rule| check_columns(&rule.check.columns()).map(|()| rule))
                     .map_err(|m| here.at(entry.span().start, &m))
             })
             .collect::<Result<_>>()?;
@@ -353,16 +353,6 @@ fn delimiter(text: &str) -> std::result::Result<u8, String> {
         _ => Err(format!(
             "[source] delimiter {text:?} must be exactly one ASCII character ({example})"
         )),
-    }
-}
-
-/// The columns a rule reads.
-fn rule_columns(check: &Check) -> Vec<&str> {
-    match check {
-        Check::RequiredColumns(columns) => columns.iter().map(|(c, _)| c.as_str()).collect(),
-        Check::Unique(columns) => columns.iter().map(String::as_str).collect(),
-        Check::Column { column, .. } => vec![column.as_str()],
-        _ => Vec::new(),
     }
 }
 
