@@ -19,10 +19,9 @@
 use std::sync::mpsc as std_mpsc;
 
 use bytes::Bytes;
+use chrono_tz::Tz;
 use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
-
-use chrono_tz::Tz;
 
 use crate::cell_batch::RowBatch;
 use crate::column_checks::{CellTally, ColumnChecks};
