@@ -196,8 +196,11 @@ fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
             (json!({ "missing": missing }), missing.is_empty())
         }
         // Decided cell by cell ([`check_cells`]); reaching here means the pass did not
-        // bind it, i.e. the input had no header.
-        Check::Unique(_) | Check::Column { .. } => (json!({ "checked": 0 }), true),
+        // bind it, i.e. the input had no header: its columns are missing, as a header
+        // without them would make them (the rule fails rather than pass unchecked).
+        Check::Unique(_) | Check::Column { .. } => {
+            (json!({ "missing_columns": rule.check.columns() }), false)
+        }
         Check::RowsVsHistory {
             versions,
             max_change,

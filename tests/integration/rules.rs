@@ -227,3 +227,25 @@ cast = "float"
     );
     assert_eq!(validation(&sb)[0]["failing_lines"], json!([5]));
 }
+
+#[test]
+fn a_column_rule_on_an_empty_file_fails_instead_of_passing_unchecked() {
+    let sb = Sandbox::new();
+    let out = run_pipeline(
+        &sb,
+        b"",
+        "",
+        "[[rules]]\nrule = \"not_null\"\ncolumn = \"user\"\n",
+    );
+    out.assert_code(3);
+    assert!(
+        out.error_line().contains("not_null on user"),
+        "{}",
+        out.stderr
+    );
+    assert!(
+        out.error_line().contains("missing_columns"),
+        "{}",
+        out.stderr
+    );
+}
