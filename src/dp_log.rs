@@ -292,8 +292,14 @@ pub enum LogFormat {
 
 /// Installs the stderr logger. Time stamps are in the pipeline zone (`+09:00` for Seoul).
 pub fn init(format: LogFormat, tz: Tz) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,dp=info,featurepipe=info"));
+    // The SDK warns on every GET of an object uploaded in parts with per-part checksums
+    // ("part-level checksum which can't be validated"): normal for raw drops, and nothing
+    // a user can act on, so it stays out of the nightly log unless RUST_LOG asks.
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new(
+            "warn,dp=info,featurepipe=info,aws_sdk_s3::http_response_checksum=error",
+        )
+    });
     let _ = tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_env_filter(filter)

@@ -160,23 +160,24 @@ enum Fault {
     CutFirst,
 }
 
-/// A loopback TCP proxy to `upstream` that forwards requests whole and responses up to
-/// `budget` bytes per connection, then applies `fault`. Bounded: it stops accepting
-/// after 60 s.
-fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> String {
-    use std::io::Write;
+/// A loopback TCP proxy to `upstream`: requests pass whole, and each connection's
+/// response stream goes through `respond(from_server, to_client, deadline)`. Bounded: it
+/// stops accepting after 60 s (the `deadline`).
+fn proxy<F>(upstream: std::net::SocketAddr, respond: F) -> String
+where
+    F: Fn(std::net::TcpStream, std::net::TcpStream, Instant) + Send + Sync + 'static,
+{
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
+    let respond = std::sync::Arc::new(respond);
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
-        let cut_done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
         while Instant::now() < deadline {
             let Ok((client, _)) = listener.accept() else {
                 std::thread::sleep(Duration::from_millis(5));
                 continue;
             };
-            let cut_done = cut_done.clone();
             client.set_nonblocking(false).unwrap();
             let server = std::net::TcpStream::connect(upstream).unwrap();
             let (mut c_read, mut s_write) =
@@ -184,41 +185,92 @@ fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> 
             std::thread::spawn(move || {
                 let _ = std::io::copy(&mut c_read, &mut s_write);
             });
-            let (mut s_read, mut c_write) = (server, client);
-            std::thread::spawn(move || {
-                use std::sync::atomic::Ordering;
-                let mut sent = 0;
-                let mut buf = [0u8; 16 * 1024];
-                let mut budget = budget;
-                let mut chosen = false;
-                while let Ok(n) = s_read.read(&mut buf) {
-                    // CutFirst: only one connection ever gets cut.
-                    if fault == Fault::CutFirst && !chosen && sent + n >= budget {
-                        if cut_done.swap(true, Ordering::SeqCst) {
-                            budget = usize::MAX;
-                        } else {
-                            chosen = true;
-                        }
-                    }
-                    if n == 0 || sent >= budget {
-                        break;
-                    }
-                    let n = n.min(budget - sent);
-                    if c_write.write_all(&buf[..n]).is_err() {
-                        break;
-                    }
-                    sent += n;
-                }
-                if sent >= budget && fault == Fault::StallEvery {
-                    // Keep the client's socket open and silent until the proxy's deadline.
-                    std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-                }
-                let _ = c_write.shutdown(std::net::Shutdown::Both);
-                let _ = s_read.shutdown(std::net::Shutdown::Both);
-            });
+            let respond = respond.clone();
+            std::thread::spawn(move || respond(server, client, deadline));
         }
     });
     format!("http://{addr}")
+}
+
+/// A proxy that forwards responses up to `budget` bytes per connection, then applies
+/// `fault`.
+fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> String {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let cut_done = AtomicBool::new(false);
+    proxy(upstream, move |mut s_read, mut c_write, deadline| {
+        let mut sent = 0;
+        let mut buf = [0u8; 16 * 1024];
+        let mut budget = budget;
+        let mut chosen = false;
+        while let Ok(n) = s_read.read(&mut buf) {
+            // CutFirst: only one connection ever gets cut.
+            if fault == Fault::CutFirst && !chosen && sent + n >= budget {
+                if cut_done.swap(true, Ordering::SeqCst) {
+                    budget = usize::MAX;
+                } else {
+                    chosen = true;
+                }
+            }
+            if n == 0 || sent >= budget {
+                break;
+            }
+            let n = n.min(budget - sent);
+            if c_write.write_all(&buf[..n]).is_err() {
+                break;
+            }
+            sent += n;
+        }
+        if sent >= budget && fault == Fault::StallEvery {
+            // Keep the client's socket open and silent until the proxy's deadline.
+            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
+        }
+        let _ = c_write.shutdown(std::net::Shutdown::Both);
+        let _ = s_read.shutdown(std::net::Shutdown::Both);
+    })
+}
+
+/// A proxy that passes responses whole but with every `from` replaced by `to` (same
+/// length, so HTTP framing still holds): a server whose replies the SDK cannot parse.
+fn rewriting_proxy(
+    upstream: std::net::SocketAddr,
+    from: &'static [u8],
+    to: &'static [u8],
+) -> String {
+    use std::io::Write;
+    assert_eq!(from.len(), to.len());
+    proxy(upstream, move |mut s_read, mut c_write, _| {
+        let mut pending = Vec::new();
+        let mut buf = [0u8; 16 * 1024];
+        while let Ok(n) = s_read.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            pending.extend_from_slice(&buf[..n]);
+            let mut i = 0;
+            while i + from.len() <= pending.len() {
+                if &pending[i..i + from.len()] == from {
+                    pending[i..i + from.len()].copy_from_slice(to);
+                    i += from.len();
+                } else {
+                    i += 1;
+                }
+            }
+            // Hold back a tail that may be the start of a match split across reads (a
+            // reply never ends inside its root element's name, so it always completes).
+            let keep = (1..from.len())
+                .rev()
+                .find(|&k| k <= pending.len() && pending.ends_with(&from[..k]))
+                .unwrap_or(0);
+            let send = pending.len() - keep;
+            if c_write.write_all(&pending[..send]).is_err() {
+                break;
+            }
+            pending.drain(..send);
+        }
+        let _ = c_write.shutdown(std::net::Shutdown::Both);
+        let _ = s_read.shutdown(std::net::Shutdown::Both);
+    })
 }
 
 /// A proxy to `server` whose every connection stalls after `budget` response bytes.
@@ -238,6 +290,10 @@ fn big_raw(server: &S3Server) -> Bucket {
 }
 
 fn run_through(proxy: &str, server: &S3Server) -> crate::support::Output {
+    run_through_with(proxy, server, FAST)
+}
+
+fn run_through_with(proxy: &str, server: &S3Server, flags: &[&str]) -> crate::support::Output {
     let sb = Sandbox::new();
     let mut cmd = sb.cmd();
     cmd.env("AWS_ACCESS_KEY_ID", &server.access_key)
@@ -249,7 +305,7 @@ fn run_through(proxy: &str, server: &S3Server) -> crate::support::Output {
             "--execution-date",
             "2025-11-19",
         ])
-        .args(FAST);
+        .args(flags);
     run(cmd)
 }
 
@@ -295,4 +351,40 @@ fn exit_5_when_a_download_stalls_mid_body() {
     assert!(!bucket.exists("f/v_20251119T000000/_SUCCESS"));
     assert!(!bucket.exists("f/v_20251119T000000/feature.csv"));
     out.assert_error_mentions("stalled");
+}
+
+#[test]
+fn an_unreadable_reply_to_completing_an_upload_is_checked_with_a_head() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    // About 11 MB of feature.csv: more than one 8 MiB part, so a multipart upload.
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..1_000_000u32 {
+        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
+    }
+    bucket.put("raw/a.csv", &raw);
+    // moto 5.2.1 answers CompleteMultipartUpload with HTTP 200 and a root element the SDK
+    // rejects (`CompleteMultipartUploadResponse`); renaming it does the same here.
+    let proxy = rewriting_proxy(
+        server.addr,
+        b"CompleteMultipartUploadResult",
+        b"CompleteMultipartUploadAnswer",
+    );
+    let out = run_through_with(&proxy, &server, &["--s3-max-attempts", "2"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("CompleteMultipartUpload answered HTTP 200, but the reply could not be read")
+            && out.stderr.contains("a HEAD confirms the object"),
+        "{}",
+        out.stderr
+    );
+    let feature = bucket.get("f/v_20251119T000000/feature.csv").unwrap();
+    let text = String::from_utf8(feature).unwrap();
+    assert_eq!(
+        text.split("\r\n").filter(|l| !l.is_empty()).count(),
+        1_000_001
+    );
+    assert!(text.ends_with("\r\n1999998.25\r\n"), "999999 + 999999.25");
+    assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
 }

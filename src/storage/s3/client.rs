@@ -125,6 +125,16 @@ where
         SdkError::ServiceError(s) => {
             // HEAD responses carry no body, so the status code must drive the hint.
             let status = s.raw().status().as_u16();
+            if s.raw().status().is_success() && s.err().code().is_none() {
+                // The server said yes in a body the SDK could not parse.
+                // (The SDK's XML errors dump the element they choked on: keep the start.)
+                let cause = root_cause(err);
+                let cause = match cause.char_indices().nth(160) {
+                    Some((cut, _)) => format!("{}...", &cause[..cut]),
+                    None => cause,
+                };
+                return format!("HTTP {status}, but the reply could not be read: {cause}");
+            }
             let mut text = format!("HTTP {status}");
             if let Some(code) = s.err().code() {
                 text = format!("{text} {code}");

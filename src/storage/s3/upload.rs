@@ -2,14 +2,17 @@
 
 use async_trait::async_trait;
 use aws_sdk_s3::config::RequestChecksumCalculation;
+use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, CompletedMultipartUpload, CompletedPart};
 use bytes::{Bytes, BytesMut};
+use md5::{Digest, Md5};
 use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::describe;
 use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
-use crate::storage::{ObjectStore, PutMode, StorageError, StorageResult, Upload};
+use crate::scan::hex;
+use crate::storage::{ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
 
 /// A streamed upload: one PUT if it stays under [`PART_SIZE`], else a multipart upload
 /// whose parts go out concurrently. Nothing is visible until `commit`.
@@ -26,6 +29,8 @@ pub(super) struct S3Upload {
     done: Vec<CompletedPart>,
     /// [`Upload::finish_writes`] was called: the last (possibly short) part is sent.
     writes_finished: bool,
+    /// Bytes sent in parts, to check an upload whose completion reply was unreadable.
+    sent: u64,
 }
 
 impl S3Upload {
@@ -40,6 +45,7 @@ impl S3Upload {
             in_flight: JoinSet::new(),
             done: Vec::new(),
             writes_finished: false,
+            sent: 0,
         }
     }
 
@@ -105,6 +111,7 @@ impl S3Upload {
         }
         let part_number = self.next_part;
         self.next_part += 1;
+        self.sent += body.len() as u64;
         let client = self.store.client.clone();
         let bucket = self.store.bucket.clone();
         let key = self.store.key(&self.key);
@@ -171,8 +178,10 @@ impl S3Upload {
         }
         let mut parts = std::mem::take(&mut self.done);
         parts.sort_by_key(|p| p.part_number());
+        let expected_etag = multipart_etag(&parts);
         let upload_id = self.upload_id().await?;
-        self.store
+        let completed = self
+            .store
             .client
             .complete_multipart_upload()
             .bucket(&self.store.bucket)
@@ -184,10 +193,80 @@ impl S3Upload {
                     .build(),
             )
             .send()
-            .await
-            .map(|_| ())
-            .map_err(|e| StorageError::failed("complete upload of", self.uri(), describe(&e)))
+            .await;
+        match completed {
+            Ok(_) => Ok(()),
+            Err(e) if answered_ok_unreadably(&e) => {
+                self.confirm_completed(expected_etag, describe(&e)).await
+            }
+            Err(e) => Err(StorageError::failed(
+                "complete upload of",
+                self.uri(),
+                describe(&e),
+            )),
+        }
     }
+
+    /// The server said 2xx to CompleteMultipartUpload, but in a body the SDK cannot read
+    /// (moto 5.2.1 names its root element `CompleteMultipartUploadResponse`). The upload
+    /// counts as complete only if a HEAD finds exactly the object we sent: our size and,
+    /// when the parts' ETags are MD5s, the multipart ETag they add up to.
+    async fn confirm_completed(
+        &self,
+        expected_etag: Option<String>,
+        reply: String,
+    ) -> StorageResult<()> {
+        let found = self.store.head(&self.key).await?;
+        match found {
+            Some(meta) if is_our_object(&meta, self.sent, expected_etag.as_deref()) => {
+                tracing::warn!(
+                    "{}: CompleteMultipartUpload answered {reply}; a HEAD confirms the \
+                     object ({} bytes, ETag {})",
+                    self.uri(),
+                    meta.size_bytes,
+                    meta.etag.as_deref().unwrap_or("none"),
+                );
+                Ok(())
+            }
+            _ => Err(StorageError::failed(
+                "complete upload of",
+                self.uri(),
+                format!("{reply}, and a HEAD does not find the object that was sent"),
+            )),
+        }
+    }
+}
+
+/// A 2xx answer without an S3 error code that the SDK still failed on: its body could
+/// not be parsed. (A 200 carrying an S3 `<Error>` has a code and stays a failure.)
+fn answered_ok_unreadably<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    matches!(err, SdkError::ServiceError(s)
+        if s.raw().status().is_success() && s.err().code().is_none())
+}
+
+/// True when `meta` is the object a multipart upload of `sent` bytes created.
+fn is_our_object(meta: &ObjectMeta, sent: u64, expected_etag: Option<&str>) -> bool {
+    meta.size_bytes == sent && expected_etag.is_none_or(|e| meta.etag.as_deref() == Some(e))
+}
+
+/// The ETag S3 gives a completed multipart upload: the MD5 of the parts' binary MD5s,
+/// a dash and the part count. `None` when a part's ETag is not an MD5 (SSE-KMS, some
+/// S3-compatible servers): then only the size can be checked.
+fn multipart_etag(parts: &[CompletedPart]) -> Option<String> {
+    let mut md5s = Vec::with_capacity(parts.len() * 16);
+    for part in parts {
+        let etag = part.e_tag()?.trim_matches('"');
+        if etag.len() != 32 {
+            return None;
+        }
+        for pair in etag.as_bytes().chunks(2) {
+            let pair = std::str::from_utf8(pair).ok()?;
+            md5s.push(u8::from_str_radix(pair, 16).ok()?);
+        }
+    }
+    Some(format!("{}-{}", hex(&Md5::digest(&md5s)), parts.len()))
 }
 
 #[async_trait]
@@ -254,4 +333,50 @@ async fn create(store: S3Store, key: String, checksums: bool) -> StorageResult<S
     out.upload_id().map(str::to_string).ok_or_else(|| {
         StorageError::failed("start upload of", uri, "the server returned no upload id")
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn part(n: i32, etag: &str) -> CompletedPart {
+        CompletedPart::builder()
+            .part_number(n)
+            .e_tag(etag)
+            .build()
+    }
+
+    #[test]
+    fn multipart_etag_is_the_md5_of_the_part_md5s_and_the_count() {
+        // md5("part one"), md5("part two"), quoted as S3 returns them; the expected value
+        // is Python's hashlib over the same bytes.
+        let parts = [
+            part(1, "\"3303e12af474ca11d85ed2966a932992\""),
+            part(2, "3ea4e15b91a17dc76052c56cfcdf67a2"),
+        ];
+        assert_eq!(
+            multipart_etag(&parts).as_deref(),
+            Some("0732917abc3288784e318ac0aab1757a-2")
+        );
+        // Not MD5s (SSE-KMS, other servers): no expectation, only the size is checked.
+        assert_eq!(multipart_etag(&[part(1, "\"abc\"")]), None);
+        assert_eq!(
+            multipart_etag(&[part(1, "zz03e12af474ca11d85ed2966a932992")]),
+            None
+        );
+        assert_eq!(multipart_etag(&[CompletedPart::builder().build()]), None);
+    }
+
+    #[test]
+    fn only_the_object_that_was_sent_confirms_a_completion() {
+        let meta = |size, etag: &str| ObjectMeta {
+            size_bytes: size,
+            etag: Some(etag.to_string()),
+            last_modified: None,
+        };
+        assert!(is_our_object(&meta(10, "e-2"), 10, Some("e-2")));
+        assert!(is_our_object(&meta(10, "whatever"), 10, None));
+        assert!(!is_our_object(&meta(11, "e-2"), 10, Some("e-2")));
+        assert!(!is_our_object(&meta(10, "f-2"), 10, Some("e-2")));
+    }
 }
