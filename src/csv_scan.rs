@@ -46,6 +46,8 @@ pub struct Record<'a> {
     /// copied back to back (scalar path), 1 when they are slices of the input, where a
     /// delimiter separates them (fast path).
     gap: usize,
+    /// How many fields are empty, counted by the scanner as it split them.
+    empty: u64,
 }
 
 impl<'a> Record<'a> {
@@ -99,24 +101,23 @@ impl<'a> Record<'a> {
     /// How many fields are empty strings (the seed's null cells), without decoding them.
     #[inline]
     pub fn empty_fields(&self) -> u64 {
-        // Field i > 0 is empty when it ends where it starts, one gap after field i - 1
-        // ends: pairwise compares, no chain from one field to the next (vectorizes).
-        let Some(&first) = self.ends.first() else {
-            return 0;
-        };
-        let gap = self.gap;
-        let rest = self
-            .ends
-            .windows(2)
-            .map(|w| u64::from(w[1] == w[0] + gap))
-            .sum::<u64>();
-        u64::from(first == 0) + rest
+        self.empty
     }
 
     /// All fields in order.
     pub fn fields(&self) -> impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator + '_ {
         (0..self.len()).map(move |i| self.field(i))
     }
+}
+
+/// Empty fields among fields copied back to back (the scalar path): field i > 0 is empty
+/// when it ends where the one before it ends.
+fn count_empty(ends: &[usize]) -> u64 {
+    let Some(&first) = ends.first() else {
+        return 0;
+    };
+    let rest = ends.windows(2).filter(|w| w[1] == w[0]).count();
+    u64::from(first == 0) + rest as u64
 }
 
 /// Receives each record as it is completed.
@@ -415,6 +416,9 @@ impl CsvScanner {
         let mut rec = start;
         // The LF of a CRLF whose CR just ended a record (or a blank line).
         let mut skip_lf = usize::MAX;
+        // Where the current field starts, and the empty fields of the record so far.
+        let mut field_start = start;
+        let mut empty = 0u64;
         let mut base = start;
         let mut mask = mask_at(region, base);
         loop {
@@ -430,6 +434,10 @@ impl CsvScanner {
             let pos = base + mask.trailing_zeros() as usize;
             mask &= mask - 1;
             let b = region[pos];
+            // Counted here, as the field ends, rather than by the sink from `ends`: reading
+            // back the just-stored ends with vector loads stalled on store forwarding.
+            empty += u64::from(pos == field_start);
+            field_start = pos + 1;
             if b == delimiter {
                 self.ends.push(pos - rec);
                 continue;
@@ -449,6 +457,7 @@ impl CsvScanner {
                             buf: &region[rec..pos],
                             ends: &self.ends,
                             gap: 1,
+                            empty,
                         });
                         self.ends.clear();
                     } else {
@@ -467,6 +476,8 @@ impl CsvScanner {
                         }
                     }
                     self.line += 1;
+                    field_start = rec;
+                    empty = 0;
                 }
                 // A quote: the scalar path takes this record.
                 _ => {
@@ -653,6 +664,7 @@ impl CsvScanner {
             buf: &self.buf,
             ends: &self.ends,
             gap: 0,
+            empty: count_empty(&self.ends),
         });
         self.buf.clear();
         self.ends.clear();

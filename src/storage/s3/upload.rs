@@ -340,10 +340,7 @@ mod tests {
     use super::*;
 
     fn part(n: i32, etag: &str) -> CompletedPart {
-        CompletedPart::builder()
-            .part_number(n)
-            .e_tag(etag)
-            .build()
+        CompletedPart::builder().part_number(n).e_tag(etag).build()
     }
 
     #[test]
