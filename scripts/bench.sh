@@ -2,11 +2,17 @@
 # Benchmark featurepipe against the plain I/O floor on this machine, in one run.
 #
 #   scripts/bench.sh [--reps N] [--big] [--cases s3,local,floor,cat,gz] [--seed S]
+#                    [--endpoint-url URL [--bucket B] [--server-pid PID] [--server-label TEXT]]
+#                    [--results FILE]
 #
 # Inputs: generated raw event CSVs of 100 MB and 1 GB (--big adds 10 GB), in bench/data/
 # (generated once, deterministic: examples/gen_events). An in-process S3 server
 # (examples/s3_server: s3s-fs over loopback HTTP, SigV4 auth) serves bench/data/s3/; the raw
 # files are uploaded to bucket `bench` once (examples/io_floor put).
+# --endpoint-url uses an S3 server that is already running instead (MinIO, moto, your own):
+# credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket B (default bench,
+# created if missing), the server's CPU counted when --server-pid names its process.
+# --results: where the report goes (default bench/results.md).
 #
 # Cases, run alternately (rep 1: a b c d, rep 2: a b c d, ...) so drift hits them all alike:
 #   s3     (a) featurepipe run, raw and features on S3 (the local S3 server)
@@ -17,13 +23,13 @@
 #   gz     (e) featurepipe run on raw.csv.gz (gzip -1 of the same CSV), local -> local
 # Each run is measured with GNU time -v (CPU, max RSS) and a high-resolution wall clock.
 # Report: medians per case, MB/s = raw bytes / wall, ratios (a)/(c) and (b)/(d), written to
-# bench/results.md and printed. Per-run numbers: bench/out/runs.tsv, logs: bench/out/logs/.
+# the --results file (bench/results.md) and printed. Per-run numbers: bench/out/runs.tsv, logs: bench/out/logs/.
 # The page cache is warm (every input is read once before measuring).
 set -euo pipefail
 export LC_ALL=C
 
 usage() {
-    sed -n '2,20p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -33,6 +39,11 @@ die() {
 
 REPS=3
 BIG=0
+BUCKET=bench
+EXTERNAL_EP=""
+EXTERNAL_PID=""
+SERVER_LABEL=""
+RESULTS=bench/results.md
 SEED=1
 CASES="s3,local,floor,cat,gz"
 while [[ $# -gt 0 ]]; do
@@ -44,12 +55,24 @@ while [[ $# -gt 0 ]]; do
         --cases=*) CASES="${1#*=}"; shift ;;
         --seed) [[ $# -ge 2 ]] || die "--seed needs a number"; SEED="$2"; shift 2 ;;
         --seed=*) SEED="${1#*=}"; shift ;;
+        --endpoint-url) [[ $# -ge 2 ]] || die "--endpoint-url needs a URL"; EXTERNAL_EP="$2"; shift 2 ;;
+        --endpoint-url=*) EXTERNAL_EP="${1#*=}"; shift ;;
+        --bucket) [[ $# -ge 2 ]] || die "--bucket needs a name"; BUCKET="$2"; shift 2 ;;
+        --bucket=*) BUCKET="${1#*=}"; shift ;;
+        --server-pid) [[ $# -ge 2 ]] || die "--server-pid needs a process id"; EXTERNAL_PID="$2"; shift 2 ;;
+        --server-pid=*) EXTERNAL_PID="${1#*=}"; shift ;;
+        --server-label) [[ $# -ge 2 ]] || die "--server-label needs a text"; SERVER_LABEL="$2"; shift 2 ;;
+        --server-label=*) SERVER_LABEL="${1#*=}"; shift ;;
+        --results) [[ $# -ge 2 ]] || die "--results needs a file"; RESULTS="$2"; shift 2 ;;
+        --results=*) RESULTS="${1#*=}"; shift ;;
         -h|--help) usage; exit 0 ;;
         *) usage >&2; die "unknown argument: $1" ;;
     esac
 done
 [[ "$REPS" =~ ^[1-9][0-9]*$ ]] || die "--reps must be a positive integer, got '$REPS'"
 [[ "$SEED" =~ ^[0-9]+$ ]] || die "--seed must be an unsigned integer, got '$SEED'"
+[[ -z "$EXTERNAL_PID" || -d "/proc/$EXTERNAL_PID" ]] || die "--server-pid $EXTERNAL_PID: no such process"
+[[ -z "$EXTERNAL_PID$SERVER_LABEL" || -n "$EXTERNAL_EP" ]] || die "--server-pid and --server-label go with --endpoint-url"
 IFS=',' read -r -a CASE_LIST <<<"$CASES"
 for c in "${CASE_LIST[@]}"; do
     case "$c" in s3|local|floor|cat|gz) ;; *) die "unknown case '$c' (expected s3, local, floor, cat, gz)" ;; esac
@@ -67,9 +90,7 @@ DATA=bench/data
 OUT=bench/out
 LOGS="$OUT/logs"
 RUNS="$OUT/runs.tsv"
-RESULTS=bench/results.md
 S3_ROOT="$DATA/s3"
-BUCKET=bench
 EXEC_DATE=2025-11-19
 ACCESS_KEY=AKIATESTFEATUREPIPE
 SECRET_KEY=test-secret-key-do-not-log-7f3a9c
@@ -137,46 +158,68 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
-"$S3_SERVER" --root "$S3_ROOT" --port 0 --bucket "$BUCKET" >"$LOGS/s3_server.out" 2>"$LOGS/s3_server.err" &
-SERVER_PID=$!
-EP=""
-for _ in $(seq 300); do
-    EP="$(sed -n 's/^endpoint=//p' "$LOGS/s3_server.out")"
-    [[ -n "$EP" ]] && break
-    kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOGS/s3_server.err" >&2; die "the S3 server exited before it was ready"; }
-    sleep 0.1
-done
-[[ -n "$EP" ]] || die "the S3 server did not report its endpoint within 30 s (see $LOGS/s3_server.err)"
-echo "bench.sh: S3 server at $EP (root $S3_ROOT, pid $SERVER_PID)" >&2
-
-# Only these settings reach the AWS SDK: no profile, no ambient endpoint, no IMDS lookups.
-unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION
-export AWS_ACCESS_KEY_ID="$ACCESS_KEY"
-export AWS_SECRET_ACCESS_KEY="$SECRET_KEY"
-export AWS_REGION=us-east-1
+# The process whose CPU counts as the server's (none known: reported as "-").
+CPU_PID=""
+if [[ -z "$EXTERNAL_EP" ]]; then
+    "$S3_SERVER" --root "$S3_ROOT" --port 0 --bucket "$BUCKET" >"$LOGS/s3_server.out" 2>"$LOGS/s3_server.err" &
+    SERVER_PID=$!
+    CPU_PID=$SERVER_PID
+    EP=""
+    for _ in $(seq 300); do
+        EP="$(sed -n 's/^endpoint=//p' "$LOGS/s3_server.out")"
+        [[ -n "$EP" ]] && break
+        kill -0 "$SERVER_PID" 2>/dev/null || { cat "$LOGS/s3_server.err" >&2; die "the S3 server exited before it was ready"; }
+        sleep 0.1
+    done
+    [[ -n "$EP" ]] || die "the S3 server did not report its endpoint within 30 s (see $LOGS/s3_server.err)"
+    echo "bench.sh: S3 server at $EP (root $S3_ROOT, pid $SERVER_PID)" >&2
+    SERVER_DESC="s3s-fs 0.14.1 (examples/s3_server) on 127.0.0.1, same machine, SigV4 auth"
+    # Only these settings reach the AWS SDK: no profile, no ambient endpoint, no IMDS lookups.
+    unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
+    export AWS_ACCESS_KEY_ID="$ACCESS_KEY"
+    export AWS_SECRET_ACCESS_KEY="$SECRET_KEY"
+else
+    EP="$EXTERNAL_EP"
+    CPU_PID="$EXTERNAL_PID"
+    [[ -n "${AWS_ACCESS_KEY_ID:-}" && -n "${AWS_SECRET_ACCESS_KEY:-}" ]] ||
+        die "--endpoint-url: set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY for that server"
+    echo "bench.sh: using the S3 server at $EP, bucket $BUCKET" >&2
+    SERVER_DESC="${SERVER_LABEL:-external} at $EP (--endpoint-url)"
+fi
+unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION
+export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
 
 for name in "${SIZE_NAMES[@]}"; do
     f="$DATA/raw_$name.csv"
     key="raw/raw_$name.csv"
-    obj="$S3_ROOT/$BUCKET/$key"
-    if [[ -f "$obj" && "$(stat -c %s "$obj")" == "$(stat -c %s "$f")" && "$obj" -nt "$f" ]]; then
+    if [[ -z "$EXTERNAL_EP" ]]; then
+        obj="$S3_ROOT/$BUCKET/$key"
+        if [[ -f "$obj" && "$(stat -c %s "$obj")" == "$(stat -c %s "$f")" && "$obj" -nt "$f" ]]; then
+            continue
+        fi
+    elif [[ "$("$IO_FLOOR" size --bucket "$BUCKET" --key "$key" --endpoint-url "$EP")" == "$(stat -c %s "$f")" ]]; then
         continue
     fi
     echo "bench.sh: uploading $f to s3://$BUCKET/$key" >&2
     "$IO_FLOOR" put --bucket "$BUCKET" --key "$key" --file "$f" --endpoint-url "$EP" >&2
-    cmp -s "$f" "$obj" || die "uploaded object $obj differs from $f"
+    if [[ -z "$EXTERNAL_EP" ]]; then
+        cmp -s "$f" "$obj" || die "uploaded object $obj differs from $f"
+    fi
 done
 
 # Warm the page cache so no case pays for the first read.
 for name in "${SIZE_NAMES[@]}"; do
-    cat "$DATA/raw_$name.csv" "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null
+    cat "$DATA/raw_$name.csv" >/dev/null
+    if [[ -z "$EXTERNAL_EP" ]]; then cat "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null; fi
     if has_case gz; then cat "$DATA/raw_$name.csv.gz" >/dev/null; fi
 done
 
 # --- measuring ---------------------------------------------------------------------------
 CLK_TCK="$(getconf CLK_TCK)"
-server_cpu_ticks() { awk '{ print $14 + $15 }' "/proc/$SERVER_PID/stat"; }
+server_cpu_ticks() {
+    if [[ -n "$CPU_PID" ]]; then awk '{ print $14 + $15 }' "/proc/$CPU_PID/stat"; else echo 0; fi
+}
 
 # measure SIZE CASE REP STDOUT CMD...: appends one line to $RUNS.
 measure() {
@@ -283,7 +326,7 @@ if has_case s3 || has_case local; then fp_version="$("$FP" --version 2>/dev/null
 {
     echo "# featurepipe benchmark"
     echo
-    echo "Generated by \`scripts/bench.sh --reps $REPS$([[ $BIG == 1 ]] && echo ' --big')$([[ $CASES != s3,local,floor,cat,gz ]] && echo " --cases $CASES")\`."
+    echo "Generated by \`scripts/bench.sh --reps $REPS$([[ $BIG == 1 ]] && echo ' --big')$([[ $CASES != s3,local,floor,cat,gz ]] && echo " --cases $CASES")$([[ -n $EXTERNAL_EP ]] && echo " --endpoint-url $EXTERNAL_EP")\`."
     echo
     echo "| machine | |"
     echo "|---|---|"
@@ -295,7 +338,7 @@ if has_case s3 || has_case local; then fp_version="$("$FP" --version 2>/dev/null
     echo "| memory | $mem_total |"
     echo "| kernel | $(uname -sr) |"
     echo "| rustc | $(rustc -V 2>/dev/null || echo unknown) |"
-    echo "| S3 server | s3s-fs 0.14.1 (examples/s3_server) on 127.0.0.1, same machine, SigV4 auth |"
+    echo "| S3 server | $SERVER_DESC |"
     echo
     echo "Medians of $REPS runs per case, cases alternated within each repetition; warm page cache."
     echo "MB/s = raw input bytes / 10^6 / wall seconds. CPU = user + sys of the measured process;"
@@ -311,7 +354,7 @@ if has_case s3 || has_case local; then fp_version="$("$FP" --version 2>/dev/null
             cpu="$(median "$name" "$cs" 5)"
             rss="$(median "$name" "$cs" 6)"
             srv="$(median "$name" "$cs" 7)"
-            if [[ "$cs" == s3 || "$cs" == floor ]]; then srv="$(printf '%.2f' "$srv")"; else srv="-"; fi
+            if [[ -n "$CPU_PID" && ( "$cs" == s3 || "$cs" == floor ) ]]; then srv="$(printf '%.2f' "$srv")"; else srv="-"; fi
             awk -v n="$name" -v d="$(case_desc "$cs")" -v w="$wall" -v r="$(minmax "$name" "$cs")" \
                 -v b="$raw_bytes" -v c="$cpu" -v m="$rss" -v s="$srv" \
                 'BEGIN { printf "| %s | %s | %.3f | %s | %.0f | %.2f | %.1f | %s |\n", n, d, w, r, b / 1e6 / w, c, m / 1024, s }'
