@@ -476,14 +476,17 @@ mod tests {
         let mut next = rng(5);
         let mut fixed = 0usize;
         let mut check = |x: f64| {
-            let mut out = Vec::new();
+            // Appended after what the row already holds; a refusal leaves it untouched.
+            let mut out = b"a,".to_vec();
             if write_short_fixed(&mut out, x) {
                 fixed += 1;
                 assert_eq!(
-                    String::from_utf8_lossy(&out),
+                    String::from_utf8_lossy(&out[2..]),
                     python_float_general(x),
                     "{x:e}"
                 );
+            } else {
+                assert_eq!(out, b"a,", "{x:e}");
             }
         };
         // Boundaries: around 1e-4, the three scale limits, powers of ten, halves.
