@@ -111,7 +111,9 @@ if [[ ! -x /usr/bin/time ]]; then
         die "GNU time is missing: install it (Debian/Ubuntu: sudo apt-get install time)"
     fi
 fi
-/usr/bin/time -v true 2>&1 | grep -q 'Maximum resident set size' || die "/usr/bin/time is not GNU time"
+# (Captured, not piped into `grep -q`: under pipefail its early exit can fail the check.)
+time_probe="$(/usr/bin/time -v true 2>&1)" || true
+[[ "$time_probe" == *"Maximum resident set size"* ]] || die "/usr/bin/time is not GNU time"
 
 BUILD_TARGETS=(--example s3_server --example gen_events --example io_floor)
 if has_case s3 || has_case local; then
