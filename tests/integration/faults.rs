@@ -2,6 +2,8 @@
 
 use std::io::Read;
 use std::net::TcpListener;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::support::{run, Bucket, S3Server, Sandbox};
@@ -161,16 +163,19 @@ enum Fault {
 }
 
 /// A loopback TCP proxy to `upstream`: requests pass whole, and each connection's
-/// response stream goes through `respond(from_server, to_client, deadline)`. Bounded: it
-/// stops accepting after 60 s (the `deadline`).
-fn proxy<F>(upstream: std::net::SocketAddr, respond: F) -> String
+/// response stream goes through `respond(from_server, to_client, deadline, marked)`, where
+/// `marked` is set once a request on that connection made `mark` say true (before that
+/// request reaches the server). Bounded: it stops accepting after 60 s (the `deadline`).
+fn proxy<M, F>(upstream: std::net::SocketAddr, mark: M, respond: F) -> String
 where
-    F: Fn(std::net::TcpStream, std::net::TcpStream, Instant) + Send + Sync + 'static,
+    M: Fn(&[u8]) -> bool + Send + Sync + 'static,
+    F: Fn(std::net::TcpStream, std::net::TcpStream, Instant, &AtomicBool) + Send + Sync + 'static,
 {
+    use std::io::Write;
     let listener = TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = listener.local_addr().unwrap();
     listener.set_nonblocking(true).unwrap();
-    let respond = std::sync::Arc::new(respond);
+    let (mark, respond) = (Arc::new(mark), Arc::new(respond));
     std::thread::spawn(move || {
         let deadline = Instant::now() + Duration::from_secs(60);
         while Instant::now() < deadline {
@@ -182,11 +187,25 @@ where
             let server = std::net::TcpStream::connect(upstream).unwrap();
             let (mut c_read, mut s_write) =
                 (client.try_clone().unwrap(), server.try_clone().unwrap());
+            let marked = Arc::new(AtomicBool::new(false));
+            let (mark, marked_req) = (mark.clone(), marked.clone());
             std::thread::spawn(move || {
-                let _ = std::io::copy(&mut c_read, &mut s_write);
+                let mut buf = [0u8; 16 * 1024];
+                while let Ok(n) = c_read.read(&mut buf) {
+                    if n == 0 {
+                        break;
+                    }
+                    if mark(&buf[..n]) {
+                        marked_req.store(true, Ordering::SeqCst);
+                    }
+                    if s_write.write_all(&buf[..n]).is_err() {
+                        break;
+                    }
+                }
+                let _ = s_write.shutdown(std::net::Shutdown::Write);
             });
             let respond = respond.clone();
-            std::thread::spawn(move || respond(server, client, deadline));
+            std::thread::spawn(move || respond(server, client, deadline, &marked));
         }
     });
     format!("http://{addr}")
@@ -196,38 +215,41 @@ where
 /// `fault`.
 fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> String {
     use std::io::Write;
-    use std::sync::atomic::{AtomicBool, Ordering};
     let cut_done = AtomicBool::new(false);
-    proxy(upstream, move |mut s_read, mut c_write, deadline| {
-        let mut sent = 0;
-        let mut buf = [0u8; 16 * 1024];
-        let mut budget = budget;
-        let mut chosen = false;
-        while let Ok(n) = s_read.read(&mut buf) {
-            // CutFirst: only one connection ever gets cut.
-            if fault == Fault::CutFirst && !chosen && sent + n >= budget {
-                if cut_done.swap(true, Ordering::SeqCst) {
-                    budget = usize::MAX;
-                } else {
-                    chosen = true;
+    proxy(
+        upstream,
+        |_| false,
+        move |mut s_read, mut c_write, deadline, _| {
+            let mut sent = 0;
+            let mut buf = [0u8; 16 * 1024];
+            let mut budget = budget;
+            let mut chosen = false;
+            while let Ok(n) = s_read.read(&mut buf) {
+                // CutFirst: only one connection ever gets cut.
+                if fault == Fault::CutFirst && !chosen && sent + n >= budget {
+                    if cut_done.swap(true, Ordering::SeqCst) {
+                        budget = usize::MAX;
+                    } else {
+                        chosen = true;
+                    }
                 }
+                if n == 0 || sent >= budget {
+                    break;
+                }
+                let n = n.min(budget - sent);
+                if c_write.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+                sent += n;
             }
-            if n == 0 || sent >= budget {
-                break;
+            if sent >= budget && fault == Fault::StallEvery {
+                // Keep the client's socket open and silent until the proxy's deadline.
+                std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
             }
-            let n = n.min(budget - sent);
-            if c_write.write_all(&buf[..n]).is_err() {
-                break;
-            }
-            sent += n;
-        }
-        if sent >= budget && fault == Fault::StallEvery {
-            // Keep the client's socket open and silent until the proxy's deadline.
-            std::thread::sleep(deadline.saturating_duration_since(Instant::now()));
-        }
-        let _ = c_write.shutdown(std::net::Shutdown::Both);
-        let _ = s_read.shutdown(std::net::Shutdown::Both);
-    })
+            let _ = c_write.shutdown(std::net::Shutdown::Both);
+            let _ = s_read.shutdown(std::net::Shutdown::Both);
+        },
+    )
 }
 
 /// A proxy that passes responses whole but with every `from` replaced by `to` (same
@@ -239,38 +261,74 @@ fn rewriting_proxy(
 ) -> String {
     use std::io::Write;
     assert_eq!(from.len(), to.len());
-    proxy(upstream, move |mut s_read, mut c_write, _| {
-        let mut pending = Vec::new();
-        let mut buf = [0u8; 16 * 1024];
-        while let Ok(n) = s_read.read(&mut buf) {
-            if n == 0 {
-                break;
+    proxy(
+        upstream,
+        |_| false,
+        move |mut s_read, mut c_write, _, _| {
+            let mut pending = Vec::new();
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = s_read.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                pending.extend_from_slice(&buf[..n]);
+                let mut i = 0;
+                while i + from.len() <= pending.len() {
+                    if &pending[i..i + from.len()] == from {
+                        pending[i..i + from.len()].copy_from_slice(to);
+                        i += from.len();
+                    } else {
+                        i += 1;
+                    }
+                }
+                // Hold back a tail that may be the start of a match split across reads (a
+                // reply never ends inside its root element's name, so it always completes).
+                let keep = (1..from.len())
+                    .rev()
+                    .find(|&k| k <= pending.len() && pending.ends_with(&from[..k]))
+                    .unwrap_or(0);
+                let send = pending.len() - keep;
+                if c_write.write_all(&pending[..send]).is_err() {
+                    break;
+                }
+                pending.drain(..send);
             }
-            pending.extend_from_slice(&buf[..n]);
-            let mut i = 0;
-            while i + from.len() <= pending.len() {
-                if &pending[i..i + from.len()] == from {
-                    pending[i..i + from.len()].copy_from_slice(to);
-                    i += from.len();
-                } else {
-                    i += 1;
+            let _ = c_write.shutdown(std::net::Shutdown::Both);
+            let _ = s_read.shutdown(std::net::Shutdown::Both);
+        },
+    )
+}
+
+/// A proxy that loses the first reply to CompleteMultipartUpload: the server completes
+/// the upload, and the client sees its connection closed without an answer.
+fn losing_completion_reply_proxy(upstream: std::net::SocketAddr) -> String {
+    use std::io::Write;
+    // Completion is the only POST to `?uploadId=` (creation posts to `?uploads`).
+    let is_completion = |req: &[u8]| {
+        let has = |pat: &[u8]| req.windows(pat.len()).any(|w| w == pat);
+        req.starts_with(b"POST ") && has(b"?uploadId=")
+    };
+    let lost_one = AtomicBool::new(false);
+    proxy(
+        upstream,
+        is_completion,
+        move |mut s_read, mut c_write, _, marked| {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = s_read.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if marked.load(Ordering::SeqCst) && !lost_one.swap(true, Ordering::SeqCst) {
+                    break; // drop this reply and the connection
+                }
+                if c_write.write_all(&buf[..n]).is_err() {
+                    break;
                 }
             }
-            // Hold back a tail that may be the start of a match split across reads (a
-            // reply never ends inside its root element's name, so it always completes).
-            let keep = (1..from.len())
-                .rev()
-                .find(|&k| k <= pending.len() && pending.ends_with(&from[..k]))
-                .unwrap_or(0);
-            let send = pending.len() - keep;
-            if c_write.write_all(&pending[..send]).is_err() {
-                break;
-            }
-            pending.drain(..send);
-        }
-        let _ = c_write.shutdown(std::net::Shutdown::Both);
-        let _ = s_read.shutdown(std::net::Shutdown::Both);
-    })
+            let _ = c_write.shutdown(std::net::Shutdown::Both);
+            let _ = s_read.shutdown(std::net::Shutdown::Both);
+        },
+    )
 }
 
 /// A proxy to `server` whose every connection stalls after `budget` response bytes.
@@ -374,8 +432,10 @@ fn an_unreadable_reply_to_completing_an_upload_is_checked_with_a_head() {
     out.assert_code(0);
     assert!(
         out.stderr
-            .contains("CompleteMultipartUpload answered HTTP 200, but the reply could not be read")
-            && out.stderr.contains("a HEAD confirms the object"),
+            .contains("HTTP 200, but the reply could not be read")
+            && out
+                .stderr
+                .contains("a HEAD finds exactly the object that was sent"),
         "{}",
         out.stderr
     );
@@ -386,5 +446,32 @@ fn an_unreadable_reply_to_completing_an_upload_is_checked_with_a_head() {
         1_000_001
     );
     assert!(text.ends_with("\r\n1999998.25\r\n"), "999999 + 999999.25");
+    assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
+}
+
+#[test]
+fn a_lost_reply_to_completing_an_upload_is_checked_with_a_head_after_the_retry() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..1_000_000u32 {
+        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
+    }
+    bucket.put("raw/a.csv", &raw);
+    // The server completes the upload but the reply is lost; the SDK retries, and the
+    // retry finds no such upload any more (S3-compatible servers forget a completed one).
+    let proxy = losing_completion_reply_proxy(server.addr);
+    let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
+    out.assert_code(0);
+    assert!(
+        out.stderr
+            .contains("a HEAD finds exactly the object that was sent"),
+        "{}",
+        out.stderr
+    );
+    let feature = bucket.get("f/v_20251119T000000/feature.csv").unwrap();
+    assert!(String::from_utf8(feature)
+        .unwrap()
+        .ends_with("\r\n1999998.25\r\n"));
     assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
 }

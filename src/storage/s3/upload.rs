@@ -196,44 +196,57 @@ impl S3Upload {
             .await;
         match completed {
             Ok(_) => Ok(()),
-            Err(e) if answered_ok_unreadably(&e) => {
-                self.confirm_completed(expected_etag, describe(&e)).await
+            Err(e) => {
+                let reply = describe(&e);
+                match self.completed_anyway(expected_etag.as_deref(), &e).await {
+                    Some(meta) => {
+                        tracing::warn!(
+                            "{}: completing the upload failed ({reply}), but a HEAD finds \
+                             exactly the object that was sent ({} bytes, ETag {}): the server \
+                             completed it and its reply was lost or unreadable",
+                            self.uri(),
+                            meta.size_bytes,
+                            meta.etag.as_deref().unwrap_or("none"),
+                        );
+                        Ok(())
+                    }
+                    None => Err(StorageError::failed(
+                        "complete upload of",
+                        self.uri(),
+                        reply,
+                    )),
+                }
             }
-            Err(e) => Err(StorageError::failed(
-                "complete upload of",
-                self.uri(),
-                describe(&e),
-            )),
         }
     }
 
-    /// The server said 2xx to CompleteMultipartUpload, but in a body the SDK cannot read
-    /// (moto 5.2.1 names its root element `CompleteMultipartUploadResponse`). The upload
-    /// counts as complete only if a HEAD finds exactly the object we sent: our size and,
-    /// when the parts' ETags are MD5s, the multipart ETag they add up to.
-    async fn confirm_completed(
-        &self,
-        expected_etag: Option<String>,
-        reply: String,
-    ) -> StorageResult<()> {
-        let found = self.store.head(&self.key).await?;
-        match found {
-            Some(meta) if is_our_object(&meta, self.sent, expected_etag.as_deref()) => {
-                tracing::warn!(
-                    "{}: CompleteMultipartUpload answered {reply}; a HEAD confirms the \
-                     object ({} bytes, ETag {})",
-                    self.uri(),
-                    meta.size_bytes,
-                    meta.etag.as_deref().unwrap_or("none"),
-                );
-                Ok(())
-            }
-            _ => Err(StorageError::failed(
-                "complete upload of",
-                self.uri(),
-                format!("{reply}, and a HEAD does not find the object that was sent"),
-            )),
+    /// Whether the upload is complete although completing it failed. It happens: the
+    /// server completes, the reply is lost, the SDK retries and the retry finds no such
+    /// upload any more (s3s-fs says 403, MinIO 404 NoSuchUpload); or the server says 200
+    /// in a body the SDK cannot parse (moto 5.2.1's `CompleteMultipartUploadResponse`).
+    /// A HEAD decides: the object must be exactly ours, our size and, when the parts' ETags
+    /// are MD5s, the multipart ETag they add up to. Without that ETag only the two cases
+    /// above are trusted on size alone. The upload id is then aborted, best effort: if an
+    /// identical object was already there, the parts must not linger.
+    async fn completed_anyway<E: ProvideErrorMetadata>(
+        &mut self,
+        expected_etag: Option<&str>,
+        err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+    ) -> Option<ObjectMeta> {
+        let plausible = expected_etag.is_some()
+            || answered_ok_unreadably(err)
+            || err.code() == Some("NoSuchUpload");
+        if !plausible {
+            return None;
         }
+        let meta = match self.store.head(&self.key).await {
+            Ok(Some(meta)) if is_our_object(&meta, self.sent, expected_etag) => meta,
+            _ => return None,
+        };
+        if let Some(id) = self.upload_id.take() {
+            self.abort_id(id).await;
+        }
+        Some(meta)
     }
 }
 
