@@ -9,7 +9,10 @@ use bytes::{Bytes, BytesMut};
 use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-use super::{ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
+use super::{
+    created_already, ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult,
+    Upload,
+};
 
 /// Read size for local files: large enough that per-read overhead vanishes.
 const READ_CHUNK: usize = 1 << 20;
@@ -149,7 +152,12 @@ impl ObjectStore for LocalStore {
             let _ = fs::remove_file(&tmp).await;
             return Err(io_err("write", &path, e));
         }
-        publish(&tmp, &path, mode).await
+        match publish(&tmp, &path, mode).await {
+            Err(StorageError::AlreadyExists { .. }) if created_already(self, key, &body).await => {
+                Ok(())
+            }
+            published => published,
+        }
     }
 
     async fn start_upload(&self, key: &str) -> StorageResult<Box<dyn Upload>> {

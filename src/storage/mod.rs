@@ -6,7 +6,8 @@
 //!
 //! Visibility rules every backend keeps (the conformance suite in `tests/` checks them):
 //! - a [`Upload`] is invisible until [`Upload::commit`]; [`Upload::abort`] leaves nothing;
-//! - [`PutMode::Create`] fails with [`StorageError::AlreadyExists`] if the key exists;
+//! - [`PutMode::Create`] fails with [`StorageError::AlreadyExists`] if the key exists,
+//!   unless it holds exactly the bytes being created (see [`created_already`]);
 //! - a reader never sees a partly written object.
 
 pub mod local;
@@ -35,7 +36,8 @@ pub struct ObjectMeta {
 pub enum PutMode {
     /// Replace whatever is there.
     Overwrite,
-    /// Only if nothing is there (S3 `If-None-Match: *`, a hard link on local disk).
+    /// Only if nothing is there (S3 `If-None-Match: *`, a hard link on local disk), or
+    /// exactly these bytes are (see [`created_already`]).
     Create,
 }
 
@@ -148,4 +150,25 @@ pub fn join_key(prefix: &str, name: &str) -> String {
     } else {
         format!("{prefix}/{name}")
     }
+}
+
+/// Whether a create that met an existing object had in fact happened: the object holds
+/// exactly the bytes being created. On S3 the SDK retries a create whose reply was lost,
+/// and the retry meets what the first attempt wrote; taking that for another writer's
+/// object would make a run lose its own lease or `_SUCCESS`. What callers create is
+/// unique (run ids, times, hosts), so equal bytes cannot be another writer's.
+pub(crate) async fn created_already<S: ObjectStore + ?Sized>(
+    store: &S,
+    key: &str,
+    body: &[u8],
+) -> bool {
+    let ours = store.get_small(key).await.ok().flatten().as_deref() == Some(body);
+    if ours {
+        tracing::warn!(
+            "{}: a create found the object already there, holding exactly the bytes being \
+             created (a retry after a lost reply): taken as created",
+            store.uri(key)
+        );
+    }
+    ours
 }

@@ -70,6 +70,12 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         "{again:?}"
     );
     assert_eq!(read_all(&store, "a/_SUCCESS").await, b"first");
+    // Exactly the bytes already there: a retried create whose first reply was lost.
+    store
+        .put("a/_SUCCESS", Bytes::from_static(b"first"), PutMode::Create)
+        .await
+        .unwrap();
+    assert_eq!(read_all(&store, "a/_SUCCESS").await, b"first");
 
     // Delete.
     store.delete("a/_SUCCESS").await.unwrap();

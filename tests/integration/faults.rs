@@ -299,19 +299,15 @@ fn rewriting_proxy(
     )
 }
 
-/// A proxy that loses the first reply to CompleteMultipartUpload: the server completes
-/// the upload, and the client sees its connection closed without an answer.
-fn losing_completion_reply_proxy(upstream: std::net::SocketAddr) -> String {
+/// A proxy that loses the first reply to a request `target` picks: the server does the
+/// work, and the client sees its connection closed without an answer (then the SDK
+/// retries).
+fn losing_reply_proxy(upstream: std::net::SocketAddr, target: RequestFilter) -> String {
     use std::io::Write;
-    // Completion is the only POST to `?uploadId=` (creation posts to `?uploads`).
-    let is_completion = |req: &[u8]| {
-        let has = |pat: &[u8]| req.windows(pat.len()).any(|w| w == pat);
-        req.starts_with(b"POST ") && has(b"?uploadId=")
-    };
     let lost_one = AtomicBool::new(false);
     proxy(
         upstream,
-        is_completion,
+        target,
         move |mut s_read, mut c_write, _, marked| {
             let mut buf = [0u8; 16 * 1024];
             while let Ok(n) = s_read.read(&mut buf) {
@@ -329,6 +325,16 @@ fn losing_completion_reply_proxy(upstream: std::net::SocketAddr) -> String {
             let _ = s_read.shutdown(std::net::Shutdown::Both);
         },
     )
+}
+
+/// Picks requests by their first bytes.
+type RequestFilter = fn(&[u8]) -> bool;
+
+/// The request line of `req` starts with `method` and holds `part`.
+fn request_line_is(req: &[u8], method: &str, part: &str) -> bool {
+    let line = req.split(|&b| b == b'\r').next().unwrap_or_default();
+    let has = |pat: &[u8]| line.windows(pat.len()).any(|w| w == pat);
+    line.starts_with(method.as_bytes()) && has(part.as_bytes())
 }
 
 /// A proxy to `server` whose every connection stalls after `budget` response bytes.
@@ -460,7 +466,10 @@ fn a_lost_reply_to_completing_an_upload_is_checked_with_a_head_after_the_retry()
     bucket.put("raw/a.csv", &raw);
     // The server completes the upload but the reply is lost; the SDK retries, and the
     // retry finds no such upload any more (S3-compatible servers forget a completed one).
-    let proxy = losing_completion_reply_proxy(server.addr);
+    // Completion is the only POST to `?uploadId=` (creation posts to `?uploads`).
+    let proxy = losing_reply_proxy(server.addr, |req| {
+        request_line_is(req, "POST ", "?uploadId=")
+    });
     let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
     out.assert_code(0);
     assert!(
@@ -474,4 +483,30 @@ fn a_lost_reply_to_completing_an_upload_is_checked_with_a_head_after_the_retry()
         .unwrap()
         .ends_with("\r\n1999998.25\r\n"));
     assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
+}
+
+/// Each create-if-absent of a run (the version's lease, `_SUCCESS`) with its first reply
+/// lost: the SDK's retry meets the object the first attempt wrote. The run must take it
+/// as its own, not as another run's (busy, exit 75) or as published by someone else.
+#[test]
+fn a_lost_reply_to_a_create_is_not_mistaken_for_another_run() {
+    let targets: [(&str, RequestFilter); 2] = [
+        ("lease", |req| request_line_is(req, "PUT ", "/_leases/v_")),
+        ("_SUCCESS", |req| request_line_is(req, "PUT ", "/_SUCCESS")),
+    ];
+    for (what, target) in targets {
+        let server = S3Server::start();
+        let bucket = big_raw(&server);
+        let proxy = losing_reply_proxy(server.addr, target);
+        let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
+        out.assert_code(0);
+        assert_eq!(out.summary()["status"], "success", "{what}: {}", out.stderr);
+        assert!(
+            out.stderr.contains("a retry after a lost reply"),
+            "{what}: {}",
+            out.stderr
+        );
+        assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"), "{what}");
+        assert!(bucket.exists("f/_latest"), "{what}: _latest moved");
+    }
 }

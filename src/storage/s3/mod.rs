@@ -20,7 +20,10 @@ use client::{describe, is_precondition_failed};
 use download::S3Chunks;
 use upload::S3Upload;
 
-use super::{ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
+use super::{
+    created_already, ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult,
+    Upload,
+};
 
 /// Multipart part size: above S3's 5 MiB minimum, small enough to keep memory flat.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -118,13 +121,18 @@ impl ObjectStore for S3Store {
             .bucket(&self.bucket)
             .key(self.key(key))
             .content_type(content_type(key))
-            .body(ByteStream::from(body));
+            .body(ByteStream::from(body.clone()));
         if mode == PutMode::Create {
             req = req.if_none_match("*");
         }
         match req.send().await {
             Ok(_) => Ok(()),
             Err(e) if mode == PutMode::Create && is_precondition_failed(&e) => {
+                // The SDK retries a create whose reply was lost; the retry then meets the
+                // object the first attempt wrote.
+                if created_already(self, key, &body).await {
+                    return Ok(());
+                }
                 Err(StorageError::AlreadyExists { uri: self.uri(key) })
             }
             Err(e) => Err(StorageError::failed("write", self.uri(key), describe(&e))),
