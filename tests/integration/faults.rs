@@ -510,3 +510,65 @@ fn a_lost_reply_to_a_create_is_not_mistaken_for_another_run() {
         assert!(bucket.exists("f/_latest"), "{what}: _latest moved");
     }
 }
+
+/// Every other reply lost, whatever the request (the server did the work each time): the
+/// SDK's retries and the run's own checks (creates that meet their own bytes, a completion
+/// confirmed by HEAD) must still publish the right version, once.
+#[test]
+fn a_run_survives_losing_every_other_reply() {
+    use std::io::Write;
+    use std::sync::atomic::AtomicUsize;
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..1_000_000u32 {
+        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
+    }
+    bucket.put("raw/a.csv", &raw);
+    let requests = AtomicUsize::new(0);
+    let lost = Arc::new(AtomicUsize::new(0));
+    let lost_count = lost.clone();
+    let is_request_start = |req: &[u8]| {
+        ["GET ", "PUT ", "POST ", "HEAD ", "DELETE "]
+            .iter()
+            .any(|m| req.starts_with(m.as_bytes()))
+    };
+    let proxy = proxy(
+        server.addr,
+        move |req| is_request_start(req) && requests.fetch_add(1, Ordering::SeqCst) % 2 == 1,
+        move |mut s_read, mut c_write, _, marked| {
+            let mut buf = [0u8; 16 * 1024];
+            while let Ok(n) = s_read.read(&mut buf) {
+                if n == 0 {
+                    break;
+                }
+                if marked.load(Ordering::SeqCst) {
+                    lost_count.fetch_add(1, Ordering::SeqCst);
+                    break;
+                }
+                if c_write.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            let _ = c_write.shutdown(std::net::Shutdown::Both);
+            let _ = s_read.shutdown(std::net::Shutdown::Both);
+        },
+    );
+    let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
+    out.assert_code(0);
+    assert!(
+        lost.load(Ordering::SeqCst) >= 10,
+        "only {lost:?} replies lost"
+    );
+    assert_eq!(out.summary()["status"], "success", "{}", out.stderr);
+    let feature =
+        String::from_utf8(bucket.get("f/v_20251119T000000/feature.csv").unwrap()).unwrap();
+    assert_eq!(
+        feature.split("\r\n").filter(|l| !l.is_empty()).count(),
+        1_000_001
+    );
+    assert!(feature.ends_with("\r\n1999998.25\r\n"));
+    assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
+    let latest = String::from_utf8(bucket.get("f/_latest").unwrap()).unwrap();
+    assert!(latest.contains("v_20251119T000000"), "{latest}");
+}
