@@ -250,11 +250,19 @@ measure() {
 }
 
 # Size of the feature.csv a featurepipe run wrote for input NAME (local output first).
+# (An external server's copy is asked for with a HEAD.)
 feature_bytes() {
-    local name="$1" f
+    local name="$1" f n
     f="$(find "$OUT/$name" "$S3_ROOT/$BUCKET/features/$name" -name feature.csv -type f -printf '%T@ %p\n' 2>/dev/null |
         sort -rn | head -n 1 | cut -d' ' -f2-)" || true
-    [[ -n "$f" ]] && stat -c %s "$f"
+    if [[ -n "$f" ]]; then
+        stat -c %s "$f"
+    elif [[ -n "$EXTERNAL_EP" ]]; then
+        n="$("$IO_FLOOR" size --bucket "$BUCKET" --key "features/$name/v_${EXEC_DATE//-/}T000000/feature.csv" --endpoint-url "$EP")" &&
+            [[ "$n" =~ ^[0-9]+$ ]] && echo "$n"
+    else
+        return 1
+    fi
 }
 
 printf 'size\tcase\trep\twall_s\tcpu_s\tmax_rss_kb\tserver_cpu_s\n' >"$RUNS"
