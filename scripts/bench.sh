@@ -23,13 +23,14 @@
 #   gz     (e) featurepipe run on raw.csv.gz (gzip -1 of the same CSV), local -> local
 # Each run is measured with GNU time -v (CPU, max RSS) and a high-resolution wall clock.
 # Report: medians per case, MB/s = raw bytes / wall, ratios (a)/(c) and (b)/(d), written to
-# the --results file (bench/results.md) and printed. Per-run numbers: bench/out/runs.tsv, logs: bench/out/logs/.
+# the --results file (bench/results.md) and printed. Per-run numbers: bench/out/runs.tsv,
+# logs: bench/out/logs/.
 # The page cache is warm (every input is read once before measuring).
 set -euo pipefail
 export LC_ALL=C
 
 usage() {
-    sed -n '2,27p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
+    sed -n '2,28p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//'
 }
 
 die() {
@@ -180,6 +181,7 @@ if [[ -z "$EXTERNAL_EP" ]]; then
     unset AWS_PROFILE AWS_DEFAULT_PROFILE AWS_SESSION_TOKEN
     export AWS_ACCESS_KEY_ID="$ACCESS_KEY"
     export AWS_SECRET_ACCESS_KEY="$SECRET_KEY"
+    export AWS_REGION=us-east-1
 else
     EP="$EXTERNAL_EP"
     CPU_PID="$EXTERNAL_PID"
