@@ -293,7 +293,8 @@ for rep in $(seq "$REPS"); do
                         PUT_BYTES_NOTE[$name]="$put_bytes bytes (ESTIMATED as 15% of raw: no feature.csv found)"
                     fi
                     measure "$name" floor "$rep" log "$IO_FLOOR" floor \
-                        --bucket "$BUCKET" --key "raw/raw_$name.csv" --put-bytes "$put_bytes" --endpoint-url "$EP"
+                        --bucket "$BUCKET" --key "raw/raw_$name.csv" --put-bytes "$put_bytes" \
+                        --out-key "floor/$name" --endpoint-url "$EP"
                     ;;
                 cat)
                     measure "$name" cat "$rep" /dev/null cat "$raw"
