@@ -2,7 +2,7 @@
 
 use std::io::Read;
 use std::net::TcpListener;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -299,13 +299,21 @@ fn rewriting_proxy(
     )
 }
 
-/// A proxy that loses the first reply to a request `target` picks: the server does the
-/// work, and the client sees its connection closed without an answer (then the SDK
-/// retries).
-fn losing_reply_proxy(upstream: std::net::SocketAddr, target: RequestFilter) -> String {
+/// A proxy that loses the replies to requests `target` picks, at most `max_lost` of them:
+/// the server does the work, and the client sees its connection closed without an answer
+/// (then the SDK retries). Returns the endpoint and the count of replies lost.
+fn losing_reply_proxy<T>(
+    upstream: std::net::SocketAddr,
+    target: T,
+    max_lost: usize,
+) -> (String, Arc<AtomicUsize>)
+where
+    T: Fn(&[u8]) -> bool + Send + Sync + 'static,
+{
     use std::io::Write;
-    let lost_one = AtomicBool::new(false);
-    proxy(
+    let lost = Arc::new(AtomicUsize::new(0));
+    let counter = lost.clone();
+    let endpoint = proxy(
         upstream,
         target,
         move |mut s_read, mut c_write, _, marked| {
@@ -314,17 +322,21 @@ fn losing_reply_proxy(upstream: std::net::SocketAddr, target: RequestFilter) -> 
                 if n == 0 {
                     break;
                 }
-                if marked.load(Ordering::SeqCst) && !lost_one.swap(true, Ordering::SeqCst) {
-                    break; // drop this reply and the connection
-                }
-                if c_write.write_all(&buf[..n]).is_err() {
-                    break;
+                let lose = marked.load(Ordering::SeqCst)
+                    && counter
+                        .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |l| {
+                            (l < max_lost).then_some(l + 1)
+                        })
+                        .is_ok();
+                if lose || c_write.write_all(&buf[..n]).is_err() {
+                    break; // a lost reply: drop it and the connection
                 }
             }
             let _ = c_write.shutdown(std::net::Shutdown::Both);
             let _ = s_read.shutdown(std::net::Shutdown::Both);
         },
-    )
+    );
+    (endpoint, lost)
 }
 
 /// Picks requests by their first bytes.
@@ -467,9 +479,11 @@ fn a_lost_reply_to_completing_an_upload_is_checked_with_a_head_after_the_retry()
     // The server completes the upload but the reply is lost; the SDK retries, and the
     // retry finds no such upload any more (S3-compatible servers forget a completed one).
     // Completion is the only POST to `?uploadId=` (creation posts to `?uploads`).
-    let proxy = losing_reply_proxy(server.addr, |req| {
-        request_line_is(req, "POST ", "?uploadId=")
-    });
+    let (proxy, _) = losing_reply_proxy(
+        server.addr,
+        |req| request_line_is(req, "POST ", "?uploadId="),
+        1,
+    );
     let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
     out.assert_code(0);
     assert!(
@@ -497,7 +511,7 @@ fn a_lost_reply_to_a_create_is_not_mistaken_for_another_run() {
     for (what, target) in targets {
         let server = S3Server::start();
         let bucket = big_raw(&server);
-        let proxy = losing_reply_proxy(server.addr, target);
+        let (proxy, _) = losing_reply_proxy(server.addr, target, 1);
         let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
         out.assert_code(0);
         assert_eq!(out.summary()["status"], "success", "{what}: {}", out.stderr);
@@ -516,8 +530,6 @@ fn a_lost_reply_to_a_create_is_not_mistaken_for_another_run() {
 /// confirmed by HEAD) must still publish the right version, once.
 #[test]
 fn a_run_survives_losing_every_other_reply() {
-    use std::io::Write;
-    use std::sync::atomic::AtomicUsize;
     let server = S3Server::start();
     let bucket = Bucket::new(&server, "lake");
     let mut raw = b"user_id,amount\n".to_vec();
@@ -526,34 +538,13 @@ fn a_run_survives_losing_every_other_reply() {
     }
     bucket.put("raw/a.csv", &raw);
     let requests = AtomicUsize::new(0);
-    let lost = Arc::new(AtomicUsize::new(0));
-    let lost_count = lost.clone();
-    let is_request_start = |req: &[u8]| {
-        ["GET ", "PUT ", "POST ", "HEAD ", "DELETE "]
+    let every_other_request = move |req: &[u8]| {
+        let starts_request = ["GET ", "PUT ", "POST ", "HEAD ", "DELETE "]
             .iter()
-            .any(|m| req.starts_with(m.as_bytes()))
+            .any(|m| req.starts_with(m.as_bytes()));
+        starts_request && requests.fetch_add(1, Ordering::SeqCst) % 2 == 1
     };
-    let proxy = proxy(
-        server.addr,
-        move |req| is_request_start(req) && requests.fetch_add(1, Ordering::SeqCst) % 2 == 1,
-        move |mut s_read, mut c_write, _, marked| {
-            let mut buf = [0u8; 16 * 1024];
-            while let Ok(n) = s_read.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                if marked.load(Ordering::SeqCst) {
-                    lost_count.fetch_add(1, Ordering::SeqCst);
-                    break;
-                }
-                if c_write.write_all(&buf[..n]).is_err() {
-                    break;
-                }
-            }
-            let _ = c_write.shutdown(std::net::Shutdown::Both);
-            let _ = s_read.shutdown(std::net::Shutdown::Both);
-        },
-    );
+    let (proxy, lost) = losing_reply_proxy(server.addr, every_other_request, usize::MAX);
     let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
     out.assert_code(0);
     assert!(
