@@ -365,6 +365,18 @@ fn big_raw(server: &S3Server) -> Bucket {
     bucket
 }
 
+/// A bucket with a raw CSV of 1M rows whose feature.csv (about 11 MB) takes more than one
+/// 8 MiB part: a multipart upload.
+fn multipart_raw(server: &S3Server) -> Bucket {
+    let bucket = Bucket::new(server, "lake");
+    let mut raw = b"user_id,amount\n".to_vec();
+    for i in 0..1_000_000u32 {
+        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
+    }
+    bucket.put("raw/a.csv", &raw);
+    bucket
+}
+
 fn run_through(proxy: &str, server: &S3Server) -> crate::support::Output {
     run_through_with(proxy, server, FAST)
 }
@@ -432,13 +444,7 @@ fn exit_5_when_a_download_stalls_mid_body() {
 #[test]
 fn an_unreadable_reply_to_completing_an_upload_is_checked_with_a_head() {
     let server = S3Server::start();
-    let bucket = Bucket::new(&server, "lake");
-    // About 11 MB of feature.csv: more than one 8 MiB part, so a multipart upload.
-    let mut raw = b"user_id,amount\n".to_vec();
-    for i in 0..1_000_000u32 {
-        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
-    }
-    bucket.put("raw/a.csv", &raw);
+    let bucket = multipart_raw(&server);
     // moto 5.2.1 answers CompleteMultipartUpload with HTTP 200 and a root element the SDK
     // rejects (`CompleteMultipartUploadResponse`); renaming it does the same here.
     let proxy = rewriting_proxy(
@@ -470,12 +476,7 @@ fn an_unreadable_reply_to_completing_an_upload_is_checked_with_a_head() {
 #[test]
 fn a_lost_reply_to_completing_an_upload_is_checked_with_a_head_after_the_retry() {
     let server = S3Server::start();
-    let bucket = Bucket::new(&server, "lake");
-    let mut raw = b"user_id,amount\n".to_vec();
-    for i in 0..1_000_000u32 {
-        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
-    }
-    bucket.put("raw/a.csv", &raw);
+    let bucket = multipart_raw(&server);
     // The server completes the upload but the reply is lost; the SDK retries, and the
     // retry finds no such upload any more (S3-compatible servers forget a completed one).
     // Completion is the only POST to `?uploadId=` (creation posts to `?uploads`).
@@ -531,12 +532,7 @@ fn a_lost_reply_to_a_create_is_not_mistaken_for_another_run() {
 #[test]
 fn a_run_survives_losing_every_other_reply() {
     let server = S3Server::start();
-    let bucket = Bucket::new(&server, "lake");
-    let mut raw = b"user_id,amount\n".to_vec();
-    for i in 0..1_000_000u32 {
-        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
-    }
-    bucket.put("raw/a.csv", &raw);
+    let bucket = multipart_raw(&server);
     let requests = AtomicUsize::new(0);
     let every_other_request = move |req: &[u8]| {
         let starts_request = ["GET ", "PUT ", "POST ", "HEAD ", "DELETE "]
