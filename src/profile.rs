@@ -24,11 +24,11 @@
 //!   1000 times the longest value in the worst case). Both sets are held briefly at the
 //!   switch, then the exact map is dropped.
 //!
-//! Deterministic: the same cells give the same profile and the same JSON byte for byte.
-//! Hashing uses std's `DefaultHasher::new()` (SipHash-1-3 with fixed keys, never a
-//! random state) and every list in the output is sorted, so no hash-map order leaks out.
-//! std does not promise the same hash across Rust releases, so after a toolchain upgrade
-//! an estimated (`exact: false`) distinct count may move by a fraction of a percent.
+//! Deterministic: the same cells give the same profile and the same JSON byte for byte,
+//! also across Rust releases. The sketches hash with [`crate::key_table::hash`], written
+//! out in this repository (std's `DefaultHasher` may change between releases, which would
+//! move an estimated distinct count); the exact map's own hasher only orders the map, and
+//! every list in the output is sorted, so no hash-map order leaks out.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, DefaultHasher, Hasher};
@@ -355,9 +355,7 @@ type FixedState = BuildHasherDefault<DefaultHasher>;
 /// The 64-bit hash the HyperLogLog and Space-Saving share.
 #[inline]
 fn hash64(v: &[u8]) -> u64 {
-    let mut h = DefaultHasher::new();
-    h.write(v);
-    h.finish()
+    crate::key_table::hash(v)
 }
 
 /// Length in characters of UTF-8 bytes: the bytes that are not continuation bytes.
