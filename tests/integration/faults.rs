@@ -356,21 +356,20 @@ pub fn stalling_proxy_for(server: &S3Server, budget: usize) -> String {
 
 /// A bucket with a raw CSV of 200k rows (about 2.5 MB) behind `proxy` settings.
 fn big_raw(server: &S3Server) -> Bucket {
-    let bucket = Bucket::new(server, "lake");
-    let mut raw = b"user_id,amount\n".to_vec();
-    for i in 0..200_000u32 {
-        raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
-    }
-    bucket.put("raw/a.csv", &raw);
-    bucket
+    raw_bucket(server, 200_000)
 }
 
 /// A bucket with a raw CSV of 1M rows whose feature.csv (about 11 MB) takes more than one
 /// 8 MiB part: a multipart upload.
 fn multipart_raw(server: &S3Server) -> Bucket {
+    raw_bucket(server, 1_000_000)
+}
+
+/// Bucket `lake` holding `raw/a.csv`: `user_id,amount` and `rows` rows `i,i.25`.
+fn raw_bucket(server: &S3Server, rows: u32) -> Bucket {
     let bucket = Bucket::new(server, "lake");
     let mut raw = b"user_id,amount\n".to_vec();
-    for i in 0..1_000_000u32 {
+    for i in 0..rows {
         raw.extend_from_slice(format!("{i},{i}.25\n").as_bytes());
     }
     bucket.put("raw/a.csv", &raw);
