@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use featurepipe::storage::local::LocalStore;
 use featurepipe::storage::s3::{ChecksumMode, PART_SIZE};
-use featurepipe::storage::{ObjectStore, PutMode, StorageError};
+use featurepipe::storage::{ObjectStore, PutMode, StorageError, Upload};
 
 use crate::support::{s3_store, s3_store_with, S3Server};
 
@@ -16,6 +16,16 @@ async fn read_all(store: &Arc<dyn ObjectStore>, key: &str) -> Vec<u8> {
         .await
         .unwrap()
         .unwrap_or_else(|| panic!("{key} missing"))
+}
+
+/// An upload of `body` to `key`, written in odd-sized chunks that straddle part borders,
+/// not yet finished or committed.
+async fn upload_in_chunks(store: &Arc<dyn ObjectStore>, key: &str, body: &[u8]) -> Box<dyn Upload> {
+    let mut up = store.start_upload(key).await.unwrap();
+    for chunk in body.chunks(1_000_003) {
+        up.write(Bytes::copy_from_slice(chunk)).await.unwrap();
+    }
+    up
 }
 
 async fn suite(store: Arc<dyn ObjectStore>) {
@@ -96,10 +106,7 @@ async fn suite(store: Arc<dyn ObjectStore>) {
     let body: Vec<u8> = (0..(PART_SIZE * 3 + 12345))
         .map(|i| (i % 251) as u8)
         .collect();
-    let mut up = store.start_upload("v/big.bin").await.unwrap();
-    for chunk in body.chunks(1_000_003) {
-        up.write(Bytes::copy_from_slice(chunk)).await.unwrap();
-    }
+    let mut up = upload_in_chunks(&store, "v/big.bin", &body).await;
     assert!(
         store.head("v/big.bin").await.unwrap().is_none(),
         "visible before commit"
@@ -123,10 +130,7 @@ async fn suite(store: Arc<dyn ObjectStore>) {
     // Between half a part and a part (S3 starts a multipart upload ahead, then a single
     // PUT is enough): whole, and only once committed.
     let mid: Vec<u8> = (0..(PART_SIZE * 3 / 4)).map(|i| (i % 241) as u8).collect();
-    let mut up = store.start_upload("v/mid.bin").await.unwrap();
-    for chunk in mid.chunks(1_000_003) {
-        up.write(Bytes::copy_from_slice(chunk)).await.unwrap();
-    }
+    let mut up = upload_in_chunks(&store, "v/mid.bin", &mid).await;
     up.finish_writes().await.unwrap();
     assert!(
         store.head("v/mid.bin").await.unwrap().is_none(),
