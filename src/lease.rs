@@ -110,6 +110,8 @@ pub struct Lease {
     deadline: Arc<Mutex<Instant>>,
     ttl: Duration,
     renewer: JoinHandle<()>,
+    /// [`Lease::check_exclusive`]'s probe, awaited before the lease is released.
+    probe: Option<JoinHandle<()>>,
 }
 
 impl Lease {
@@ -221,7 +223,32 @@ impl Lease {
             deadline,
             ttl,
             renewer,
+            probe: None,
         }
+    }
+
+    /// Checks in the background that the store refuses a second create of this lease's
+    /// object, which is what keeps two runs apart. An S3-compatible server that ignores
+    /// `If-None-Match: *` (older MinIO, some emulators) lets both runs "create" it; that
+    /// gets a `WARN` line instead of going unnoticed. The probe re-creates the holder's own
+    /// record as compact JSON (same content, other bytes, so it is not mistaken for a
+    /// retry of our own create): where it is wrongly accepted, nothing changes in meaning.
+    pub fn check_exclusive(&mut self) {
+        let store = self.store.clone();
+        let key = generation_key(&self.dir, self.generation);
+        let body = Bytes::from(serde_json::to_vec(&*lock(&self.record)).unwrap_or_default());
+        self.probe = Some(tokio::spawn(async move {
+            match store.put(&key, body, PutMode::Create).await {
+                Err(StorageError::AlreadyExists { .. }) => {}
+                Ok(()) => tracing::warn!(
+                    "{}: the storage accepted a create-if-absent write over an existing \
+                     object (S3 If-None-Match: * ignored); two runs of one version at once \
+                     are not kept apart there",
+                    store.uri(&key)
+                ),
+                Err(e) => tracing::debug!("could not check create-if-absent writes: {e}"),
+            }
+        }));
     }
 
     /// `Ok` if this run still holds the lease with time to spare for one more write;
@@ -257,8 +284,12 @@ impl Lease {
     }
 
     /// Gives the lease up now, so the next run need not wait for the expiry.
-    pub async fn release(self) {
+    pub async fn release(mut self) {
         self.renewer.abort();
+        // Wrongly accepted, the probe rewrites the record: it must not follow the release.
+        if let Some(probe) = self.probe.take() {
+            let _ = probe.await;
+        }
         let body = {
             let mut record = lock(&self.record);
             record.released = true;
@@ -275,6 +306,9 @@ impl Drop for Lease {
     /// A lease dropped without [`Lease::release`] (a panic) just stops being renewed.
     fn drop(&mut self) {
         self.renewer.abort();
+        if let Some(probe) = &self.probe {
+            probe.abort();
+        }
     }
 }
 

@@ -129,7 +129,8 @@ async fn take_lease(ctx: &mut RunContext, rewrite: bool) -> Result<Option<SkipRe
     )
     .await?;
     match acquired {
-        Acquired::Held(lease) => {
+        Acquired::Held(mut lease) => {
+            lease.check_exclusive();
             ctx.lease = Some(lease);
             // The previous holder may have completed the version just before letting go.
             if !rewrite && is_complete(ctx).await? {

@@ -4,7 +4,7 @@
 use assert_cmd::Command;
 use std::time::Duration;
 
-use crate::support::{big_csv, fixture, run, signal_mid_pass, Output, Sandbox, Target};
+use crate::support::{big_csv, fixture, run, signal_mid_pass, Output, S3Server, Sandbox, Target};
 
 /// Starts `n` copies of the same run at once and waits for all of them.
 fn race(t: &Target, raw: &str, n: usize) -> Vec<Output> {
@@ -124,5 +124,31 @@ fn a_version_completed_without_moving_latest_is_caught_up_by_the_next_run() {
             "{}",
             t.name()
         );
+    }
+}
+
+#[test]
+fn a_server_that_ignores_if_none_match_is_named_in_a_warning() {
+    // Such a server cannot keep two runs apart: the run still publishes, and says so.
+    for (server, ignores) in [
+        (S3Server::start(), false),
+        (S3Server::start_ignoring_if_none_match(), true),
+    ] {
+        let t = Target::s3_on(server);
+        let raw = t.raw(
+            "a.csv",
+            &std::fs::read(fixture("user_events_20251119.csv")).unwrap(),
+        );
+        let out = t.run(&raw, "2025-11-19", &[]);
+        out.assert_code(0);
+        let warned = out
+            .stderr
+            .lines()
+            .any(|l| l.contains(" WARN ") && l.contains("If-None-Match: * ignored"));
+        assert_eq!(warned, ignores, "{}", out.stderr);
+        // The check's rewrite (where accepted) came before the release, not after it.
+        let lease = t.json("_leases/v_20251119T000000/000000000001.json");
+        assert_eq!(lease["released"], true, "{lease}");
+        assert_eq!(lease["run_id"], out.summary()["run_id"].as_str());
     }
 }

@@ -70,7 +70,17 @@ impl S3Server {
             .prefix("featurepipe-s3-")
             .tempdir()
             .expect("s3 test server: cannot create a temporary directory");
-        Self::spawn(Root::Temp(dir), 0).expect("s3 test server: cannot start")
+        Self::spawn(Root::Temp(dir), 0, true).expect("s3 test server: cannot start")
+    }
+
+    /// Like [`S3Server::start`], but the server ignores `If-None-Match: *` on writes, as
+    /// older MinIO releases and some S3 emulators do: a create-if-absent overwrites.
+    pub fn start_ignoring_if_none_match() -> S3Server {
+        let dir = tempfile::Builder::new()
+            .prefix("featurepipe-s3-")
+            .tempdir()
+            .expect("s3 test server: cannot create a temporary directory");
+        Self::spawn(Root::Temp(dir), 0, false).expect("s3 test server: cannot start")
     }
 
     /// Starts a server storing its data in `root` (created if missing, kept after drop) on
@@ -83,7 +93,7 @@ impl S3Server {
     /// Like [`S3Server::start_in`], but returns the error instead of panicking.
     pub fn try_start_in(root: PathBuf, port: u16) -> io::Result<S3Server> {
         std::fs::create_dir_all(&root)?;
-        Self::spawn(Root::Fixed(root), port)
+        Self::spawn(Root::Fixed(root), port, true)
     }
 
     /// The folder the server stores buckets (sub-folders) and objects (files) in.
@@ -107,7 +117,7 @@ impl S3Server {
         self.root().join(bucket).join(key)
     }
 
-    fn spawn(root: Root, port: u16) -> io::Result<S3Server> {
+    fn spawn(root: Root, port: u16, if_none_match: bool) -> io::Result<S3Server> {
         // Bind synchronously: once this returns, the kernel queues connections for us.
         let listener = StdTcpListener::bind(("127.0.0.1", port))?;
         listener.set_nonblocking(true)?;
@@ -123,6 +133,7 @@ impl S3Server {
             inner: fs,
             root: root.path().canonicalize()?,
             writes: tokio::sync::RwLock::new(()),
+            if_none_match,
         };
         let service = {
             let mut builder = S3ServiceBuilder::new(fs);
@@ -251,6 +262,9 @@ struct FastGetFs {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
     writes: tokio::sync::RwLock<()>,
+    /// Honour `If-None-Match: *` on PutObject and CompleteMultipartUpload (false: drop it,
+    /// as servers without conditional writes do).
+    if_none_match: bool,
 }
 
 /// Device and inode of a file, to tell whether two opens saw the same file.
@@ -370,15 +384,21 @@ macro_rules! delegate_to_s3s_fs {
                 self.inner.head_object(req).await
             }
 
-            async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+            async fn put_object(&self, mut req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+                if !self.if_none_match {
+                    req.input.if_none_match = None;
+                }
                 let _write = self.writes.write().await;
                 self.inner.put_object(req).await
             }
 
             async fn complete_multipart_upload(
                 &self,
-                req: S3Request<CompleteMultipartUploadInput>,
+                mut req: S3Request<CompleteMultipartUploadInput>,
             ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+                if !self.if_none_match {
+                    req.input.if_none_match = None;
+                }
                 let _write = self.writes.write().await;
                 self.inner.complete_multipart_upload(req).await
             }

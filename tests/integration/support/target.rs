@@ -17,7 +17,11 @@ impl Target {
     }
 
     pub fn s3() -> Self {
-        let server = S3Server::start();
+        Self::s3_on(S3Server::start())
+    }
+
+    /// A bucket on `server`, for tests that need a server started another way.
+    pub fn s3_on(server: S3Server) -> Self {
         let bucket = Bucket::new(&server, "lake");
         Target::S3(Sandbox::new(), Box::new(server), bucket)
     }
