@@ -66,21 +66,21 @@ pub struct S3Server {
 impl S3Server {
     /// Starts a server on a random free port with an empty temporary root.
     pub fn start() -> S3Server {
-        let dir = tempfile::Builder::new()
-            .prefix("featurepipe-s3-")
-            .tempdir()
-            .expect("s3 test server: cannot create a temporary directory");
-        Self::spawn(Root::Temp(dir), 0, true).expect("s3 test server: cannot start")
+        Self::start_temp(true)
     }
 
     /// Like [`S3Server::start`], but the server ignores `If-None-Match: *` on writes, as
     /// older MinIO releases and some S3 emulators do: a create-if-absent overwrites.
     pub fn start_ignoring_if_none_match() -> S3Server {
+        Self::start_temp(false)
+    }
+
+    fn start_temp(if_none_match: bool) -> S3Server {
         let dir = tempfile::Builder::new()
             .prefix("featurepipe-s3-")
             .tempdir()
             .expect("s3 test server: cannot create a temporary directory");
-        Self::spawn(Root::Temp(dir), 0, false).expect("s3 test server: cannot start")
+        Self::spawn(Root::Temp(dir), 0, if_none_match).expect("s3 test server: cannot start")
     }
 
     /// Starts a server storing its data in `root` (created if missing, kept after drop) on
