@@ -125,8 +125,7 @@ where
         SdkError::ServiceError(s) => {
             // HEAD responses carry no body, so the status code must drive the hint.
             let status = s.raw().status().as_u16();
-            if s.raw().status().is_success() && s.err().code().is_none() {
-                // The server said yes in a body the SDK could not parse.
+            if answered_ok_unreadably(err) {
                 // (The SDK's XML errors dump the element they choked on: keep the start.)
                 let cause = root_cause(err);
                 let cause = match cause.char_indices().nth(160) {
@@ -158,6 +157,16 @@ where
 }
 
 /// The innermost error message in a source chain (the useful part of SDK errors).
+/// A 2xx answer without an S3 error code that the SDK still failed on: the server said
+/// yes in a body the SDK could not parse. (A 200 carrying an S3 `<Error>` has a code and
+/// stays a failure.)
+pub(super) fn answered_ok_unreadably<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> bool {
+    matches!(err, SdkError::ServiceError(s)
+        if s.raw().status().is_success() && s.err().code().is_none())
+}
+
 pub(super) fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
     let mut cur = err;
     while let Some(next) = cur.source() {

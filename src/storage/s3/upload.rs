@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::client::describe;
+use super::client::{answered_ok_unreadably, describe};
 use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
 use crate::scan::hex;
 use crate::storage::{ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
@@ -248,15 +248,6 @@ impl S3Upload {
         }
         Some(meta)
     }
-}
-
-/// A 2xx answer without an S3 error code that the SDK still failed on: its body could
-/// not be parsed. (A 200 carrying an S3 `<Error>` has a code and stays a failure.)
-fn answered_ok_unreadably<E: ProvideErrorMetadata>(
-    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
-) -> bool {
-    matches!(err, SdkError::ServiceError(s)
-        if s.raw().status().is_success() && s.err().code().is_none())
 }
 
 /// True when `meta` is the object a multipart upload of `sent` bytes created.
