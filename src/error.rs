@@ -1,11 +1,14 @@
-//! The one place that decides what a failure means to cron and Airflow.
+//! The one place that decides what an ending means to cron and Airflow.
 //!
-//! Every error a run can end with is an [`Error`]; [`Error::exit_code`] maps it to
-//! the exit codes of DESIGN.md section 6. Nothing else in the crate picks an exit code.
+//! Every command returns `Result<Finished>`: [`Finished::exit_code`] maps an ending that
+//! is not a failure (0, or 99 when skipped on purpose), [`Error::exit_code`] maps every
+//! failure, and [`exit_code::most_severe`] picks a backfill's code. Nothing else in the
+//! crate picks an exit code; `main` prints the last sentence and exits with it.
 
+use crate::interrupt::Signal;
 use crate::storage::StorageError;
 
-/// Exit codes are a contract (DESIGN.md section 6); they are spelled once, here.
+/// Exit codes are a contract (docs/exit-codes.md); they are spelled once, here.
 pub mod exit_code {
     pub const SUCCESS: u8 = 0;
     pub const INTERNAL: u8 = 1;
@@ -16,13 +19,60 @@ pub mod exit_code {
     /// Another run holds this version's lease (sysexits' EX_TEMPFAIL): retry later.
     pub const BUSY: u8 = 75;
     pub const SKIPPED_ON_PURPOSE: u8 = 99;
-    // 130 (SIGINT) and 143 (SIGTERM): see `crate::interrupt::Signal::exit_code`.
+    // 130 (SIGINT) and 143 (SIGTERM): see `Signal::exit_code`.
+
+    /// Failure codes from most to least severe: a backfill exits with the first one any
+    /// date ended with. (Interrupts end a backfill before this applies; a date that
+    /// succeeded or was skipped, 0 or 99, never fails a backfill.)
+    const SEVERITY: [u8; 6] = [INTERNAL, STORAGE, BUSY, USAGE, DATA_INVALID, RAW_NOT_FOUND];
+
+    /// The most severe of `failures` (see [`SEVERITY`]); 0 if there are none.
+    pub fn most_severe(failures: &[u8]) -> u8 {
+        if failures.is_empty() {
+            return SUCCESS;
+        }
+        SEVERITY
+            .iter()
+            .copied()
+            .find(|code| failures.contains(code))
+            // A code outside the list (none today): report it rather than hide it.
+            .unwrap_or(failures[0])
+    }
 }
 
-/// Why a run did not succeed. Each variant's message is one sentence naming what to fix.
+/// A command's ending that is not a failure.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Finished {
+    /// Skipped on purpose (`--skip-if-missing` and no raw input): exit 99, not 0.
+    pub skipped_on_purpose: bool,
+    /// One sentence for stderr (what was skipped and why), if there is something to say.
+    pub note: Option<String>,
+}
+
+impl Finished {
+    /// Success with nothing to add.
+    pub fn success() -> Self {
+        Finished {
+            skipped_on_purpose: false,
+            note: None,
+        }
+    }
+
+    pub fn exit_code(&self) -> u8 {
+        if self.skipped_on_purpose {
+            exit_code::SKIPPED_ON_PURPOSE
+        } else {
+            exit_code::SUCCESS
+        }
+    }
+}
+
+/// Why a command did not succeed. Each variant's message is one sentence naming what to
+/// fix.
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// A flag, environment variable, URI, template or pipeline file is wrong.
+    /// A flag, environment variable, URI, template or pipeline file is wrong; the message
+    /// names where the bad value came from.
     #[error("{0}")]
     Usage(String),
     /// The data broke a validation rule; the message lists which.
@@ -34,8 +84,9 @@ pub enum Error {
     /// A compressed raw input that cannot be decompressed (corrupt or truncated).
     #[error("{0}")]
     Undecodable(String),
-    /// The raw input object does not exist.
-    #[error("raw input not found: {0} (check --raw / DP_RAW_PATH and the execution date)")]
+    /// The raw input object does not exist; the message names it and where its path was
+    /// set.
+    #[error("raw input not found: {0}")]
     RawNotFound(String),
     /// Storage or network failure after the SDK's retries.
     #[error(transparent)]
@@ -45,14 +96,23 @@ pub enum Error {
     Busy(String),
     /// SIGINT or SIGTERM arrived; the run stopped cleanly at a safe point.
     #[error("interrupted by {}: stopped cleanly, nothing was published", .0.name())]
-    Interrupted(crate::interrupt::Signal),
+    Interrupted(Signal),
+    /// Some dates of a backfill failed; `code` is the most severe of their exit codes.
+    #[error("{failed} of {dates} dates failed (most severe: exit {code}); see the report above")]
+    Backfill { failed: usize, dates: usize, code: u8 },
     /// A bug: something we assumed cannot happen did.
     #[error("internal error (please report this as a bug): {0}")]
     Internal(String),
 }
 
+impl From<Signal> for Error {
+    fn from(signal: Signal) -> Self {
+        Error::Interrupted(signal)
+    }
+}
+
 impl Error {
-    /// The process exit code for this error (DESIGN.md section 6).
+    /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit_code::USAGE,
@@ -63,6 +123,7 @@ impl Error {
             Error::Storage(_) => exit_code::STORAGE,
             Error::Busy(_) => exit_code::BUSY,
             Error::Interrupted(signal) => signal.exit_code(),
+            Error::Backfill { code, .. } => *code,
             Error::Internal(_) => exit_code::INTERNAL,
         }
     }
@@ -78,9 +139,47 @@ impl Error {
             Error::Storage(_) => "storage",
             Error::Busy(_) => "busy",
             Error::Interrupted(_) => "interrupted",
+            Error::Backfill { .. } => "backfill",
             Error::Internal(_) => "internal",
         }
     }
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_most_severe_failure_wins() {
+        use exit_code::most_severe;
+        assert_eq!(most_severe(&[]), 0);
+        assert_eq!(most_severe(&[4, 3]), 3);
+        assert_eq!(most_severe(&[4, 3, 2]), 2);
+        assert_eq!(most_severe(&[2, 75, 3]), 75);
+        assert_eq!(most_severe(&[3, 5, 75]), 5);
+        assert_eq!(most_severe(&[5, 1, 4]), 1);
+    }
+
+    #[test]
+    fn every_ending_has_its_documented_code() {
+        assert_eq!(Finished::success().exit_code(), 0);
+        let skipped = Finished {
+            skipped_on_purpose: true,
+            note: None,
+        };
+        assert_eq!(skipped.exit_code(), 99);
+        assert_eq!(Error::Usage("x".into()).exit_code(), 2);
+        assert_eq!(Error::RulesFailed("x".into()).exit_code(), 3);
+        assert_eq!(Error::RawNotFound("x".into()).exit_code(), 4);
+        assert_eq!(Error::Busy("x".into()).exit_code(), 75);
+        assert_eq!(Error::Interrupted(Signal::Terminate).exit_code(), 143);
+        let backfill = Error::Backfill {
+            failed: 1,
+            dates: 3,
+            code: 5,
+        };
+        assert_eq!(backfill.exit_code(), 5);
+    }
+}

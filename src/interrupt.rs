@@ -8,8 +8,6 @@
 
 use tokio::sync::watch;
 
-use crate::error::{Error, Result};
-
 /// Which signal asked the run to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Signal {
@@ -58,10 +56,11 @@ impl Interrupt {
         *self.rx.borrow()
     }
 
-    /// `Err(Interrupted)` once a signal has arrived: call at safe points.
-    pub fn check(&self) -> Result<()> {
+    /// `Err(signal)` once a signal has arrived: call at safe points (`?` turns it into
+    /// the run's error).
+    pub fn check(&self) -> Result<(), Signal> {
         match self.fired() {
-            Some(signal) => Err(Error::Interrupted(signal)),
+            Some(signal) => Err(signal),
             None => Ok(()),
         }
     }

@@ -1,5 +1,5 @@
 //! Local-folder backend: every write goes to a temporary name in the target folder and
-//! is renamed into place, so a reader never sees half a file (DESIGN.md section 4).
+//! is renamed into place, so a reader never sees half a file.
 
 use std::io::ErrorKind;
 use std::path::{Path, PathBuf};
@@ -10,8 +10,8 @@ use tokio::fs;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 use super::{
-    created_already, ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult,
-    Upload,
+    created_already, ChunkSource, FailureKind, ObjectMeta, ObjectStore, PutMode, StorageError,
+    StorageResult, Upload,
 };
 
 /// Read size for local files: large enough that per-read overhead vanishes.
@@ -37,7 +37,11 @@ impl LocalStore {
 }
 
 fn io_err(op: &'static str, path: &Path, e: std::io::Error) -> StorageError {
-    StorageError::failed(op, path.display().to_string(), e)
+    let kind = match e.kind() {
+        ErrorKind::PermissionDenied => FailureKind::PermissionDenied,
+        _ => FailureKind::Other,
+    };
+    StorageError::new(kind, op, path.display().to_string(), e)
 }
 
 /// A temporary sibling of `path` that no reader takes for the real thing.
@@ -48,7 +52,7 @@ fn temp_path(path: &Path) -> PathBuf {
         .unwrap_or_default();
     path.with_file_name(format!(
         ".{name}{TEMP_MARK}{}",
-        crate::run_id::short_random()
+        crate::values::ids::short_random()
     ))
 }
 

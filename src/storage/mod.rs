@@ -1,8 +1,10 @@
 //! One object-shaped storage trait with two backends: a local folder and S3.
 //!
 //! The pipeline only ever talks to [`ObjectStore`], so local dry runs and production S3
-//! runs take the same code path (DESIGN.md section 4). Keys are `/`-separated and
-//! relative to the store's root (a folder, or a bucket plus key prefix).
+//! runs take the same code path. Keys are `/`-separated and relative to the store's root
+//! (a folder, or a bucket plus key prefix). This layer knows nothing of runs, versions or
+//! the command line: its errors are its own ([`StorageError`]), typed by what a caller can
+//! do about them.
 //!
 //! Visibility rules every backend keeps (the conformance suite in `tests/` checks them):
 //! - a [`Upload`] is invisible until [`Upload::commit`]; [`Upload::abort`] leaves nothing;
@@ -19,7 +21,7 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 
-pub use uri::StorageUri;
+pub use uri::{StorageUri, UriError};
 
 /// What a HEAD tells us about an object.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -41,32 +43,74 @@ pub enum PutMode {
     Create,
 }
 
-/// Storage failures, each naming the object and what to check.
+/// Storage failures, each naming the object and what to check, typed by what a caller
+/// can do: a missing object, a lost create race, a changed object, no permission, a
+/// server that is unavailable (after the retries), or anything else.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum StorageError {
-    #[error("{uri} already exists")]
-    AlreadyExists { uri: String },
     #[error("{uri} was not found")]
     NotFound { uri: String },
-    #[error("cannot {op} {uri}: {message}")]
-    Failed {
+    /// A create-if-absent write met an object that is already there.
+    #[error("{uri} already exists")]
+    AlreadyExists { uri: String },
+    /// A conditional request's condition no longer holds: the object changed.
+    #[error("cannot {op} {uri}: {detail}")]
+    PreconditionFailed {
         op: &'static str,
         uri: String,
-        message: String,
+        detail: String,
+    },
+    #[error("cannot {op} {uri}: {detail}")]
+    PermissionDenied {
+        op: &'static str,
+        uri: String,
+        detail: String,
+    },
+    /// Throttled, 5xx, timed out or disconnected, after the retries.
+    #[error("cannot {op} {uri}: {detail}")]
+    Unavailable {
+        op: &'static str,
+        uri: String,
+        detail: String,
+    },
+    #[error("cannot {op} {uri}: {detail}")]
+    Other {
+        op: &'static str,
+        uri: String,
+        detail: String,
     },
 }
 
+/// What kind of failure a [`StorageError`] is (for the constructors).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FailureKind {
+    PreconditionFailed,
+    PermissionDenied,
+    Unavailable,
+    Other,
+}
+
 impl StorageError {
-    pub(crate) fn failed(
+    /// A failure of `op` on `uri`, of `kind`.
+    pub fn new(
+        kind: FailureKind,
         op: &'static str,
         uri: impl Into<String>,
-        message: impl fmt::Display,
+        detail: impl fmt::Display,
     ) -> Self {
-        StorageError::Failed {
-            op,
-            uri: uri.into(),
-            message: message.to_string(),
+        let (uri, detail) = (uri.into(), detail.to_string());
+        match kind {
+            FailureKind::PreconditionFailed => StorageError::PreconditionFailed { op, uri, detail },
+            FailureKind::PermissionDenied => StorageError::PermissionDenied { op, uri, detail },
+            FailureKind::Unavailable => StorageError::Unavailable { op, uri, detail },
+            FailureKind::Other => StorageError::Other { op, uri, detail },
         }
+    }
+
+    /// A failure that fits no more specific kind.
+    pub fn other(op: &'static str, uri: impl Into<String>, detail: impl fmt::Display) -> Self {
+        Self::new(FailureKind::Other, op, uri, detail)
     }
 }
 

@@ -2,7 +2,13 @@
 
 use std::path::PathBuf;
 
-use crate::error::{Error, Result};
+/// Why a text is not a storage URI; the caller names where the text came from.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{input:?} is not a storage location: {why} (use s3://bucket/key, file:///absolute/path or a plain path)")]
+pub struct UriError {
+    pub input: String,
+    pub why: String,
+}
 
 /// A parsed storage location.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -12,12 +18,11 @@ pub enum StorageUri {
 }
 
 impl StorageUri {
-    /// Parses a URI given for `what` (a flag name, for the error message).
-    pub fn parse(input: &str, what: &str) -> Result<Self> {
-        let bad = |why: &str| {
-            Error::Usage(format!(
-                "bad {what} {input:?}: {why} (use s3://bucket/key, file:///absolute/path or a plain path)"
-            ))
+    /// Parses `s3://bucket/key`, `file:///abs/path` or a plain path.
+    pub fn parse(input: &str) -> Result<Self, UriError> {
+        let bad = |why: &str| UriError {
+            input: crate::values::shorten(input),
+            why: why.to_string(),
         };
         if input.trim().is_empty() {
             return Err(bad("it is empty"));
@@ -99,24 +104,24 @@ mod tests {
     #[test]
     fn parses_the_three_forms() {
         assert_eq!(
-            StorageUri::parse("s3://my-bucket/a/b.csv", "--raw").unwrap(),
+            StorageUri::parse("s3://my-bucket/a/b.csv").unwrap(),
             StorageUri::S3 {
                 bucket: "my-bucket".into(),
                 key: "a/b.csv".into()
             }
         );
         assert_eq!(
-            StorageUri::parse("file:///data/x.csv", "--raw").unwrap(),
+            StorageUri::parse("file:///data/x.csv").unwrap(),
             StorageUri::Local("/data/x.csv".into())
         );
         assert_eq!(
-            StorageUri::parse("data/x.csv", "--raw").unwrap(),
+            StorageUri::parse("data/x.csv").unwrap(),
             StorageUri::Local("data/x.csv".into())
         );
     }
 
     #[test]
-    fn rejects_bad_uris_naming_the_flag() {
+    fn rejects_bad_uris_saying_why() {
         for bad in [
             "s3://",
             "s3:///key",
@@ -125,8 +130,8 @@ mod tests {
             "file://rel/x",
             "",
         ] {
-            match StorageUri::parse(bad, "--raw") {
-                Err(Error::Usage(m)) => assert!(m.contains("--raw"), "{m}"),
+            match StorageUri::parse(bad) {
+                Err(e) => assert!(!e.why.is_empty() && e.input == bad, "{e}"),
                 other => panic!("{bad:?} gave {other:?}"),
             }
         }

@@ -174,7 +174,7 @@ fn schema_and_metadata_hold_the_documented_keys() {
         assert_eq!(meta["outputs"][file]["size_bytes"], bytes.len());
         assert_eq!(
             meta["outputs"][file]["sha256"],
-            featurepipe::scan::hex(&sha2::Sha256::digest(&bytes))
+            featurepipe::values::digest::hex(&sha2::Sha256::digest(&bytes))
         );
     }
     // Non-ASCII stays as is (the fixture has Korean text, the JSON must not escape it).
@@ -185,7 +185,7 @@ fn schema_and_metadata_hold_the_documented_keys() {
     let meta_bytes = std::fs::read(v.join("metadata.json")).unwrap();
     assert_eq!(
         manifest["files"]["metadata.json"]["sha256"],
-        featurepipe::scan::hex(&sha2::Sha256::digest(&meta_bytes))
+        featurepipe::values::digest::hex(&sha2::Sha256::digest(&meta_bytes))
     );
 }
 

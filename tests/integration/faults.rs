@@ -110,10 +110,7 @@ fn exit_5_on_bad_credentials_without_leaking_them() {
     let server = S3Server::start();
     let bucket = Bucket::new(&server, "lake");
     bucket.put("raw/a.csv", b"user_id\n1\n");
-    let url = server
-        .endpoint
-        .replace("http://", "http://admin:url-password-xyz@");
-    let out = s3_run(&url, &[]);
+    let out = s3_run(&server.endpoint, &[]);
     out.assert_code(5);
     out.assert_error_mentions("credentials");
     assert_no_secrets(
@@ -121,9 +118,29 @@ fn exit_5_on_bad_credentials_without_leaking_them() {
         &[
             "fault-secret-must-not-leak-91b2",
             "fault-session-token-must-not-leak-55ce",
-            "url-password-xyz",
         ],
     );
+}
+
+#[test]
+fn exit_2_for_a_password_in_the_endpoint_url_without_leaking_it() {
+    // It would be signed into the Host header (so it can never work) and could reach
+    // debug logs: refused before anything connects, at every log level.
+    let server = S3Server::start();
+    let url = server
+        .endpoint
+        .replace("http://", "http://admin:url-password-xyz@");
+    for level in ["info", "trace"] {
+        let sb = Sandbox::new();
+        let mut cmd = sb.s3_cmd(&server);
+        cmd.args(["--endpoint-url", &url, "--raw", "s3://lake/raw/a.csv"])
+            .args(["--features", "s3://lake/f", "--execution-date", "2025-11-19"])
+            .env("RUST_LOG", level);
+        let out = run(cmd);
+        out.assert_code(2);
+        out.assert_error_mentions("--endpoint-url");
+        assert_no_secrets(&out, &["url-password-xyz"]);
+    }
 }
 
 #[test]

@@ -159,7 +159,7 @@ fn a_large_feature_file_goes_up_in_parts_and_matches() {
     use sha2::Digest as _;
     assert_eq!(
         meta["outputs"]["feature.csv"]["sha256"],
-        featurepipe::scan::hex(&sha2::Sha256::digest(&feature))
+        featurepipe::values::digest::hex(&sha2::Sha256::digest(&feature))
     );
     // Spot-check values against the rule: user_id + amount.
     let text = String::from_utf8(feature).unwrap();
@@ -169,7 +169,7 @@ fn a_large_feature_file_goes_up_in_parts_and_matches() {
     let want = f64::from(1000 + i % 977) + f64::from(i % 1013) + 0.25;
     assert_eq!(
         lines[1 + i as usize],
-        featurepipe::number::python_float(want)
+        featurepipe::values::number::python_float(want)
     );
 }
 

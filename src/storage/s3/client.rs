@@ -17,8 +17,10 @@ use aws_sdk_s3::config::{Region, RequestChecksumCalculation, ResponseChecksumVal
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::Client;
 
-/// When the SDK computes request checksums (DESIGN: selectable for older servers).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+use crate::storage::{FailureKind, StorageError};
+
+/// When the SDK computes request checksums (selectable for older servers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChecksumMode {
     /// The SDK default: checksum every request that supports it.
     WhenSupported,
@@ -38,6 +40,22 @@ pub struct S3Options {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub checksum: ChecksumMode,
+}
+
+impl Default for S3Options {
+    /// The defaults of `run`'s `--s3-*` flags (a test keeps the two in step).
+    fn default() -> Self {
+        S3Options {
+            endpoint_url: None,
+            connect_timeout: Duration::from_secs(5),
+            read_timeout: Duration::from_secs(30),
+            attempt_timeout: Duration::from_secs(120),
+            operation_timeout: Duration::from_secs(600),
+            max_attempts: 4,
+            initial_backoff: Duration::from_secs(1),
+            checksum: ChecksumMode::WhenSupported,
+        }
+    }
 }
 
 /// Builds a client from the AWS default chain plus [`S3Options`].
@@ -97,6 +115,45 @@ pub async fn build_client(opts: &S3Options) -> Result<Client, String> {
 
 fn env_set(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| !v.is_empty())
+}
+
+/// The [`StorageError`] for an SDK failure of `op` on `uri`: typed by what the caller can
+/// do about it, worded by [`describe`].
+pub(super) fn sdk_error<E>(
+    op: &'static str,
+    uri: impl Into<String>,
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> StorageError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    StorageError::new(failure_kind(err), op, uri, describe(err))
+}
+
+/// What kind of failure an SDK error is.
+fn failure_kind<E: ProvideErrorMetadata>(
+    err: &SdkError<E, aws_sdk_s3::config::http::HttpResponse>,
+) -> FailureKind {
+    match err {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            FailureKind::Unavailable
+        }
+        SdkError::ServiceError(s) => {
+            let status = s.raw().status().as_u16();
+            match (status, err.code()) {
+                (412, _) | (_, Some("PreconditionFailed")) => FailureKind::PreconditionFailed,
+                (401 | 403, _)
+                | (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken")) => {
+                    FailureKind::PermissionDenied
+                }
+                (429 | 500..=599, _) | (_, Some("SlowDown" | "ServiceUnavailable")) => {
+                    FailureKind::Unavailable
+                }
+                _ => FailureKind::Other,
+            }
+        }
+        _ => FailureKind::Other,
+    }
 }
 
 /// One line describing an SDK failure, without request dumps or credentials.

@@ -62,7 +62,7 @@ impl S3Chunks {
         let uri = self.store.uri(&self.key);
         loop {
             if self.resumes_left == 0 {
-                return Err(StorageError::failed("read", uri, why));
+                return Err(StorageError::other("read", uri, why));
             }
             self.resumes_left -= 1;
             tracing::warn!(
@@ -88,7 +88,7 @@ impl S3Chunks {
                     return Ok(());
                 }
                 Err(e) if is_precondition_failed(&e) => {
-                    return Err(StorageError::failed(
+                    return Err(StorageError::other(
                         "read",
                         uri,
                         "the object was replaced while it was being read; run again",

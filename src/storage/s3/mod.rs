@@ -16,7 +16,7 @@ use aws_sdk_s3::Client;
 use bytes::Bytes;
 
 pub use client::{build_client, ChecksumMode, S3Options};
-use client::{describe, is_precondition_failed};
+use client::{is_precondition_failed, sdk_error};
 use download::S3Chunks;
 use upload::S3Upload;
 
@@ -83,7 +83,7 @@ impl ObjectStore for S3Store {
                     .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
             })),
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
-            Err(e) => Err(StorageError::failed("read", self.uri(key), describe(&e))),
+            Err(e) => Err(sdk_error("read", self.uri(key), &e)),
         }
     }
 
@@ -110,7 +110,7 @@ impl ObjectStore for S3Store {
             Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
                 Err(StorageError::NotFound { uri: self.uri(key) })
             }
-            Err(e) => Err(StorageError::failed("read", self.uri(key), describe(&e))),
+            Err(e) => Err(sdk_error("read", self.uri(key), &e)),
         }
     }
 
@@ -135,7 +135,7 @@ impl ObjectStore for S3Store {
                 }
                 Err(StorageError::AlreadyExists { uri: self.uri(key) })
             }
-            Err(e) => Err(StorageError::failed("write", self.uri(key), describe(&e))),
+            Err(e) => Err(sdk_error("write", self.uri(key), &e)),
         }
     }
 
@@ -160,7 +160,7 @@ impl ObjectStore for S3Store {
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
             let page =
-                page.map_err(|e| StorageError::failed("list", self.uri(dir), describe(&e)))?;
+                page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
             for object in page.contents() {
                 if let Some(key) = object.key().and_then(|k| k.get(root_len..)) {
                     keys.push(key.to_string());
@@ -184,7 +184,7 @@ impl ObjectStore for S3Store {
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
             let page =
-                page.map_err(|e| StorageError::failed("list", self.uri(dir), describe(&e)))?;
+                page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
             for common in page.common_prefixes() {
                 let name = common
                     .prefix()
@@ -207,7 +207,7 @@ impl ObjectStore for S3Store {
             .send()
             .await
             .map(|_| ())
-            .map_err(|e| StorageError::failed("delete", self.uri(key), describe(&e)))
+            .map_err(|e| sdk_error("delete", self.uri(key), &e))
     }
 }
 

@@ -9,9 +9,9 @@ use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::client::{answered_ok_unreadably, describe};
+use super::client::{answered_ok_unreadably, describe, sdk_error};
 use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
-use crate::scan::hex;
+use crate::values::digest::hex;
 use crate::storage::{ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
 
 /// A streamed upload: one PUT if it stays under [`PART_SIZE`], else a multipart upload
@@ -73,7 +73,7 @@ impl S3Upload {
         let id = match self.starting.take() {
             Some(started) => started
                 .await
-                .map_err(|e| StorageError::failed("start upload of", self.uri(), e))??,
+                .map_err(|e| StorageError::other("start upload of", self.uri(), e))??,
             None => create(self.store.clone(), self.key.clone(), self.with_checksums()).await?,
         };
         self.upload_id = Some(id.clone());
@@ -131,7 +131,7 @@ impl S3Upload {
             let out = req
                 .send()
                 .await
-                .map_err(|e| StorageError::failed("upload part of", uri, describe(&e)))?;
+                .map_err(|e| sdk_error("upload part of", uri, &e))?;
             Ok(CompletedPart::builder()
                 .part_number(part_number)
                 .set_e_tag(out.e_tag().map(str::to_string))
@@ -144,7 +144,7 @@ impl S3Upload {
     async fn collect_one(&mut self) -> StorageResult<()> {
         if let Some(joined) = self.in_flight.join_next().await {
             let part =
-                joined.map_err(|e| StorageError::failed("upload part of", self.uri(), e))??;
+                joined.map_err(|e| StorageError::other("upload part of", self.uri(), e))??;
             self.done.push(part);
         }
         Ok(())
@@ -210,7 +210,7 @@ impl S3Upload {
                         );
                         Ok(())
                     }
-                    None => Err(StorageError::failed(
+                    None => Err(StorageError::other(
                         "complete upload of",
                         self.uri(),
                         reply,
@@ -278,7 +278,7 @@ impl Upload for S3Upload {
     async fn write(&mut self, data: Bytes) -> StorageResult<()> {
         if self.writes_finished {
             // A part after the short last one would break the upload: refuse it.
-            return Err(StorageError::failed(
+            return Err(StorageError::other(
                 "write",
                 self.uri(),
                 "bytes written after the upload's last part",
@@ -333,9 +333,9 @@ async fn create(store: S3Store, key: String, checksums: bool) -> StorageResult<S
     let out = req
         .send()
         .await
-        .map_err(|e| StorageError::failed("start upload of", uri.as_str(), describe(&e)))?;
+        .map_err(|e| sdk_error("start upload of", uri.as_str(), &e))?;
     out.upload_id().map(str::to_string).ok_or_else(|| {
-        StorageError::failed("start upload of", uri, "the server returned no upload id")
+        StorageError::other("start upload of", uri, "the server returned no upload id")
     })
 }
 

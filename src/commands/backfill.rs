@@ -1,0 +1,498 @@
+//! `featurepipe backfill`: the same run as `featurepipe run`, once per date.
+//!
+//! Each date is a full, independent run ([`run_one`]): its own run id, lease,
+//! `summarize_run` line and run record, so a backfill leaves exactly the trail a week of
+//! nightly runs would. Up to `--parallel` dates run at once on one runtime; each run
+//! streams with bounded memory, so memory grows with `--parallel`, never with the data.
+//! At the end: one `step=backfill_summary` line, the report on stdout, and one exit code.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use chrono::{NaiveDate, NaiveTime};
+use chrono_tz::Tz;
+use clap::Args;
+use serde::Serialize;
+use serde_json::json;
+use tokio::task::JoinSet;
+
+use super::args::{parse_date, parse_time_of_day, CommonArgs, Sources};
+use crate::config::{self, Flags, Rerun, RunSettings, When};
+use crate::error::{exit_code, Error, Finished, Result};
+use crate::interrupt::Interrupt;
+use crate::log::{keys, DpLine, LogFormat, Status, Step};
+use crate::run::context::Report;
+use crate::run::outcome::Outcome;
+use crate::run::{run_one, RunRequest};
+use crate::values::execution_date::DEFAULT_TIMEZONE;
+use crate::values::ids::new_run_id;
+
+/// `featurepipe backfill`: which dates, how, and how to report.
+#[derive(Debug, Clone, Args)]
+pub struct BackfillArgs {
+    /// First date, inclusive (YYYY-MM-DD, a day in the pipeline zone)
+    #[arg(long, value_name = "DATE", value_parser = parse_date,
+          requires = "end", conflicts_with = "dates", required_unless_present = "dates")]
+    pub start: Option<NaiveDate>,
+
+    /// Last date, inclusive
+    #[arg(long, value_name = "DATE", value_parser = parse_date, requires = "start")]
+    pub end: Option<NaiveDate>,
+
+    /// Exactly these dates instead of a range: 2025-11-03,2025-11-17
+    #[arg(long, value_name = "DATES", value_parser = parse_date, value_delimiter = ',')]
+    pub dates: Vec<NaiveDate>,
+
+    /// Time of day of each execution date, in the pipeline zone
+    #[arg(long, value_name = "HH:MM", value_parser = parse_time_of_day, default_value = "00:00")]
+    pub at: NaiveTime,
+
+    /// Dates run at once (each run streams with bounded memory, about 40 MiB)
+    #[arg(long, value_name = "N", default_value_t = 1,
+          value_parser = clap::value_parser!(u16).range(1..=32))]
+    pub parallel: u16,
+
+    /// Which dates to run: none skips complete versions; failed runs only dates whose
+    /// last run failed or left an incomplete version; all rewrites every date
+    #[arg(long, value_enum, default_value_t = Reprocess::None, conflicts_with = "force")]
+    pub reprocess: Reprocess,
+
+    /// Stop starting new dates after the first failure (default: go on)
+    #[arg(long)]
+    pub fail_fast: bool,
+
+    /// How the final report is printed on stdout
+    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    pub output: ReportFormat,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+}
+
+/// `--reprocess`: which dates of a backfill are (re)computed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Reprocess {
+    /// Run every date; complete versions are skipped.
+    None,
+    /// Only dates whose last run failed or left an incomplete version.
+    Failed,
+    /// Rewrite every date, complete or not (like --force).
+    All,
+}
+
+impl Reprocess {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reprocess::None => "none",
+            Reprocess::Failed => "failed",
+            Reprocess::All => "all",
+        }
+    }
+}
+
+/// `--output` of `backfill`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+pub const BACKFILL_AFTER_HELP: &str = "\
+Examples:
+  # one week, two dates at a time, into the default local folder
+  featurepipe backfill --start 2025-11-13 --end 2025-11-19 --parallel 2
+
+  # only what failed last time, on S3, report as JSON
+  featurepipe backfill --start 2025-11-01 --end 2025-11-30 --reprocess failed --output json \\
+      --raw 's3://raw-bucket/daily/user_events_{ds_nodash}.csv' \\
+      --features s3://feature-bucket/features/daily_user_events
+
+Each date is a full run (its own run_id, summarize_run line and run record). Exit code:
+0 if every date succeeded or was skipped; otherwise the most severe code among the dates,
+in this order: 130/143 interrupted, 1 internal, 5 storage, 75 busy, 2 usage, 3 data
+invalid, 4 raw input not found.";
+
+/// More dates than this in one backfill is almost surely a typo in `--start` / `--end`.
+const MAX_DATES: usize = 3660;
+
+/// One line of the report: a date and what its run did (`None`: never started).
+#[derive(Debug, Serialize)]
+struct DateResult {
+    date: NaiveDate,
+    #[serde(flatten)]
+    outcome: Option<Outcome>,
+}
+
+impl DateResult {
+    fn status(&self) -> &'static str {
+        self.outcome
+            .as_ref()
+            .map_or(keys::NOT_RUN, |o| o.status.as_str())
+    }
+}
+
+/// A backfill with its dates and first settings resolved, ready to log and execute.
+pub struct Prepared {
+    args: BackfillArgs,
+    flags: Flags,
+    backfill_id: String,
+    started: Instant,
+    dates: Result<Vec<NaiveDate>>,
+    /// The first date's settings: they give the log zone and the pipeline name, and tell
+    /// early whether the flags and pipeline file are usable at all.
+    first: Option<Result<RunSettings>>,
+}
+
+/// Resolves the dates and the first date's settings. Never fails: errors are reported
+/// once logging is set up.
+pub fn prepare(args: BackfillArgs, sources: &Sources<'_>) -> Prepared {
+    let flags = args.common.flags(sources);
+    let dates = dates(&args);
+    let first = dates.as_ref().ok().and_then(|d| d.first()).map(|d| {
+        config::resolve(&flags, &When::Local(d.and_time(args.at)), rerun(&args))
+    });
+    Prepared {
+        backfill_id: new_run_id(),
+        started: Instant::now(),
+        args,
+        flags,
+        dates,
+        first,
+    }
+}
+
+impl Prepared {
+    /// How to log: the chosen format, in the pipeline's zone (Seoul when unknown).
+    pub fn log_setup(&self) -> (LogFormat, Tz) {
+        let tz = match &self.first {
+            Some(Ok(s)) => s.timezone,
+            _ => DEFAULT_TIMEZONE,
+        };
+        (self.args.common.log_format, tz)
+    }
+
+    pub fn execute(self) -> Result<Finished> {
+        let Prepared {
+            args,
+            flags,
+            backfill_id,
+            started,
+            dates,
+            first,
+        } = self;
+        let pipeline = match &first {
+            Some(Ok(s)) => s.pipeline.clone(),
+            _ => config::pipeline_name_hint(&flags),
+        };
+        let dates = match dates {
+            Ok(dates) => dates,
+            Err(e) => {
+                DpLine::new(&pipeline, Step::BackfillSummary, Status::Failed, &backfill_id)
+                    .with(keys::EXECUTION_DATE, None::<String>)
+                    .with(keys::EXIT_CODE, i32::from(e.exit_code()))
+                    .with(keys::ERROR_KIND, e.kind())
+                    .with(keys::ERROR, e.to_string())
+                    .emit();
+                return Err(e);
+            }
+        };
+        let runtime = super::runtime()?;
+        runtime.block_on(async {
+            let interrupt = Interrupt::listen();
+            let results = run_dates(&args, Arc::new(flags), &dates, interrupt.clone()).await;
+            let ending = match interrupt.fired() {
+                Some(signal) => Err(Error::Interrupted(signal)),
+                None => ending(&results),
+            };
+            let summary = Summary {
+                backfill_id: &backfill_id,
+                pipeline: &pipeline,
+                args: &args,
+                results: &results,
+                exit_code: match &ending {
+                    Ok(finished) => finished.exit_code(),
+                    Err(e) => e.exit_code(),
+                },
+                duration_ms: started.elapsed().as_millis() as u64,
+            };
+            summary.log();
+            summary.print();
+            ending
+        })
+    }
+}
+
+/// How complete versions are treated under `--reprocess` (`--force` means `all`).
+fn rerun(args: &BackfillArgs) -> Rerun {
+    match args.reprocess {
+        Reprocess::None => Rerun::IfIncomplete,
+        Reprocess::Failed => Rerun::IfFailed,
+        Reprocess::All => Rerun::Always,
+    }
+}
+
+/// The dates to run, oldest first, each once.
+fn dates(args: &BackfillArgs) -> Result<Vec<NaiveDate>> {
+    let mut dates = match (args.start, args.end) {
+        (Some(start), Some(end)) => {
+            if start > end {
+                return Err(Error::Usage(format!(
+                    "--start {start} is after --end {end}: both dates are inclusive, start first"
+                )));
+            }
+            let days = (end - start).num_days() as usize + 1;
+            if days > MAX_DATES {
+                return Err(Error::Usage(format!(
+                    "--start {start} .. --end {end} spans {days} dates, more than {MAX_DATES}: \
+                     check the years, or split the backfill"
+                )));
+            }
+            start.iter_days().take(days).collect()
+        }
+        _ => args.dates.clone(),
+    };
+    dates.sort();
+    dates.dedup();
+    if dates.is_empty() {
+        return Err(Error::Usage(
+            "no dates to run: give --start and --end, or --dates".into(),
+        ));
+    }
+    if dates.len() > MAX_DATES {
+        return Err(Error::Usage(format!(
+            "--dates lists {} dates, more than {MAX_DATES}: split the backfill",
+            dates.len()
+        )));
+    }
+    Ok(dates)
+}
+
+/// Runs every date, at most `--parallel` at once; stops starting new ones after a
+/// failure with `--fail-fast`, and after SIGINT / SIGTERM (runs in flight stop cleanly).
+async fn run_dates(
+    args: &BackfillArgs,
+    flags: Arc<Flags>,
+    dates: &[NaiveDate],
+    interrupt: Interrupt,
+) -> Vec<DateResult> {
+    let rerun = rerun(args);
+    let mut outcomes: Vec<Option<Outcome>> = vec![None; dates.len()];
+    let mut running = JoinSet::new();
+    let mut next = 0;
+    let mut stop = false;
+    loop {
+        while !stop && running.len() < usize::from(args.parallel) && next < dates.len() {
+            if interrupt.fired().is_some() {
+                stop = true;
+                break;
+            }
+            let index = next;
+            next += 1;
+            let local = dates[index].and_time(args.at);
+            let flags = flags.clone();
+            let interrupt = interrupt.clone();
+            running.spawn(async move {
+                let request = RunRequest {
+                    settings: config::resolve(&flags, &When::Local(local), rerun),
+                    run_id: new_run_id(),
+                    started: Instant::now(),
+                    pipeline_hint: config::pipeline_name_hint(&flags),
+                    execution_date_hint: Some(local.format("%Y-%m-%dT%H:%M").to_string()),
+                    report: Report::Quiet,
+                };
+                (index, run_one(request, interrupt).await.outcome)
+            });
+        }
+        let Some(joined) = running.join_next().await else {
+            break;
+        };
+        // A panicking run ends the process through the panic hook; nothing to record.
+        let Ok((index, outcome)) = joined else {
+            continue;
+        };
+        if args.fail_fast && outcome.status == Status::Failed {
+            stop = true;
+        }
+        outcomes[index] = Some(outcome);
+    }
+    dates
+        .iter()
+        .zip(outcomes)
+        .map(|(&date, outcome)| DateResult { date, outcome })
+        .collect()
+}
+
+/// Success if every date that ran succeeded or was skipped, else a failure with the most
+/// severe exit code among the dates.
+fn ending(results: &[DateResult]) -> Result<Finished> {
+    let failures: Vec<u8> = results
+        .iter()
+        .filter_map(|r| r.outcome.as_ref())
+        .filter(|o| o.status == Status::Failed)
+        .map(|o| o.exit_code)
+        .collect();
+    if failures.is_empty() {
+        return Ok(Finished::success());
+    }
+    Err(Error::Backfill {
+        failed: failures.len(),
+        dates: results.len(),
+        code: exit_code::most_severe(&failures),
+    })
+}
+
+/// `1 date`, `7 dates`.
+fn plural(n: usize, one: &str, many: &str) -> String {
+    format!("{n} {}", if n == 1 { one } else { many })
+}
+
+/// The backfill's totals: the `backfill_summary` line and the report on stdout.
+struct Summary<'a> {
+    backfill_id: &'a str,
+    pipeline: &'a str,
+    args: &'a BackfillArgs,
+    results: &'a [DateResult],
+    exit_code: u8,
+    duration_ms: u64,
+}
+
+impl Summary<'_> {
+    fn count(&self, status: &str) -> usize {
+        self.results.iter().filter(|r| r.status() == status).count()
+    }
+
+    fn first_date(&self) -> Option<NaiveDate> {
+        self.results.first().map(|r| r.date)
+    }
+
+    fn last_date(&self) -> Option<NaiveDate> {
+        self.results.last().map(|r| r.date)
+    }
+
+    fn log(&self) {
+        let status = if self.exit_code == exit_code::SUCCESS {
+            Status::Success
+        } else {
+            Status::Failed
+        };
+        let (first, last) = (self.first_date(), self.last_date());
+        // An ISO 8601 interval: the dates this backfill covered.
+        let interval = first.zip(last).map(|(a, b)| format!("{a}/{b}"));
+        DpLine::new(
+            self.pipeline,
+            Step::BackfillSummary,
+            status,
+            self.backfill_id,
+        )
+        .with(keys::EXECUTION_DATE, interval)
+        .with(keys::START_DATE, first.map(|d| d.to_string()))
+        .with(keys::END_DATE, last.map(|d| d.to_string()))
+        .with(keys::DATES, self.results.len() as u64)
+        .with(keys::SUCCEEDED, self.count(Status::Success.as_str()) as u64)
+        .with(keys::SKIPPED, self.count(Status::Skipped.as_str()) as u64)
+        .with(keys::FAILED, self.count(Status::Failed.as_str()) as u64)
+        .with(keys::NOT_RUN, self.count(keys::NOT_RUN) as u64)
+        .with(keys::PARALLEL, u64::from(self.args.parallel))
+        .with(keys::REPROCESS, self.args.reprocess.as_str())
+        .with(keys::DURATION_MS, self.duration_ms)
+        .with(keys::EXIT_CODE, i32::from(self.exit_code))
+        .emit();
+    }
+
+    fn print(&self) {
+        match self.args.output {
+            ReportFormat::Json => println!("{}", self.json()),
+            ReportFormat::Table => print!("{}", self.table()),
+        }
+    }
+
+    fn json(&self) -> serde_json::Value {
+        json!({
+            "backfill_id": self.backfill_id,
+            "pipeline": self.pipeline,
+            "start_date": self.first_date(),
+            "end_date": self.last_date(),
+            "reprocess": self.args.reprocess.as_str(),
+            "parallel": self.args.parallel,
+            "exit_code": self.exit_code,
+            "duration_ms": self.duration_ms,
+            "counts": {
+                "dates": self.results.len(),
+                "succeeded": self.count(Status::Success.as_str()),
+                "skipped": self.count(Status::Skipped.as_str()),
+                "failed": self.count(Status::Failed.as_str()),
+                "not_run": self.count(keys::NOT_RUN),
+            },
+            "dates": self.results.iter().map(|r| {
+                let mut row = serde_json::to_value(r).unwrap_or_default();
+                if let Some(map) = row.as_object_mut() {
+                    map.insert("status".into(), r.status().into());
+                }
+                row
+            }).collect::<Vec<_>>(),
+        })
+    }
+
+    /// A fixed-width table, one row per date, then the totals.
+    fn table(&self) -> String {
+        let header = [
+            "date",
+            "version",
+            "status",
+            "rows",
+            "null_rate",
+            "duration",
+            "exit",
+            "feature_rows",
+            "warnings",
+            "note",
+        ];
+        let mut rows: Vec<[String; 10]> = vec![header.map(String::from)];
+        for r in self.results {
+            let o = r.outcome.as_ref();
+            let dash = || "-".to_string();
+            rows.push([
+                r.date.to_string(),
+                o.and_then(|o| o.feature_version.clone())
+                    .unwrap_or_else(dash),
+                r.status().to_string(),
+                o.and_then(|o| o.rows).map_or_else(dash, |n| n.to_string()),
+                o.and_then(|o| o.null_rate)
+                    .map_or_else(dash, |x| format!("{x:.4}")),
+                o.map_or_else(dash, |o| format!("{:.2}s", o.duration_ms as f64 / 1000.0)),
+                o.map_or_else(dash, |o| o.exit_code.to_string()),
+                o.and_then(|o| o.feature_rows)
+                    .map_or_else(dash, |n| n.to_string()),
+                o.and_then(|o| o.warnings)
+                    .map_or_else(dash, |n| n.to_string()),
+                o.and_then(|o| o.reason.map(|r| r.as_str()).or(o.error_kind))
+                    .unwrap_or_default()
+                    .to_string(),
+            ]);
+        }
+        let widths: Vec<usize> = (0..header.len())
+            .map(|c| rows.iter().map(|row| row[c].len()).max().unwrap_or(0))
+            .collect();
+        let mut out = String::new();
+        for row in &rows {
+            let cells: Vec<String> = row
+                .iter()
+                .zip(&widths)
+                .map(|(cell, &w)| format!("{cell:<w$}"))
+                .collect();
+            out.push_str(cells.join("  ").trim_end());
+            out.push('\n');
+        }
+        out.push_str(&format!(
+            "\n{}: {} succeeded, {} skipped, {} failed, {} not run; exit code {}\n",
+            plural(self.results.len(), "date", "dates"),
+            self.count(Status::Success.as_str()),
+            self.count(Status::Skipped.as_str()),
+            self.count(Status::Failed.as_str()),
+            self.count(keys::NOT_RUN),
+            self.exit_code
+        ));
+        out
+    }
+}
+

@@ -1,0 +1,142 @@
+//! Compressed raw inputs (`.csv.gz`, `.csv.zst`), decompressed as a stream.
+//!
+//! Decompression runs on its own thread between the reader and the CSV scanner, so it
+//! overlaps with both and never holds more than a chunk of either side in memory.
+
+use std::io::Read;
+
+use bytes::Bytes;
+use tokio::sync::mpsc;
+
+use crate::error::{Error, Result};
+use crate::storage::{StorageError, StorageResult};
+
+/// Size of the decompressed chunks handed to the scanner.
+const OUT_CHUNK: usize = 1 << 20;
+
+/// How the raw object is compressed, decided by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// `.gz` -> gzip, `.zst` -> zstd (case-insensitive), anything else plain.
+    pub fn from_name(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".gz") {
+            Compression::Gzip
+        } else if lower.ends_with(".zst") {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The name recorded in `metadata.json` (`None` for plain input).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+}
+
+/// Reads compressed chunks from `rx` and sends decompressed chunks to `tx` (blocking:
+/// run it on a blocking thread). Storage errors pass through untouched; a corrupt or
+/// truncated stream is invalid data (exit 3).
+pub fn decompress(
+    kind: Compression,
+    rx: mpsc::Receiver<StorageResult<Bytes>>,
+    tx: mpsc::Sender<StorageResult<Bytes>>,
+) -> Result<()> {
+    let mut input = ChannelReader {
+        rx,
+        current: Bytes::new(),
+        storage_error: None,
+    };
+    let result = match kind {
+        Compression::None => pump(&mut input, &tx),
+        Compression::Gzip => pump(&mut flate2::read::MultiGzDecoder::new(&mut input), &tx),
+        Compression::Zstd => match zstd::stream::read::Decoder::new(&mut input) {
+            Ok(mut decoder) => pump(&mut decoder, &tx),
+            Err(e) => Err(e),
+        },
+    };
+    // A storage failure surfaces inside the decoder as an I/O error; report the original.
+    if let Some(e) = input.storage_error.take() {
+        let _ = tx.blocking_send(Err(e));
+        return Ok(());
+    }
+    result.map_err(|e| {
+        Error::Undecodable(format!(
+            "the raw input is not valid {} data: {e}",
+            kind.label().unwrap_or("plain")
+        ))
+    })
+}
+
+/// Copies decoded bytes to the channel in [`OUT_CHUNK`] pieces.
+fn pump(reader: &mut impl Read, tx: &mpsc::Sender<StorageResult<Bytes>>) -> std::io::Result<()> {
+    loop {
+        let mut buf = vec![0u8; OUT_CHUNK];
+        let mut filled = 0;
+        while filled < OUT_CHUNK {
+            match reader.read(&mut buf[filled..]) {
+                Ok(0) => break,
+                Ok(n) => filled += n,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+                Err(e) => return Err(e),
+            }
+        }
+        if filled == 0 {
+            return Ok(());
+        }
+        buf.truncate(filled);
+        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
+            // The scanner stopped (malformed CSV); it reports why.
+            return Ok(());
+        }
+    }
+}
+
+/// `std::io::Read` over the reader task's chunks.
+struct ChannelReader {
+    rx: mpsc::Receiver<StorageResult<Bytes>>,
+    current: Bytes,
+    storage_error: Option<StorageError>,
+}
+
+impl Read for ChannelReader {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        while self.current.is_empty() {
+            match self.rx.blocking_recv() {
+                None => return Ok(0),
+                Some(Ok(chunk)) => self.current = chunk,
+                Some(Err(e)) => {
+                    self.storage_error = Some(e);
+                    return Err(std::io::Error::other("storage read failed"));
+                }
+            }
+        }
+        let n = out.len().min(self.current.len());
+        out[..n].copy_from_slice(&self.current.split_to(n));
+        Ok(n)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_decide_the_codec() {
+        assert_eq!(Compression::from_name("a/b.csv.gz"), Compression::Gzip);
+        assert_eq!(Compression::from_name("B.CSV.ZST"), Compression::Zstd);
+        assert_eq!(Compression::from_name("b.csv"), Compression::None);
+        assert_eq!(Compression::from_name("gz.csv"), Compression::None);
+    }
+}

@@ -1,0 +1,143 @@
+//! build_features' side of the pass on the scanner thread: the output rows, computed
+//! while each record is still in cache. Row grain projects each data row
+//! ([`RowFeatures`]); entity grain folds it into its group ([`GroupBy`]) and emits the
+//! groups sorted once the input ends. Rows go to the feature thread in batches
+//! ([`RowBatch`]), which writes, profiles and hashes them (`feature_writer`).
+
+use std::sync::mpsc::SyncSender;
+
+use chrono_tz::Tz;
+
+use super::batch::RowBatch;
+use super::csv_scan::Record;
+use super::group_by::{AggValue, GroupBy};
+use super::row_features::RowFeatures;
+use crate::config::spec::{ColumnType, Features, SourceFormat};
+
+/// What build_features asks of the pass: its feature set over the raw rows.
+pub struct FeatureSide {
+    features: Features,
+    source: SourceFormat,
+    tz: Tz,
+    /// Bound at the header.
+    bound: Option<Bound>,
+    types: Vec<ColumnType>,
+    batch: RowBatch,
+    /// To the feature thread (wired by the pass).
+    tx: Option<SyncSender<RowBatch>>,
+    /// The feature thread is gone (it only stops early when the upload failed).
+    closed: bool,
+}
+
+/// The feature set bound to the header's cell positions.
+enum Bound {
+    Rows(RowFeatures),
+    Entities(Box<GroupBy>),
+}
+
+impl FeatureSide {
+    pub fn new(features: &Features, source: &SourceFormat, tz: Tz) -> Self {
+        let types: Vec<ColumnType> = features.columns().into_iter().map(|(_, t)| t).collect();
+        FeatureSide {
+            features: features.clone(),
+            source: source.clone(),
+            tz,
+            bound: None,
+            batch: RowBatch::new(&types),
+            types,
+            tx: None,
+            closed: false,
+        }
+    }
+
+    /// Output columns and their types, in CSV order.
+    pub fn columns(&self) -> Vec<(String, ColumnType)> {
+        self.features.columns()
+    }
+
+    pub(super) fn connect(&mut self, tx: SyncSender<RowBatch>) {
+        self.tx = Some(tx);
+    }
+
+    /// Whether the feature thread stopped reading (the upload failed).
+    pub(super) fn closed(&self) -> bool {
+        self.closed
+    }
+
+    pub(super) fn header(&mut self, record: &Record<'_>) {
+        self.bound = Some(match &self.features {
+            Features::Rows(rows) => Bound::Rows(RowFeatures::bind(record, rows, &self.source)),
+            Features::Entities(entity) => {
+                let source = self.source.clone();
+                Bound::Entities(Box::new(GroupBy::bind(
+                    record,
+                    entity,
+                    self.tz,
+                    move |cell| source.is_null(cell),
+                )))
+            }
+        });
+    }
+
+    #[inline]
+    pub(super) fn row(&mut self, record: &Record<'_>) {
+        match self.bound.as_mut() {
+            Some(Bound::Rows(rows)) => {
+                rows.project(record, &mut self.batch);
+                if self.batch.is_full() {
+                    self.send_batch();
+                }
+            }
+            Some(Bound::Entities(groups)) => groups.observe(record),
+            None => {}
+        }
+    }
+
+    /// Sends what is left (entity grain: every group, sorted by key). Returns the number
+    /// of groups for entity grain.
+    pub(super) fn finish(mut self) -> Option<u64> {
+        let groups = match self.bound.take() {
+            Some(Bound::Entities(groups)) => {
+                let count = groups.groups() as u64;
+                groups.finish(|keys, values| self.push_group(keys, values));
+                Some(count)
+            }
+            _ => None,
+        };
+        self.send_batch();
+        groups
+    }
+
+    fn send_batch(&mut self) {
+        let next = RowBatch::new(&self.types);
+        let full = std::mem::replace(&mut self.batch, next);
+        if full.is_empty() {
+            return;
+        }
+        let sent = self.tx.as_ref().is_some_and(|tx| tx.send(full).is_ok());
+        self.closed |= !sent;
+    }
+
+    /// One entity-grain output row: the key cells, then the aggregates.
+    fn push_group(&mut self, keys: &[&[u8]], values: &[AggValue<'_>]) {
+        if self.closed {
+            return;
+        }
+        for (i, key) in keys.iter().enumerate() {
+            self.batch.push_text(i, key);
+        }
+        for (j, value) in values.iter().enumerate() {
+            let i = keys.len() + j;
+            match value {
+                AggValue::Null => self.batch.push_float(i, None),
+                AggValue::Float(v) => self.batch.push_float(i, Some(*v)),
+                AggValue::Int(v) => self.batch.push_integer(i, Some(*v)),
+                AggValue::Text(t) => self.batch.push_text(i, t),
+            }
+        }
+        self.batch.end_row();
+        if self.batch.is_full() {
+            self.send_batch();
+        }
+    }
+}

@@ -1,0 +1,219 @@
+//! `build_features`: computes the feature table, and the content of `schema.json` and
+//! `metadata.json`.
+//!
+//! Its side of the one pass over the raw object is [`side`]: the feature rows (row
+//! grain) or groups (entity grain) on the scanner thread (`pass::features`), then
+//! `feature.csv`, each column's profile and the file's digest on the feature thread
+//! (`pass::feature_writer`), streamed into a staged upload this stage opens. Once the
+//! pass and validation are over, [`finish`] builds the documents of the version.
+
+use std::collections::BTreeMap;
+
+use crate::config::spec::Features;
+use crate::error::{Error, Result};
+use crate::log::{keys, DpLine, Step};
+use crate::pass::profile::ColumnProfile;
+use crate::pass::{FeatureSide, FeaturesBuilt};
+use crate::run::context::RunContext;
+use crate::values::execution_date::now_iso;
+use crate::versions::documents::{
+    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Schema,
+    SourceInfo, TimeBucketSchema, ToolInfo,
+};
+use crate::versions::history::Drift;
+use crate::versions::layout;
+
+use super::validate_data::millis;
+
+/// The documents of a version, ready to publish, and the staged `feature.csv` they
+/// describe.
+pub struct Built {
+    /// Output column names, in CSV order.
+    pub columns: Vec<String>,
+    /// `row` or `entity`.
+    pub grain: &'static str,
+    pub feature: FeaturesBuilt,
+    pub schema_json: Vec<u8>,
+    /// Completed by `store_features` with the timings known at write time.
+    pub metadata: Metadata,
+}
+
+impl Built {
+    pub fn log_fields(&self, line: DpLine) -> DpLine {
+        line.with(keys::FEATURE_ROWS, self.metadata.rows_feature)
+            .with(keys::COLUMNS, self.columns.join(","))
+            .with(keys::GRAIN, self.grain)
+    }
+}
+
+/// build_features' side of the pass. Outside a dry run it also opens the staged upload of
+/// `feature.csv` (invisible until `store_features` commits it) and hands it to the run
+/// context, its one owner.
+pub async fn side(ctx: &mut RunContext) -> Result<FeatureSide> {
+    if !ctx.settings.dry_run {
+        let key = ctx.version_key(layout::FEATURE_CSV);
+        ctx.staged_feature = Some(ctx.out_store.start_upload(&key).await?);
+    }
+    let spec = &ctx.settings.spec;
+    Ok(FeatureSide::new(
+        &spec.features,
+        &spec.source,
+        ctx.settings.timezone,
+    ))
+}
+
+/// The fields a `build_features` line adds: what was built and where its time went.
+pub fn line_fields(ctx: &RunContext, line: DpLine) -> DpLine {
+    let line = match &ctx.built {
+        Some(b) => b.log_fields(line),
+        None => line,
+    };
+    match &ctx.validated {
+        Some(v) => line
+            .with(keys::PASS_MS, millis(Some(v.timing.wall)))
+            .with(keys::WRITE_CPU_MS, millis(v.timing.write_cpu)),
+        None => line,
+    }
+}
+
+/// Timings of finished steps as a JSON object, in run order.
+pub fn timings_json(timings: &[(Step, u64)]) -> serde_json::Map<String, serde_json::Value> {
+    timings
+        .iter()
+        .map(|(step, ms)| (step.as_str().to_string(), (*ms).into()))
+        .collect()
+}
+
+/// The column profiles as a JSON object, in CSV column order.
+fn profile_json(
+    profile: &[(String, ColumnProfile)],
+) -> Result<serde_json::Map<String, serde_json::Value>> {
+    profile
+        .iter()
+        .map(|(name, p)| {
+            serde_json::to_value(p)
+                .map(|v| (name.clone(), v))
+                .map_err(|e| Error::Internal(format!("cannot serialise the profile: {e}")))
+        })
+        .collect()
+}
+
+
+/// After the pass and validation: `schema.json` and `metadata.json` for the feature
+/// file the pass wrote.
+pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
+    let (Some(extracted), Some(validated)) = (&ctx.extracted, &ctx.validated) else {
+        return Err(Error::Internal(
+            "build_features finished before validate_data".into(),
+        ));
+    };
+    let settings = &ctx.settings;
+    let tz = settings.timezone;
+    let created_at = now_iso(tz);
+    let feature_version = settings.version_id();
+
+    let features = &settings.spec.features;
+    let schema = Schema {
+        feature_version: feature_version.clone(),
+        columns: feature
+            .columns
+            .iter()
+            .map(|(name, ty)| (name.clone(), ty.as_str().into()))
+            .collect(),
+        created_at: created_at.clone(),
+        pipeline_name: settings.pipeline.clone(),
+        grain: features.grain(),
+        key_columns: features.key_columns(),
+        group_by: match features {
+            Features::Rows(_) => None,
+            Features::Entities(e) => Some(GroupBySchema {
+                columns: e.group_by.clone(),
+                time_bucket: e.time_bucket.as_ref().map(|b| TimeBucketSchema {
+                    column: b.column.clone(),
+                    every: b.every.as_str(),
+                    name: b.name.clone(),
+                }),
+            }),
+        },
+    };
+    let schema_json = to_pretty_json(&schema)?;
+
+    let mut outputs = BTreeMap::new();
+    outputs.insert(
+        layout::FEATURE_CSV,
+        FileDigest {
+            size_bytes: feature.size_bytes,
+            sha256: feature.sha256.clone(),
+        },
+    );
+    outputs.insert(layout::SCHEMA_JSON, digest(&schema_json));
+
+    let stats = &validated.stats;
+    let metadata = Metadata {
+        source_raw_path: ctx.raw_uri(),
+        rows_raw: stats.rows,
+        rows_feature: feature.rows,
+        raw_null_rate: stats.null_rate(),
+        raw_valid: validated.valid(),
+        created_at,
+        pipeline_name: settings.pipeline.clone(),
+        feature_version,
+        execution_date: settings.execution_date.to_rfc3339(),
+        run_id: ctx.run_id.clone(),
+        raw_null_count: stats.null_count,
+        raw_total_cells: stats.total_cells,
+        raw_blank_lines: validated.scan.blank_lines,
+        raw_short_rows: stats.short_rows,
+        raw_long_rows: stats.long_rows,
+        raw_had_bom: validated.scan.had_bom,
+        raw_columns: stats.header.clone().unwrap_or_default(),
+        source: SourceInfo {
+            size_bytes: extracted.meta.size_bytes,
+            etag: extracted.meta.etag.clone(),
+            last_modified: extracted.meta.last_modified.clone(),
+            compression: validated.compression.label(),
+            csv_bytes: validated.scan.bytes,
+        },
+        outputs,
+        validation: validated.rules.clone(),
+        feature_groups: feature.groups,
+        profile: profile_json(&feature.profile)?,
+        drift: drift(validated, &feature.profile),
+        timings_ms: serde_json::Map::new(),
+        pass: PassTimings {
+            wall_ms: millis(Some(validated.timing.wall)).unwrap_or_default(),
+            scan_cpu_ms: millis(validated.timing.scan_cpu),
+            write_cpu_ms: millis(validated.timing.write_cpu),
+        },
+        tool: ToolInfo::current(),
+    };
+    ctx.built = Some(Built {
+        columns: feature
+            .columns
+            .iter()
+            .map(|(name, _)| name.clone())
+            .collect(),
+        grain: features.grain(),
+        feature,
+        schema_json,
+        metadata,
+    });
+    Ok(())
+}
+
+/// Row count, null rate and numeric column means against the previous complete version.
+fn drift(
+    validated: &super::validate_data::Validated,
+    profile: &[(String, ColumnProfile)],
+) -> Drift {
+    let means: Vec<(String, f64)> = profile
+        .iter()
+        .filter_map(|(column, p)| Some((column.clone(), p.mean()?)))
+        .collect();
+    Drift::new(
+        &validated.history,
+        validated.stats.rows,
+        validated.stats.null_rate(),
+        &means,
+    )
+}

@@ -1,0 +1,335 @@
+//! `validate_data`: counts rows, cells and null cells, and applies the pipeline's rules;
+//! invalid data stops the run before anything is published.
+//!
+//! Its side of the one pass over the raw object is [`side`]: the counts and the rules
+//! decided cell by cell (`pass::validation`, `pass::column_checks`), computed while
+//! build_features computes the features over the same read. Once the pass is over,
+//! [`finish`] evaluates every rule in the pipeline's order from what the side found and
+//! from the earlier complete versions (history rules), logs one line per failed rule and
+//! fails the run if an `error` rule failed.
+
+use crate::config::spec::{Check, ColumnTest, PipelineSpec, Rule, Severity};
+use crate::error::{Error, Result};
+use crate::log::{keys, DpLine, Status, Step};
+use crate::pass::column_checks::CellTally;
+use crate::pass::csv_scan::ScanStats;
+use crate::pass::decompress::Compression;
+use crate::pass::raw_stats::RawStats;
+use crate::pass::{PassTiming, ValidationFound, ValidationSide};
+use crate::run::context::RunContext;
+use crate::versions::documents::RuleResult;
+use crate::versions::history::{self, PastVersion};
+
+/// What validation found.
+pub struct Validated {
+    /// How the raw object was compressed (decided by its name).
+    pub compression: Compression,
+    pub stats: RawStats,
+    pub scan: ScanStats,
+    pub rules: Vec<RuleResult>,
+    /// The earlier complete versions, newest first (history rules and drift).
+    pub history: Vec<PastVersion>,
+    pub timing: PassTiming,
+}
+
+impl Validated {
+    /// No `error` rule failed (failed `warn` rules do not make data invalid).
+    pub fn valid(&self) -> bool {
+        !self.rules.iter().any(RuleResult::blocks)
+    }
+
+    /// How many `warn` rules failed.
+    pub fn warnings(&self) -> u64 {
+        self.rules
+            .iter()
+            .filter(|r| !r.passed && r.severity == Severity::Warn)
+            .count() as u64
+    }
+
+    pub fn log_fields(&self, line: DpLine) -> DpLine {
+        line.with(keys::ROWS, self.stats.rows)
+            .with(keys::TOTAL_CELLS, self.stats.total_cells)
+            .with(keys::NULL_COUNT, self.stats.null_count)
+            .rate(keys::NULL_RATE, Some(self.stats.null_rate()))
+            .with(keys::BLANK_LINES, self.scan.blank_lines)
+            .with(keys::SHORT_ROWS, self.stats.short_rows)
+            .with(keys::LONG_ROWS, self.stats.long_rows)
+            .with(keys::VALID, self.valid())
+            .with(keys::WARNINGS, self.warnings())
+            .with(
+                keys::FAILED_RULES,
+                self.failed_rules()
+                    .map(|r| r.name)
+                    .collect::<Vec<_>>()
+                    .join(","),
+            )
+            .with(keys::PASS_MS, millis(Some(self.timing.wall)))
+            .with(keys::SCAN_CPU_MS, millis(self.timing.scan_cpu))
+    }
+
+    /// The rules that did not pass, in rule order.
+    pub fn failed_rules(&self) -> impl Iterator<Item = &RuleResult> {
+        self.rules.iter().filter(|r| !r.passed)
+    }
+}
+
+/// Whole milliseconds of a duration, for log lines.
+pub fn millis(d: Option<std::time::Duration>) -> Option<u64> {
+    d.map(|d| d.as_millis().min(u128::from(u64::MAX)) as u64)
+}
+
+/// validate_data's side of the pass: the counts and the cell-by-cell rules of `spec`.
+pub fn side(spec: &PipelineSpec) -> ValidationSide {
+    ValidationSide::new(&spec.source, &spec.rules)
+}
+
+/// After the pass: every rule, evaluated in order. Fails with [`Error::RulesFailed`] if
+/// an `error` rule failed (nothing is published); `warn` rules are counted and logged.
+pub fn finish(
+    ctx: &mut RunContext,
+    found: ValidationFound,
+    history: Vec<PastVersion>,
+    compression: Compression,
+    timing: PassTiming,
+) -> Result<()> {
+    let rules = evaluate(&found.stats, &found.tallies, &ctx.settings.spec, &history);
+    let validated = Validated {
+        compression,
+        stats: found.stats,
+        scan: found.scan,
+        rules,
+        history,
+        timing,
+    };
+    for r in validated.failed_rules() {
+        rule_line(ctx, r);
+    }
+    let failed: Vec<String> = validated
+        .failed_rules()
+        .filter(|r| r.blocks())
+        .map(|r| {
+            let on = r
+                .column
+                .as_deref()
+                .map(|c| format!(" on {c}"))
+                .unwrap_or_default();
+            let lines = match r.failing_lines.as_deref() {
+                Some([first, ..]) => format!(", first at line {first}"),
+                _ => String::new(),
+            };
+            format!(
+                "{}{on} (observed {}, threshold {}{lines})",
+                r.name, r.observed, r.threshold
+            )
+        })
+        .collect();
+    ctx.validated = Some(validated);
+    if failed.is_empty() {
+        return Ok(());
+    }
+    Err(Error::RulesFailed(format!(
+        "{}; nothing was published",
+        failed.join(", ")
+    )))
+}
+
+/// The verdict on `rule`, with what was observed.
+fn verdict(rule: &Rule, observed: serde_json::Value, passed: bool) -> RuleResult {
+    RuleResult {
+        name: rule.check.name(),
+        column: rule.check.column(),
+        threshold: rule.check.threshold(),
+        observed,
+        passed,
+        severity: rule.severity,
+        mostly: None,
+        failing_lines: None,
+    }
+}
+
+/// Every rule of the pipeline over the pass's counts, its cell-by-cell tallies (by rule
+/// index) and the earlier complete versions (`history`, newest first), in the pipeline's
+/// order.
+pub fn evaluate(
+    stats: &RawStats,
+    tallies: &[(usize, CellTally)],
+    spec: &PipelineSpec,
+    history: &[PastVersion],
+) -> Vec<RuleResult> {
+    spec.rules
+        .iter()
+        .enumerate()
+        .map(|(i, rule)| {
+            let tally = tallies.iter().find(|(j, _)| *j == i).map(|(_, t)| t);
+            match tally {
+                Some(tally) => check_cells(stats, rule, tally),
+                None => check(stats, rule, history),
+            }
+        })
+        .collect()
+}
+
+/// A rule decided cell by cell: passes when no column is missing and at least `mostly`
+/// of the checked values passed (a column `max_null_rate` compares the null rate).
+fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
+    use serde_json::json;
+    let missing = !tally.missing_columns.is_empty();
+    let (observed, passed) = if let Check::Column {
+        test: ColumnTest::MaxNullRate(max),
+        ..
+    } = &rule.check
+    {
+        let rate = if tally.checked == 0 {
+            0.0
+        } else {
+            tally.failed as f64 / tally.checked as f64
+        };
+        (
+            json!({ "null_rate": rate, "nulls": tally.failed, "rows": tally.checked }),
+            rate <= *max,
+        )
+    } else {
+        let fraction = tally.passed_fraction();
+        (
+            json!({ "checked": tally.checked, "failed": tally.failed, "passed_fraction": fraction }),
+            fraction >= rule.mostly,
+        )
+    };
+    let mut observed = observed;
+    let mut passed = passed && !missing;
+    if missing {
+        observed = json!({ "missing_columns": tally.missing_columns });
+        passed = false;
+    }
+    // The header-presence half of `required_columns` is checked as always.
+    if let Check::RequiredColumns(_) = rule.check {
+        let header_check = check(stats, rule, &[]);
+        passed &= header_check.passed;
+        if let (Some(o), Some(h)) = (observed.as_object_mut(), header_check.observed.as_object()) {
+            o.extend(h.clone());
+        }
+    }
+    RuleResult {
+        mostly: rule.check.takes_mostly().then_some(rule.mostly),
+        failing_lines: Some(tally.failing_lines.clone()),
+        ..verdict(rule, observed, passed)
+    }
+}
+
+fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
+    use serde_json::json;
+    let (observed, passed): (serde_json::Value, bool) = match &rule.check {
+        Check::MinRows(min) => (stats.rows.into(), stats.rows >= *min),
+        Check::MaxRows(max) => (stats.rows.into(), stats.rows <= *max),
+        Check::MaxNullRate(max) => {
+            let rate = stats.null_rate();
+            (rate.into(), rate <= *max)
+        }
+        Check::RequiredColumns(required) => {
+            let header = stats.header.as_deref().unwrap_or_default();
+            let missing: Vec<&String> = required
+                .iter()
+                .map(|(c, _)| c)
+                .filter(|c| !header.contains(c))
+                .collect();
+            (json!({ "missing": missing }), missing.is_empty())
+        }
+        // Decided cell by cell ([`check_cells`]); reaching here means the pass did not
+        // bind it, i.e. the input had no header: its columns are missing, as a header
+        // without them would make them (the rule fails rather than pass unchecked).
+        Check::Unique(_) | Check::Column { .. } => {
+            (json!({ "missing_columns": rule.check.columns() }), false)
+        }
+        Check::RowsVsHistory {
+            versions,
+            max_change,
+        } => {
+            let past = &history[..history.len().min(*versions)];
+            if past.is_empty() {
+                (json!({ "rows": stats.rows, "history": 0 }), true)
+            } else {
+                let mean = past.iter().map(|p| p.rows as f64).sum::<f64>() / past.len() as f64;
+                let change = if mean == 0.0 {
+                    if stats.rows == 0 {
+                        0.0
+                    } else {
+                        f64::INFINITY
+                    }
+                } else {
+                    (stats.rows as f64 - mean).abs() / mean
+                };
+                (
+                    json!({
+                        "rows": stats.rows,
+                        "history": past.len(),
+                        "mean": mean,
+                        "change": if change.is_finite() { json!(change) } else { json!(null) },
+                    }),
+                    change <= *max_change,
+                )
+            }
+        }
+        Check::NullRateChange { max_change } => match history.first() {
+            None => (
+                json!({ "null_rate": stats.null_rate(), "previous": null }),
+                true,
+            ),
+            Some(previous) => {
+                let change = (stats.null_rate() - previous.null_rate).abs();
+                (
+                    json!({
+                        "null_rate": stats.null_rate(),
+                        "previous": previous.null_rate,
+                        "previous_version": previous.feature_version,
+                        "change": change,
+                    }),
+                    change <= *max_change,
+                )
+            }
+        },
+    };
+    verdict(rule, observed, passed)
+}
+
+/// One `[DP] step=validate_data` line per failed rule, so Grafana can count them by name.
+fn rule_line(ctx: &RunContext, r: &RuleResult) {
+    let status = if r.blocks() {
+        Status::Failed
+    } else {
+        Status::Success
+    };
+    DpLine::new(
+        &ctx.settings.pipeline,
+        Step::ValidateData,
+        status,
+        &ctx.run_id,
+    )
+    .with(
+        keys::EXECUTION_DATE,
+        ctx.settings.execution_date.to_rfc3339(),
+    )
+    .with(keys::FEATURE_VERSION, ctx.settings.version_id())
+    .with(keys::RULE, r.name)
+    .with(keys::COLUMN, r.column.as_deref())
+    .with(keys::SEVERITY, r.severity.as_str())
+    .with(keys::THRESHOLD, r.threshold.to_string())
+    .with(keys::OBSERVED, r.observed.to_string())
+    .emit();
+}
+
+/// The earlier complete versions the rules and the drift need. Without history rules a
+/// failure to read them only costs the drift figures (logged); with them it fails the run,
+/// since the rules cannot be checked.
+pub async fn read_history(ctx: &RunContext) -> Result<Vec<PastVersion>> {
+    let spec = &ctx.settings.spec;
+    let needed = spec.history_needed();
+    let version = ctx.settings.version_id();
+    match history::complete_before(ctx.out_store.as_ref(), &version, needed).await {
+        Ok(history) => Ok(history),
+        Err(e) if !spec.has_history_rules() => {
+            tracing::warn!("no drift figures: cannot read earlier versions: {e}");
+            Ok(Vec::new())
+        }
+        Err(e) => Err(e.into()),
+    }
+}

@@ -1,0 +1,178 @@
+//! The documents of a version: `schema.json`, `metadata.json` and the `_SUCCESS`
+//! manifest, as written by `store_features` and read back by history, drift and the
+//! versions commands. Field names and order are a contract (docs/layout.md).
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::history::Drift;
+use crate::config::spec::Severity;
+use crate::error::{Error, Result};
+use crate::values::digest::sha256_hex;
+
+/// `schema.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Schema {
+    pub feature_version: String,
+    /// Column name -> type, in CSV column order.
+    pub columns: serde_json::Map<String, serde_json::Value>,
+    pub created_at: String,
+    pub pipeline_name: String,
+    /// `row` (one output row per raw row) or `entity` (one per key).
+    pub grain: &'static str,
+    /// The columns that identify an output row (entity grain: the group keys and the
+    /// time bucket, unique together; row grain: the uncast pass-through columns).
+    pub key_columns: Vec<String>,
+    /// Entity grain: the raw columns grouped by, and the time bucket.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub group_by: Option<GroupBySchema>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct GroupBySchema {
+    pub columns: Vec<String>,
+    pub time_bucket: Option<TimeBucketSchema>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct TimeBucketSchema {
+    pub column: String,
+    pub every: &'static str,
+    pub name: String,
+}
+
+/// Size and digest of one published file.
+#[derive(Debug, Clone, Serialize)]
+pub struct FileDigest {
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// `metadata.json`: the original pipeline's keys first, then ours.
+#[derive(Debug, Clone, Serialize)]
+pub struct Metadata {
+    pub source_raw_path: String,
+    pub rows_raw: u64,
+    pub rows_feature: u64,
+    pub raw_null_rate: f64,
+    pub raw_valid: bool,
+    pub created_at: String,
+    pub pipeline_name: String,
+    pub feature_version: String,
+    pub execution_date: String,
+    pub run_id: String,
+    pub raw_null_count: u64,
+    pub raw_total_cells: u64,
+    pub raw_blank_lines: u64,
+    pub raw_short_rows: u64,
+    pub raw_long_rows: u64,
+    pub raw_had_bom: bool,
+    pub raw_columns: Vec<String>,
+    pub source: SourceInfo,
+    pub outputs: BTreeMap<&'static str, FileDigest>,
+    pub validation: Vec<RuleResult>,
+    /// Entity grain: distinct keys (= `rows_feature`); absent for row grain.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feature_groups: Option<u64>,
+    /// Each output column's profile, in CSV order.
+    pub profile: serde_json::Map<String, serde_json::Value>,
+    /// Row count, null rate and numeric column means against the previous complete
+    /// version.
+    pub drift: Drift,
+    /// Steps finished before `metadata.json` was written (so not `store_features`).
+    /// validate_data and build_features overlap: both run over the one pass.
+    pub timings_ms: serde_json::Map<String, serde_json::Value>,
+    /// The one pass over the raw object: where its time went.
+    pub pass: PassTimings,
+    pub tool: ToolInfo,
+}
+
+/// The pass's wall time and each of its threads' CPU time (`None` where the platform
+/// cannot tell).
+#[derive(Debug, Clone, Serialize)]
+pub struct PassTimings {
+    pub wall_ms: u64,
+    /// The scanner thread: CSV parsing, counting, rule checks, feature rows or groups.
+    pub scan_cpu_ms: Option<u64>,
+    /// The feature thread: formatting, profiling and hashing `feature.csv`.
+    pub write_cpu_ms: Option<u64>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceInfo {
+    pub size_bytes: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
+    /// `gzip` / `zstd` for a compressed raw input, else null.
+    pub compression: Option<&'static str>,
+    /// Bytes of CSV after decompression (equal to `size_bytes` for plain input).
+    pub csv_bytes: u64,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct ToolInfo {
+    pub name: &'static str,
+    pub version: &'static str,
+}
+
+impl ToolInfo {
+    pub fn current() -> Self {
+        ToolInfo {
+            name: env!("CARGO_PKG_NAME"),
+            version: env!("CARGO_PKG_VERSION"),
+        }
+    }
+}
+
+/// One rule's verdict, as stored under `validation` in `metadata.json`.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct RuleResult {
+    pub name: &'static str,
+    /// The column(s) a column rule or `unique` is about.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub column: Option<String>,
+    pub threshold: serde_json::Value,
+    pub observed: serde_json::Value,
+    pub passed: bool,
+    pub severity: Severity,
+    /// For rules over values: the fraction that had to pass.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mostly: Option<f64>,
+    /// For rules over values: the first failing lines (1-based; the header is line 1).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub failing_lines: Option<Vec<u64>>,
+}
+
+impl RuleResult {
+    /// A failed `error` rule: the run must not publish.
+    pub fn blocks(&self) -> bool {
+        !self.passed && self.severity == Severity::Error
+    }
+}
+
+/// `_SUCCESS`: the completion marker, also a manifest of what the version holds.
+#[derive(Debug, Serialize)]
+pub struct SuccessManifest<'a> {
+    pub feature_version: &'a str,
+    pub run_id: &'a str,
+    pub completed_at: String,
+    pub files: BTreeMap<&'static str, FileDigest>,
+}
+
+/// Pretty JSON as the seed wrote it (2-space indent, non-ASCII kept), with a final newline.
+pub fn to_pretty_json(value: &impl Serialize) -> Result<Vec<u8>> {
+    let mut out = serde_json::to_vec_pretty(value)
+        .map_err(|e| Error::Internal(format!("cannot serialise JSON: {e}")))?;
+    out.push(b'\n');
+    Ok(out)
+}
+
+/// SHA-256 of a small document, for `outputs` and `_SUCCESS`.
+pub fn digest(bytes: &[u8]) -> FileDigest {
+    FileDigest {
+        size_bytes: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+    }
+}
+

@@ -1,0 +1,165 @@
+//! Earlier complete versions of the same prefix: what drift is measured against and what
+//! the history rules compare with. Read from their `metadata.json`, never from their data.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::{is_version_id, layout};
+use crate::storage::{join_key, ObjectStore, StorageResult};
+
+/// What a past version's `metadata.json` says about its raw data.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PastVersion {
+    pub feature_version: String,
+    pub rows: u64,
+    pub null_rate: f64,
+    /// The mean of each numeric output column (from its profile).
+    pub means: BTreeMap<String, f64>,
+}
+
+/// The fields read from a past `metadata.json` (older or newer files may hold more).
+#[derive(Deserialize)]
+struct MetadataHead {
+    rows_raw: u64,
+    raw_null_rate: f64,
+    /// Absent in versions written before profiles existed.
+    #[serde(default)]
+    profile: BTreeMap<String, ProfileHead>,
+}
+
+#[derive(Deserialize)]
+struct ProfileHead {
+    mean: Option<f64>,
+}
+
+/// Up to `n` complete versions older than `version`, newest first. Incomplete versions
+/// (no `_SUCCESS`) and unreadable metadata are passed over.
+pub async fn complete_before(
+    store: &dyn ObjectStore,
+    version: &str,
+    n: usize,
+) -> StorageResult<Vec<PastVersion>> {
+    let mut folders = store.list_folders("").await?;
+    folders.retain(|f| is_version_id(f) && f.as_str() < version);
+    let mut found = Vec::new();
+    for folder in folders.into_iter().rev() {
+        if found.len() >= n {
+            break;
+        }
+        if store
+            .head(&join_key(&folder, layout::SUCCESS))
+            .await?
+            .is_none()
+        {
+            continue;
+        }
+        let Some(bytes) = store
+            .get_small(&join_key(&folder, layout::METADATA_JSON))
+            .await?
+        else {
+            continue;
+        };
+        match serde_json::from_slice::<MetadataHead>(&bytes) {
+            Ok(m) => found.push(PastVersion {
+                feature_version: folder,
+                rows: m.rows_raw,
+                null_rate: m.raw_null_rate,
+                means: m
+                    .profile
+                    .into_iter()
+                    .filter_map(|(column, p)| p.mean.map(|mean| (column, mean)))
+                    .collect(),
+            }),
+            Err(e) => tracing::warn!(
+                "ignoring unreadable {}: {e}",
+                store.uri(&join_key(&folder, layout::METADATA_JSON))
+            ),
+        }
+    }
+    Ok(found)
+}
+
+/// This version against the previous complete one (`metadata.json` `drift`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drift {
+    /// `None` for the first version of a prefix: nothing to compare with.
+    pub previous_version: Option<String>,
+    pub rows: Change,
+    pub null_rate: Change,
+    /// The mean of each numeric output column that has one now.
+    pub column_means: BTreeMap<String, Change>,
+}
+
+/// A figure now and in the previous version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub previous: Option<f64>,
+    pub current: f64,
+    /// `current - previous`.
+    pub change: Option<f64>,
+    /// `change / previous` (`None` when previous is 0 or unknown).
+    pub relative: Option<f64>,
+}
+
+impl Change {
+    fn new(previous: Option<f64>, current: f64) -> Self {
+        let change = previous.map(|p| current - p);
+        Change {
+            previous,
+            current,
+            change,
+            relative: previous
+                .filter(|p| *p != 0.0)
+                .zip(change)
+                .map(|(p, c)| c / p),
+        }
+    }
+}
+
+impl Drift {
+    /// `history` newest first (only its first entry is used); `column_means` is this
+    /// version's mean of each numeric output column.
+    pub fn new(
+        history: &[PastVersion],
+        rows: u64,
+        null_rate: f64,
+        column_means: &[(String, f64)],
+    ) -> Self {
+        let previous = history.first();
+        Drift {
+            previous_version: previous.map(|p| p.feature_version.clone()),
+            rows: Change::new(previous.map(|p| p.rows as f64), rows as f64),
+            null_rate: Change::new(previous.map(|p| p.null_rate), null_rate),
+            column_means: column_means
+                .iter()
+                .map(|(column, mean)| {
+                    let before = previous.and_then(|v| v.means.get(column)).copied();
+                    (column.clone(), Change::new(before, *mean))
+                })
+                .collect(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn drift_against_nothing_and_something() {
+        let none = Drift::new(&[], 10, 0.1, &[]);
+        assert_eq!(none.previous_version, None);
+        assert_eq!(none.rows.change, None);
+        let past = [PastVersion {
+            feature_version: "v_1".into(),
+            rows: 8,
+            null_rate: 0.2,
+            means: BTreeMap::new(),
+        }];
+        let d = Drift::new(&past, 10, 0.1, &[]);
+        assert_eq!(d.rows.change, Some(2.0));
+        assert_eq!(d.rows.relative, Some(0.25));
+        assert!((d.null_rate.change.unwrap() + 0.1).abs() < 1e-12);
+    }
+}
