@@ -99,7 +99,11 @@ pub enum Error {
     Interrupted(Signal),
     /// Some dates of a backfill failed; `code` is the most severe of their exit codes.
     #[error("{failed} of {dates} dates failed (most severe: exit {code}); see the report above")]
-    Backfill { failed: usize, dates: usize, code: u8 },
+    Backfill {
+        failed: usize,
+        dates: usize,
+        code: u8,
+    },
     /// A bug: something we assumed cannot happen did.
     #[error("internal error (please report this as a bug): {0}")]
     Internal(String),

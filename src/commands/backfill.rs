@@ -148,9 +148,11 @@ pub struct Prepared {
 pub fn prepare(args: BackfillArgs, sources: &Sources<'_>) -> Prepared {
     let flags = args.common.flags(sources);
     let dates = dates(&args);
-    let first = dates.as_ref().ok().and_then(|d| d.first()).map(|d| {
-        config::resolve(&flags, &When::Local(d.and_time(args.at)), rerun(&args))
-    });
+    let first = dates
+        .as_ref()
+        .ok()
+        .and_then(|d| d.first())
+        .map(|d| config::resolve(&flags, &When::Local(d.and_time(args.at)), rerun(&args)));
     Prepared {
         backfill_id: new_run_id(),
         started: Instant::now(),
@@ -187,12 +189,17 @@ impl Prepared {
         let dates = match dates {
             Ok(dates) => dates,
             Err(e) => {
-                DpLine::new(&pipeline, Step::BackfillSummary, Status::Failed, &backfill_id)
-                    .with(keys::EXECUTION_DATE, None::<String>)
-                    .with(keys::EXIT_CODE, i32::from(e.exit_code()))
-                    .with(keys::ERROR_KIND, e.kind())
-                    .with(keys::ERROR, e.to_string())
-                    .emit();
+                DpLine::new(
+                    &pipeline,
+                    Step::BackfillSummary,
+                    Status::Failed,
+                    &backfill_id,
+                )
+                .with(keys::EXECUTION_DATE, None::<String>)
+                .with(keys::EXIT_CODE, i32::from(e.exit_code()))
+                .with(keys::ERROR_KIND, e.kind())
+                .with(keys::ERROR, e.to_string())
+                .emit();
                 return Err(e);
             }
         };
@@ -495,4 +502,3 @@ impl Summary<'_> {
         out
     }
 }
-

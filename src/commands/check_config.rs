@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use clap::Args;
 
-use crate::config::spec::{AggFunction, Features, Rule, RowFeatureKind};
+use crate::config::spec::{AggFunction, Features, RowFeatureKind, Rule};
 use crate::config::{self, Flags, Origin, Rerun, RunSettings, Setting, When};
 use crate::error::{Finished, Result};
 
@@ -30,7 +30,6 @@ pub struct CheckConfigArgs {
     #[arg(value_name = "FILE")]
     pub file: PathBuf,
 }
-
 
 /// Exit 0 and the resolved pipeline on stdout, or exit 2 and one sentence naming the line.
 pub fn execute(args: CheckConfigArgs) -> Result<Finished> {
@@ -105,10 +104,8 @@ fn describe_features(features: &Features) -> serde_json::Value {
                     if let (Some(o), Some(c)) = (v.as_object_mut(), a.function.column()) {
                         o.insert("column".into(), c.into());
                     }
-                    if let (
-                        Some(o),
-                        AggFunction::First { by, .. } | AggFunction::Last { by, .. },
-                    ) = (v.as_object_mut(), &a.function)
+                    if let (Some(o), AggFunction::First { by, .. } | AggFunction::Last { by, .. }) =
+                        (v.as_object_mut(), &a.function)
                     {
                         o.insert("by".into(), by.clone().into());
                     }
@@ -133,4 +130,3 @@ fn describe_features(features: &Features) -> serde_json::Value {
     }
     out
 }
-

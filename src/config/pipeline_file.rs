@@ -244,7 +244,9 @@ pub fn load(path: &Path, origin: &Origin) -> Result<LoadedFile> {
             path.display()
         ))
     };
-    let size = std::fs::metadata(path).map_err(|e| cannot(e.to_string()))?.len();
+    let size = std::fs::metadata(path)
+        .map_err(|e| cannot(e.to_string()))?
+        .len();
     if size > MAX_FILE_BYTES {
         return Err(cannot(format!(
             "it is {size} bytes, more than a pipeline file's limit of {MAX_FILE_BYTES}"
@@ -315,7 +317,7 @@ fn one_line(message: &str) -> String {
 }
 
 fn to_spec(file: &PipelineFile, here: &Locator<'_>) -> Result<PipelineSpec> {
-    let mut spec = PipelineSpec::seed();
+    let mut spec = PipelineSpec::built_in();
     let known: Option<BTreeSet<&str>> = file
         .source
         .as_ref()

@@ -154,7 +154,13 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         None => None,
     };
     let file = loaded.as_ref();
-    let name = pick(&flags.pipeline, file, |l| l.file.name.as_ref(), "name", DEFAULT_PIPELINE);
+    let name = pick(
+        &flags.pipeline,
+        file,
+        |l| l.file.name.as_ref(),
+        "name",
+        DEFAULT_PIPELINE,
+    );
     validate_pipeline_name(&name)?;
 
     let tz_name = pick(
@@ -223,7 +229,7 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         s3,
         spec: match loaded {
             Some(l) => l.spec,
-            None => PipelineSpec::seed(),
+            None => PipelineSpec::built_in(),
         },
     })
 }
@@ -262,8 +268,7 @@ fn validate_pipeline_name(name: &Setting<String>) -> Result<()> {
     let n = &name.value;
     let ok = !n.is_empty()
         && n.len() <= 128
-        && n
-            .chars()
+        && n.chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'));
     if ok {
         Ok(())
@@ -358,7 +363,7 @@ mod tests {
             s.raw.value,
             StorageUri::Local("fixtures/user_events_20251119.csv".into())
         );
-        assert_eq!(s.spec, PipelineSpec::seed());
+        assert_eq!(s.spec, PipelineSpec::built_in());
     }
 
     #[test]
@@ -374,7 +379,14 @@ mod tests {
         assert_eq!(s.timezone.name(), "Asia/Tokyo");
         assert_eq!(s.raw.value, StorageUri::Local("in/2025-11-19.csv".into()));
         assert!(
-            matches!(&s.raw.origin, Origin::File { line: 4, key: "[source] path", .. }),
+            matches!(
+                &s.raw.origin,
+                Origin::File {
+                    line: 4,
+                    key: "[source] path",
+                    ..
+                }
+            ),
             "{:?}",
             s.raw.origin
         );

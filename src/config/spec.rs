@@ -10,7 +10,7 @@ pub use crate::values::timestamp::BucketWidth;
 /// The name of the built-in default pipeline.
 pub const DEFAULT_PIPELINE: &str = "daily_user_events";
 
-/// The seed's `row_sum` columns, in the order it added them.
+/// The original pipeline's `row_sum` columns, in the order it added them.
 pub const SEED_ROW_SUM_COLUMNS: [&str; 5] = [
     "user_id",
     "is_premium",
@@ -33,7 +33,7 @@ pub struct PipelineSpec {
 pub struct SourceFormat {
     /// One ASCII byte; `,` by default.
     pub delimiter: u8,
-    /// Cell texts that mean "no value" (compared exactly). The seed's only null is the
+    /// Cell texts that mean "no value" (compared exactly). The original pipeline's only null is the
     /// empty cell; a file may add `NULL`, `N/A`, ...
     pub null_tokens: Vec<String>,
 }
@@ -112,7 +112,7 @@ pub enum RowFeatureKind {
     /// The raw column's text (optionally renamed), or its value cast to a number.
     Column { column: String, cast: ColumnType },
     /// Sum of the named columns' numeric cells; empty, missing and non-numeric cells
-    /// count 0 (the seed's rule).
+    /// count 0 (the original pipeline's rule).
     RowSum { columns: Vec<String> },
 }
 
@@ -211,8 +211,8 @@ impl AggFunction {
 }
 
 impl Features {
-    /// The seed's one feature: `row_sum` over its five columns.
-    pub fn seed() -> Self {
+    /// The original pipeline's one feature: `row_sum` over its five columns.
+    pub fn built_in() -> Self {
         Features::Rows(vec![RowFeature {
             name: "row_sum".into(),
             kind: RowFeatureKind::RowSum {
@@ -366,7 +366,7 @@ pub enum ValueType {
     String,
     /// A whole number (optional sign, ASCII digits, fits in 64 bits).
     Integer,
-    /// Anything the seed's number grammar accepts (`1`, `-2.5`, `1e3`, `nan`, `inf`).
+    /// Anything the original pipeline's number grammar accepts (`1`, `-2.5`, `1e3`, `nan`, `inf`).
     Float,
     /// `true`/`false`/`1`/`0` (any case).
     Boolean,
@@ -510,7 +510,7 @@ impl PipelineSpec {
     /// The original pipeline's semantics (docs/contract.md): comma-separated, empty
     /// cells are null, `rows == 0` and `null_rate > 0.5` are invalid, one feature
     /// `row_sum`.
-    pub fn seed() -> Self {
+    pub fn built_in() -> Self {
         PipelineSpec {
             source: SourceFormat::default(),
             rules: vec![
@@ -525,7 +525,7 @@ impl PipelineSpec {
                     mostly: 1.0,
                 },
             ],
-            features: Features::seed(),
+            features: Features::built_in(),
         }
     }
 

@@ -134,7 +134,7 @@ pub enum Value {
     Str(String),
     Int(i64),
     Bool(bool),
-    /// A rate, printed with 4 decimals (DESIGN: `null_rate` has 4 decimals).
+    /// A rate, printed with 4 decimals (the log contract: `null_rate` has 4 decimals).
     Rate(f64),
     /// Not known (e.g. `rows` when the run failed before counting).
     Absent,

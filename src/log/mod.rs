@@ -126,10 +126,10 @@ where
 /// JSON object with `--log-format json`. Redacted like every log line.
 pub fn sentence(is_error: bool, text: &str) {
     let text = redact(text);
-    let (format, tz) = CHOSEN
-        .get()
-        .copied()
-        .unwrap_or((LogFormat::Text, crate::values::execution_date::DEFAULT_TIMEZONE));
+    let (format, tz) = CHOSEN.get().copied().unwrap_or((
+        LogFormat::Text,
+        crate::values::execution_date::DEFAULT_TIMEZONE,
+    ));
     match format {
         LogFormat::Text => eprintln!("{text}"),
         LogFormat::Json => {

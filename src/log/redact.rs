@@ -1,4 +1,4 @@
-//! Keeps secrets out of everything featurepipe prints (DESIGN.md section 5).
+//! Keeps secrets out of everything featurepipe prints (docs/logs.md, "Secrets").
 //!
 //! Applied to every `[DP]` value and to the final error sentence, so an SDK error that
 //! echoes a URL or a credential cannot leak it.

@@ -1,9 +1,9 @@
 //! A push-style, streaming RFC 4180 scanner that is fed arbitrary byte chunks.
 //!
-//! Why not the `csv` crate for reading: DESIGN.md needs three things it cannot give
+//! Why not the `csv` crate for reading: the contract needs three things it cannot give
 //! us: a quoted field still open at the end of the input must be an error naming the
 //! line where it opened, blank lines must be counted (not silently dropped), and bytes
-//! arrive as async chunks. The quoting rules follow Python's `csv` module (the seed):
+//! arrive as async chunks. The quoting rules follow Python's `csv` module (as the original pipeline read it):
 //! a quote opens a quoted field only at the start of a field, `""` inside quotes is a
 //! quote, text after a closing quote is appended, a quote inside an unquoted field is
 //! data, and CR, LF or CRLF end a record.
@@ -100,7 +100,7 @@ impl<'a> Record<'a> {
         (field, window)
     }
 
-    /// How many fields are empty strings (the seed's null cells), without decoding them.
+    /// How many fields are empty strings (the original pipeline's null cells), without decoding them.
     #[inline]
     pub fn empty_fields(&self) -> u64 {
         self.empty

@@ -2,7 +2,7 @@
 //! `feature.csv` bytes (hashed, sent in blocks to the staged upload), and the profile of
 //! each output column, in the same pass.
 //!
-//! `feature.csv` is written as the seed's `csv.writer` wrote it: comma-separated, CRLF
+//! `feature.csv` is written as the original pipeline's `csv.writer` wrote it: comma-separated, CRLF
 //! line ends, a field quoted only when it holds a comma, a quote or a line break, floats
 //! as Python's `repr(float)`, nulls as empty cells.
 
@@ -30,7 +30,6 @@ const OUT_BLOCK: usize = 1 << 20;
 /// (`-1.2345678901234567e+300` and CRLF: 26 bytes) without reallocating. (Wider rows
 /// just grow it.)
 const OUT_CAPACITY: usize = OUT_BLOCK + super::batch::BATCH_ROWS * 32;
-
 
 /// What the feature thread wrote: `feature.csv`'s size and digest, and each column's
 /// profile.
@@ -161,7 +160,7 @@ impl FeatureWriter {
     /// Writes one output line per row of the batch and profiles its values.
     pub fn write_batch(&mut self, batch: &RowBatch, out: &mut Vec<u8>) {
         let columns = batch.columns();
-        // One column (the seed's `row_sum`, and any single-column set) needs no
+        // One column (the original pipeline's `row_sum`, and any single-column set) needs no
         // interleaving: write it in one tight loop.
         if let [BatchColumn::Float(values)] = columns {
             let profiler = &mut self.profilers[0];

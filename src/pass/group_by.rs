@@ -759,8 +759,8 @@ mod tests {
     use super::*;
     use crate::config::spec::{Aggregate, TimeBucket};
     use crate::pass::csv_scan::{CsvScanner, RecordSink};
-    use crate::values::number::parse_cell;
     use crate::test_rng::rng;
+    use crate::values::number::parse_cell;
 
     /// An aggregate value that owns its text; floats compare by bits (NaN included).
     #[derive(Debug, Clone, PartialEq)]

@@ -19,13 +19,13 @@ enum Output {
     Float(Option<usize>),
     /// The cell as a whole number (see [`parse_integer`]); anything else is null.
     Integer(Option<usize>),
-    /// The seed's sum: empty, missing and non-numeric cells count 0. Columns absent from
+    /// The original pipeline's sum: empty, missing and non-numeric cells count 0. Columns absent from
     /// the header are left out.
     RowSum(Vec<usize>),
 }
 
 impl RowFeatures {
-    /// A repeated header name binds to its last occurrence, as the seed's
+    /// A repeated header name binds to its last occurrence, as the original pipeline's
     /// `csv.DictReader` did; a column absent from the header reads as null.
     pub fn bind(header: &Record<'_>, features: &[RowFeature], nulls: &SourceFormat) -> Self {
         let index = |name: &str| header.fields().rposition(|h| h == name);
@@ -75,7 +75,7 @@ impl RowFeatures {
     }
 }
 
-/// The seed's `row_sum` of one row.
+/// The original pipeline's `row_sum` of one row.
 #[inline]
 fn row_sum(record: &Record<'_>, indices: &[usize]) -> f64 {
     // Start from +0.0 explicitly: an empty f64 sum is -0.0 in recent Rust.

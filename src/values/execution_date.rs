@@ -10,7 +10,7 @@ use chrono_tz::Tz;
 
 use super::ValueError;
 
-/// The pipeline time zone when none is configured (the seed ran on Korea time).
+/// The pipeline time zone when none is configured (the original pipeline ran on Korea time).
 pub const DEFAULT_TIMEZONE: Tz = chrono_tz::Asia::Seoul;
 
 /// Parses an IANA zone name such as `Asia/Seoul` or `UTC`.
@@ -25,7 +25,7 @@ pub struct ExecutionDate(DateTime<Tz>);
 
 impl ExecutionDate {
     /// Parses `--execution-date`:
-    /// RFC 3339 with an offset is converted to `tz`; a naive date-time is UTC (as the seed
+    /// RFC 3339 with an offset is converted to `tz`; a naive date-time is UTC (as the original pipeline
     /// treated Airflow's naive dates); a bare `YYYY-MM-DD` is midnight in `tz`.
     pub fn parse(input: &str, tz: Tz) -> Result<Self, ValueError> {
         let s = input.trim();
@@ -151,9 +151,7 @@ mod tests {
                 .unwrap(),
             "s3://b/2025-11-19/x_20251119_20251119T000000.csv"
         );
-        assert!(
-            matches!(d.render("a/{dt}.csv"), Err(e) if e.to_string().contains("{dt}"))
-        );
+        assert!(matches!(d.render("a/{dt}.csv"), Err(e) if e.to_string().contains("{dt}")));
         assert!(matches!(
             d.render("a/{ds"),
             Err(ValueError::UnclosedPlaceholder(_))

@@ -1,12 +1,12 @@
-//! The seed's number rules: what counts as a number in a cell, and how a float is written.
+//! The original pipeline's number rules: what counts as a number in a cell, and how a float is written.
 //!
-//! The seed called Python's `float(cell)` and wrote results with `csv.writer`, i.e. with
-//! `repr(float)`. We keep both behaviours, minus the Python extras DESIGN.md excludes
+//! The original pipeline called Python's `float(cell)` and wrote results with `csv.writer`, i.e. with
+//! `repr(float)`. We keep both behaviours, minus the Python extras the contract excludes
 //! (underscores, non-ASCII digits).
 
 use std::fmt::Write as _;
 
-/// Parses one cell by the seed's grammar; `None` means "not a number" (counts 0).
+/// Parses one cell by the original pipeline's grammar; `None` means "not a number" (counts 0).
 ///
 /// Surrounding whitespace is ignored; then an optional sign, decimal digits with an
 /// optional point and exponent, or `nan` / `inf` / `infinity` in any case. Overflow gives

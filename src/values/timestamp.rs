@@ -51,9 +51,12 @@ pub fn matches_format(cell: &[u8], format: &str) -> bool {
 /// configuration error instead of every row failing.
 pub fn check_format(format: &str) -> Result<(), crate::values::ValueError> {
     use chrono::format::{Item, StrftimeItems};
-    let bad = format.is_empty() || StrftimeItems::new(format).any(|item| matches!(item, Item::Error));
+    let bad =
+        format.is_empty() || StrftimeItems::new(format).any(|item| matches!(item, Item::Error));
     if bad {
-        return Err(crate::values::ValueError::TimestampFormat(format.to_string()));
+        return Err(crate::values::ValueError::TimestampFormat(
+            format.to_string(),
+        ));
     }
     Ok(())
 }

@@ -160,7 +160,7 @@ pub struct SuccessManifest<'a> {
     pub files: BTreeMap<&'static str, FileDigest>,
 }
 
-/// Pretty JSON as the seed wrote it (2-space indent, non-ASCII kept), with a final newline.
+/// Pretty JSON as the original pipeline wrote it (2-space indent, non-ASCII kept), with a final newline.
 pub fn to_pretty_json(value: &impl Serialize) -> Result<Vec<u8>> {
     let mut out = serde_json::to_vec_pretty(value)
         .map_err(|e| Error::Internal(format!("cannot serialise JSON: {e}")))?;
@@ -175,4 +175,3 @@ pub fn digest(bytes: &[u8]) -> FileDigest {
         sha256: sha256_hex(bytes),
     }
 }
-

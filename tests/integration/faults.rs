@@ -134,7 +134,12 @@ fn exit_2_for_a_password_in_the_endpoint_url_without_leaking_it() {
         let sb = Sandbox::new();
         let mut cmd = sb.s3_cmd(&server);
         cmd.args(["--endpoint-url", &url, "--raw", "s3://lake/raw/a.csv"])
-            .args(["--features", "s3://lake/f", "--execution-date", "2025-11-19"])
+            .args([
+                "--features",
+                "s3://lake/f",
+                "--execution-date",
+                "2025-11-19",
+            ])
             .env("RUST_LOG", level);
         let out = run(cmd);
         out.assert_code(2);

@@ -17,8 +17,8 @@ use crate::pass::{FeatureSide, FeaturesBuilt};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
 use crate::versions::documents::{
-    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Schema,
-    SourceInfo, TimeBucketSchema, ToolInfo,
+    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Schema, SourceInfo,
+    TimeBucketSchema, ToolInfo,
 };
 use crate::versions::history::Drift;
 use crate::versions::layout;
@@ -97,7 +97,6 @@ fn profile_json(
         })
         .collect()
 }
-
 
 /// After the pass and validation: `schema.json` and `metadata.json` for the feature
 /// file the pass wrote.

@@ -163,7 +163,12 @@ async fn take_lease(ctx: &mut RunContext, rewrite: bool) -> Result<Option<SkipRe
 /// `_SUCCESS` and `_latest`) is caught up by the next run of it.
 async fn heal_latest(ctx: &RunContext) {
     let pointer = ctx.latest_pointer();
-    let moved = move_latest(ctx.out_store.clone(), &pointer, ctx.settings.lease_ttl, false);
+    let moved = move_latest(
+        ctx.out_store.clone(),
+        &pointer,
+        ctx.settings.lease_ttl,
+        false,
+    );
     if let Err(e) = moved.await {
         tracing::warn!("could not bring {} up to date: {e}", layout::LATEST);
     }

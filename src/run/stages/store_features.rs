@@ -132,10 +132,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     } else {
         PutMode::Create
     };
-    match store
-        .put(&success_key, Bytes::from(manifest), mode)
-        .await
-    {
+    match store.put(&success_key, Bytes::from(manifest), mode).await {
         Ok(()) => {}
         Err(StorageError::AlreadyExists { .. }) => {
             ctx.skip = Some(SkipReason::PublishedConcurrently);
@@ -149,4 +146,3 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     ctx.stored = Some(stored);
     Ok(())
 }
-

@@ -65,7 +65,12 @@ pub async fn run(ctx: &RunContext, failure: &Failure) -> (Outcome, Option<String
 
 /// Summarizes a run that failed while resolving its settings (step `configure`).
 pub fn early(run: EarlyRun<'_>, error: &Error) -> Outcome {
-    let mut outcome = Outcome::new(run.pipeline, run.run_id, Some((Step::Configure, error)), None);
+    let mut outcome = Outcome::new(
+        run.pipeline,
+        run.run_id,
+        Some((Step::Configure, error)),
+        None,
+    );
     outcome.execution_date = run.execution_date;
     outcome.duration_ms = run.duration_ms;
     finish(&outcome, None, run.report, false);
@@ -93,7 +98,10 @@ async fn write_record(ctx: &RunContext, outcome: &Outcome) -> Option<String> {
         airflow: airflow_context(),
     };
     let version = ctx.settings.version_id();
-    match record.write(ctx.out_store.as_ref(), &version, &ctx.run_id).await {
+    match record
+        .write(ctx.out_store.as_ref(), &version, &ctx.run_id)
+        .await
+    {
         Ok(key) => Some(key),
         Err(e) => {
             tracing::warn!("could not write the run record: {e}");
@@ -164,9 +172,9 @@ fn finish(
         SkipReason::NothingToReprocessComplete => format!(
             "{me}: {version} is complete and its last run did not fail; nothing to reprocess"
         ),
-        SkipReason::NothingToReprocessNeverRun => format!(
-            "{me}: {version} was never run (no run record, no files); nothing to reprocess"
-        ),
+        SkipReason::NothingToReprocessNeverRun => {
+            format!("{me}: {version} was never run (no run record, no files); nothing to reprocess")
+        }
     });
     match report {
         // `main` prints the last sentence of `featurepipe run`.

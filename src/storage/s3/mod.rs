@@ -159,8 +159,7 @@ impl ObjectStore for S3Store {
             .send();
         let mut keys = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
+            let page = page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
             for object in page.contents() {
                 if let Some(key) = object.key().and_then(|k| k.get(root_len..)) {
                     keys.push(key.to_string());
@@ -183,8 +182,7 @@ impl ObjectStore for S3Store {
             .send();
         let mut names = Vec::new();
         while let Some(page) = pages.next().await {
-            let page =
-                page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
+            let page = page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
             for common in page.common_prefixes() {
                 let name = common
                     .prefix()

@@ -11,8 +11,8 @@ use tokio::task::{JoinHandle, JoinSet};
 
 use super::client::{answered_ok_unreadably, describe, sdk_error};
 use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
-use crate::values::digest::hex;
 use crate::storage::{ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
+use crate::values::digest::hex;
 
 /// A streamed upload: one PUT if it stays under [`PART_SIZE`], else a multipart upload
 /// whose parts go out concurrently. Nothing is visible until `commit`.
@@ -210,11 +210,7 @@ impl S3Upload {
                         );
                         Ok(())
                     }
-                    None => Err(StorageError::other(
-                        "complete upload of",
-                        self.uri(),
-                        reply,
-                    )),
+                    None => Err(StorageError::other("complete upload of", self.uri(), reply)),
                 }
             }
         }
