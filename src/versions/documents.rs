@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::history::Drift;
 use crate::config::spec::Severity;
@@ -43,7 +43,7 @@ pub struct TimeBucketSchema {
 }
 
 /// Size and digest of one published file.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileDigest {
     pub size_bytes: u64,
     pub sha256: String,
@@ -151,13 +151,15 @@ impl RuleResult {
     }
 }
 
-/// `_SUCCESS`: the completion marker, also a manifest of what the version holds.
-#[derive(Debug, Serialize)]
-pub struct SuccessManifest<'a> {
-    pub feature_version: &'a str,
-    pub run_id: &'a str,
+/// `_SUCCESS`: the completion marker, also a manifest of what the version holds. A
+/// version is complete only when this parses and every file it lists is there with the
+/// listed size (`completeness`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SuccessManifest {
+    pub feature_version: String,
+    pub run_id: String,
     pub completed_at: String,
-    pub files: BTreeMap<&'static str, FileDigest>,
+    pub files: BTreeMap<String, FileDigest>,
 }
 
 /// Pretty JSON as the original pipeline wrote it (2-space indent, non-ASCII kept), with a final newline.

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::{is_version_id, layout};
+use super::{completeness, is_version_id, layout};
 use crate::storage::{join_key, ObjectStore, StorageResult};
 
 /// What a past version's `metadata.json` says about its raw data.
@@ -34,7 +34,7 @@ struct ProfileHead {
 }
 
 /// Up to `n` complete versions older than `version`, newest first. Incomplete versions
-/// (no `_SUCCESS`) and unreadable metadata are passed over.
+/// (see `completeness`) and unreadable metadata are passed over.
 pub async fn complete_before(
     store: &dyn ObjectStore,
     version: &str,
@@ -47,11 +47,7 @@ pub async fn complete_before(
         if found.len() >= n {
             break;
         }
-        if store
-            .head(&join_key(&folder, layout::SUCCESS))
-            .await?
-            .is_none()
-        {
+        if !completeness::check(store, &folder).await?.is_complete() {
             continue;
         }
         let Some(bytes) = store

@@ -12,6 +12,7 @@
 //! <prefix>/_leases/<version>/...            one writer per version
 //! ```
 
+pub mod completeness;
 pub mod documents;
 pub mod history;
 pub mod latest;

@@ -63,10 +63,10 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     .map(|name| ctx.version_key(name));
 
     let manifest = to_pretty_json(&SuccessManifest {
-        feature_version: &version,
-        run_id: &ctx.run_id,
+        feature_version: version.clone(),
+        run_id: ctx.run_id.clone(),
         completed_at: now_iso(settings.timezone),
-        files,
+        files: files.into_iter().map(|(k, v)| (k.to_string(), v)).collect(),
     })?;
     let writes = vec![
         (store.uri(&feature_key), feature_size),
