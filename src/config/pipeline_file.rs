@@ -44,6 +44,9 @@ pub struct SourceSection {
     /// The raw columns, when known: a rule or feature naming any other column is then a
     /// mistake caught before the run.
     pub columns: Option<Vec<String>>,
+    /// Bounds on a record's shape (see `spec::DEFAULT_MAX_COLUMNS`).
+    pub max_columns: Option<Spanned<usize>>,
+    pub max_header_bytes: Option<Spanned<usize>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -344,6 +347,28 @@ fn to_spec(file: &PipelineFile, here: &Locator<'_>) -> Result<PipelineSpec> {
         if let Some(d) = &source.delimiter {
             spec.source.delimiter =
                 delimiter(d.get_ref()).map_err(|m| here.at(d.span().start, &m))?;
+        }
+        for (value, target, what) in [
+            (
+                &source.max_columns,
+                &mut spec.source.max_columns,
+                "max_columns",
+            ),
+            (
+                &source.max_header_bytes,
+                &mut spec.source.max_header_bytes,
+                "max_header_bytes",
+            ),
+        ] {
+            if let Some(v) = value {
+                if *v.get_ref() == 0 {
+                    return Err(here.at(
+                        v.span().start,
+                        &format!("[source] {what} must be at least 1"),
+                    ));
+                }
+                *target = *v.get_ref();
+            }
         }
         if let Some(tokens) = &source.null_tokens {
             let mut tokens = tokens.clone();

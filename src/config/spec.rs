@@ -33,16 +33,28 @@ pub struct PipelineSpec {
 pub struct SourceFormat {
     /// One ASCII byte; `,` by default.
     pub delimiter: u8,
-    /// Cell texts that mean "no value" (compared exactly). The original pipeline's only null is the
-    /// empty cell; a file may add `NULL`, `N/A`, ...
+    /// Cell texts that mean "no value" (compared exactly). The original pipeline's only
+    /// null is the empty cell; a file may add `NULL`, `N/A`, ...
     pub null_tokens: Vec<String>,
+    /// At most this many fields in one record: a longer one is malformed input (exit 3).
+    pub max_columns: usize,
+    /// At most this many bytes of header: a longer one is malformed input (exit 3).
+    pub max_header_bytes: usize,
 }
+
+/// Bounds on a record's shape that keep memory bounded whatever the input (a line of a
+/// million commas, a header of 60 MB). Generous for real data; a pipeline file can raise
+/// them.
+pub const DEFAULT_MAX_COLUMNS: usize = 10_000;
+pub const DEFAULT_MAX_HEADER_BYTES: usize = 1 << 20;
 
 impl Default for SourceFormat {
     fn default() -> Self {
         SourceFormat {
             delimiter: b',',
             null_tokens: vec![String::new()],
+            max_columns: DEFAULT_MAX_COLUMNS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
         }
     }
 }

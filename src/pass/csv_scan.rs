@@ -29,9 +29,12 @@
 //! error was always reported.
 //!
 //! Memory: one record at a time. A record larger than [`MAX_RECORD_BYTES`] is an error,
-//! so an unterminated quote early in a 10 GB file cannot pull the rest into memory.
+//! so an unterminated quote early in a 10 GB file cannot pull the rest into memory; so
+//! are a record with more fields than the limit (a line of a million commas would
+//! otherwise cost 8 bytes a field) and a header longer than its limit (every header name
+//! is kept, and written to `metadata.json`): see [`Limits`].
 
-use crate::config::spec::check_delimiter;
+use crate::config::spec::{check_delimiter, DEFAULT_MAX_COLUMNS, DEFAULT_MAX_HEADER_BYTES};
 
 /// Upper bound on one record's size; larger records are rejected as malformed.
 pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
@@ -122,6 +125,24 @@ fn count_empty(ends: &[usize]) -> u64 {
     u64::from(first == 0) + rest as u64
 }
 
+/// Bounds on one record's shape, so that memory stays bounded whatever the input.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// Fields in one record.
+    pub max_fields: usize,
+    /// Bytes of the header record.
+    pub max_header_bytes: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_fields: DEFAULT_MAX_COLUMNS,
+            max_header_bytes: DEFAULT_MAX_HEADER_BYTES,
+        }
+    }
+}
+
 /// Receives each record as it is completed.
 pub trait RecordSink {
     fn record(&mut self, record: &Record<'_>);
@@ -196,6 +217,9 @@ pub struct CsvScanner {
     buf: Vec<u8>,
     ends: Vec<usize>,
     stats: ScanStats,
+    limits: Limits,
+    /// The header (the first record) has been handed out.
+    header_done: bool,
 }
 
 impl Default for CsvScanner {
@@ -217,6 +241,12 @@ impl CsvScanner {
         check_delimiter(delimiter).map(Self::with_checked_delimiter)
     }
 
+    /// The same scanner with other bounds on a record's shape.
+    pub fn with_limits(mut self, limits: Limits) -> Self {
+        self.limits = limits;
+        self
+    }
+
     fn with_checked_delimiter(delimiter: u8) -> Self {
         CsvScanner {
             state: State::RecordStart,
@@ -230,6 +260,8 @@ impl CsvScanner {
             fast: true,
             #[cfg(test)]
             portable: false,
+            limits: Limits::default(),
+            header_done: false,
             head: Vec::with_capacity(3),
             head_done: false,
             buf: Vec::with_capacity(4096),
@@ -288,7 +320,7 @@ impl CsvScanner {
                 });
             }
             State::FieldStart | State::Unquoted | State::QuoteInQuoted => {
-                self.end_field();
+                self.end_field()?;
                 self.emit_record(sink)?;
             }
         }
@@ -432,6 +464,11 @@ impl CsvScanner {
             empty += u64::from(pos == field_start);
             field_start = pos + 1;
             if b == delimiter {
+                if self.ends.len() >= self.limits.max_fields {
+                    // Let the scalar path report it.
+                    self.ends.clear();
+                    return rec;
+                }
                 self.ends.push(pos - rec);
                 continue;
             }
@@ -439,11 +476,14 @@ impl CsvScanner {
                 b'\n' if pos == skip_lf => {}
                 b'\n' | b'\r' => {
                     if pos > rec || !self.ends.is_empty() {
-                        if pos - rec > MAX_RECORD_BYTES {
+                        if pos - rec > self.record_limit()
+                            || self.ends.len() >= self.limits.max_fields
+                        {
                             // Let the scalar path report it.
                             self.ends.clear();
                             return rec;
                         }
+                        self.header_done = true;
                         self.ends.push(pos - rec);
                         sink.record(&Record {
                             line: self.line,
@@ -513,7 +553,7 @@ impl CsvScanner {
                             i += 1;
                         }
                         b if b == self.delimiter => {
-                            self.end_field();
+                            self.end_field()?;
                             self.state = State::FieldStart;
                             i += 1;
                         }
@@ -541,7 +581,7 @@ impl CsvScanner {
                         let b = chunk[i];
                         i += 1;
                         if b == self.delimiter {
-                            self.end_field();
+                            self.end_field()?;
                             self.state = State::FieldStart;
                         } else {
                             self.end_record(b, sink)?;
@@ -570,7 +610,7 @@ impl CsvScanner {
                         i += 1;
                     }
                     b if b == self.delimiter => {
-                        self.end_field();
+                        self.end_field()?;
                         self.state = State::FieldStart;
                         i += 1;
                     }
@@ -603,7 +643,7 @@ impl CsvScanner {
 
     /// A line end outside quotes: closes the last field and hands the record out.
     fn end_record(&mut self, terminator: u8, sink: &mut impl RecordSink) -> Result<(), ScanError> {
-        self.end_field();
+        self.end_field()?;
         self.emit_record(sink)?;
         self.end_line(terminator);
         self.state = State::RecordStart;
@@ -619,15 +659,34 @@ impl CsvScanner {
         }
     }
 
+    /// How many bytes the current record may have: the header has its own limit.
+    #[inline]
+    fn record_limit(&self) -> usize {
+        if self.header_done {
+            MAX_RECORD_BYTES
+        } else {
+            self.limits.max_header_bytes.min(MAX_RECORD_BYTES)
+        }
+    }
+
     #[inline]
     fn push(&mut self, bytes: &[u8]) -> Result<(), ScanError> {
-        if self.buf.len() + bytes.len() > MAX_RECORD_BYTES {
-            return Err(ScanError {
-                line: self.record_line,
-                message: format!(
+        if self.buf.len() + bytes.len() > self.record_limit() {
+            let message = if self.header_done {
+                format!(
                     "record starting here is larger than {} MiB (is a closing quote missing?)",
                     MAX_RECORD_BYTES >> 20
-                ),
+                )
+            } else {
+                format!(
+                    "the header is longer than {} bytes (raise [source] max_header_bytes in \
+                     the pipeline file if it is right)",
+                    self.limits.max_header_bytes
+                )
+            };
+            return Err(ScanError {
+                line: self.record_line,
+                message,
             });
         }
         self.buf.extend_from_slice(bytes);
@@ -635,23 +694,41 @@ impl CsvScanner {
     }
 
     #[inline]
-    fn end_field(&mut self) {
+    fn end_field(&mut self) -> Result<(), ScanError> {
+        if self.ends.len() >= self.limits.max_fields {
+            return Err(ScanError {
+                line: self.record_line,
+                message: format!(
+                    "record starting here has more than {} fields (raise [source] \
+                     max_columns in the pipeline file if it is right; is the delimiter right?)",
+                    self.limits.max_fields
+                ),
+            });
+        }
         self.ends.push(self.buf.len());
+        Ok(())
     }
 
     /// Hands out the record assembled in `buf` (scalar path).
     fn emit_record(&mut self, sink: &mut impl RecordSink) -> Result<(), ScanError> {
         if self.unchecked || !self.fast {
-            if let Err(e) = std::str::from_utf8(&self.buf) {
-                let before = &self.buf[..e.valid_up_to()];
-                let newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
-                return Err(ScanError {
-                    line: self.record_line + newlines,
-                    message: "bytes that are not valid UTF-8 (re-encode the file as UTF-8)"
-                        .to_string(),
-                });
+            // Field by field: `buf` holds the fields without their delimiters, so the
+            // two halves of a character split by a delimiter would read as one.
+            let mut start = 0;
+            for &end in &self.ends {
+                if let Err(e) = std::str::from_utf8(&self.buf[start..end]) {
+                    let before = &self.buf[..start + e.valid_up_to()];
+                    let newlines = before.iter().filter(|&&b| b == b'\n').count() as u64;
+                    return Err(ScanError {
+                        line: self.record_line + newlines,
+                        message: "bytes that are not valid UTF-8 (re-encode the file as UTF-8)"
+                            .to_string(),
+                    });
+                }
+                start = end;
             }
         }
+        self.header_done = true;
         sink.record(&Record {
             line: self.record_line,
             buf: &self.buf,

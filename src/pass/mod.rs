@@ -42,7 +42,7 @@ use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::storage::{ChunkSource, StorageError, StorageResult, Upload};
 use batch::RowBatch;
-use csv_scan::{CsvScanner, Record, RecordSink};
+use csv_scan::{Record, RecordSink};
 use decompress::{decompress, Compression};
 use feature_writer::{write_features, OUT_CHANNEL};
 pub use features::FeatureSide;
@@ -215,7 +215,9 @@ fn scan(
         header_seen: false,
     };
     // The delimiter was checked when the pipeline was loaded.
-    let mut scanner = CsvScanner::with_delimiter(sides.validation.delimiter())
+    let mut scanner = sides
+        .validation
+        .scanner()
         .map_err(|e| Error::Internal(e.to_string()))?;
     while let Some(chunk) = raw_rx.blocking_recv() {
         let chunk = chunk?;

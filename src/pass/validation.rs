@@ -3,7 +3,7 @@
 //! evaluates every rule from what this side found once the pass is over.
 
 use super::column_checks::{CellTally, ColumnChecks};
-use super::csv_scan::{Record, ScanStats};
+use super::csv_scan::{CsvScanner, Limits, Record, ScanStats};
 use super::raw_stats::RawStats;
 use crate::config::spec::{Rule, SourceFormat};
 
@@ -38,9 +38,13 @@ impl ValidationSide {
         }
     }
 
-    /// The CSV field delimiter the pipeline reads.
-    pub(super) fn delimiter(&self) -> u8 {
-        self.source.delimiter
+    /// A scanner for the CSV dialect and record bounds the pipeline reads.
+    pub(super) fn scanner(&self) -> Result<CsvScanner, &'static str> {
+        let limits = Limits {
+            max_fields: self.source.max_columns,
+            max_header_bytes: self.source.max_header_bytes,
+        };
+        Ok(CsvScanner::with_delimiter(self.source.delimiter)?.with_limits(limits))
     }
 
     pub(super) fn header(&mut self, record: &Record<'_>) {

@@ -1,7 +1,10 @@
-//! Local-folder backend: every write goes to a temporary name in the target folder and
-//! is renamed into place, so a reader never sees half a file.
+//! Local-folder backend: every write goes to a temporary name in the target folder, is
+//! synced, and is renamed (or, to create, hard-linked) into place, so a reader never sees
+//! half a file and a write error (a full disk) always reaches the caller. Small writes use
+//! blocking `std::fs` calls on the blocking pool: a tokio `File` buffers, and an error of
+//! its last write could surface nowhere.
 
-use std::io::ErrorKind;
+use std::io::{ErrorKind, Write as _};
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
@@ -73,6 +76,51 @@ async fn ensure_parent(path: &Path) -> StorageResult<()> {
     Ok(())
 }
 
+/// The revision of a file: it changes whenever the file is replaced (a new inode) or
+/// rewritten in place (size, modification time).
+#[cfg(unix)]
+fn revision_of(m: &std::fs::Metadata) -> Option<String> {
+    use std::os::unix::fs::MetadataExt;
+    Some(format!(
+        "{:x}-{:x}-{}-{}.{:09}",
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime(),
+        m.mtime_nsec()
+    ))
+}
+
+#[cfg(not(unix))]
+fn revision_of(_m: &std::fs::Metadata) -> Option<String> {
+    None
+}
+
+/// What a path that is neither a file nor a folder is, for [`StorageError::NotAFile`].
+fn kind_of(m: &std::fs::Metadata) -> &'static str {
+    if m.is_symlink() {
+        "a broken link"
+    } else {
+        "a device, pipe or socket"
+    }
+}
+
+/// Writes `body` to a new file at `tmp` and syncs it; every error is returned.
+fn write_synced(tmp: &Path, body: &[u8]) -> std::io::Result<()> {
+    let mut f = std::fs::File::create(tmp)?;
+    f.write_all(body)?;
+    f.sync_all()
+}
+
+/// Runs blocking file work on the blocking pool.
+async fn blocking<T: Send + 'static>(
+    work: impl FnOnce() -> StorageResult<T> + Send + 'static,
+) -> StorageResult<T> {
+    tokio::task::spawn_blocking(work)
+        .await
+        .map_err(|e| StorageError::other("run", "a file task", e))?
+}
+
 /// Makes a completed rename durable (best effort: not every filesystem allows it).
 async fn sync_parent(path: &Path) {
     if let Some(parent) = path.parent() {
@@ -123,9 +171,16 @@ impl ObjectStore for LocalStore {
                     chrono::DateTime::<chrono::Utc>::from(t)
                         .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
                 }),
+                revision: revision_of(&m),
             })),
             // A folder is a prefix, not an object: like S3, HEAD finds nothing there.
-            Ok(_) => Ok(None),
+            Ok(m) if m.is_dir() => Ok(None),
+            // A device or pipe is not "missing": a caller that takes it for one would skip
+            // or retry for ever instead of saying what is wrong.
+            Ok(m) => Err(StorageError::NotAFile {
+                uri: path.display().to_string(),
+                what: kind_of(&m),
+            }),
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(None),
             Err(e) => Err(io_err("stat", &path, e)),
         }
@@ -146,16 +201,14 @@ impl ObjectStore for LocalStore {
         let path = self.path(key);
         ensure_parent(&path).await?;
         let tmp = temp_path(&path);
-        let written = async {
-            let mut f = fs::File::create(&tmp).await?;
-            f.write_all(&body).await?;
-            f.sync_all().await
-        }
-        .await;
-        if let Err(e) = written {
-            let _ = fs::remove_file(&tmp).await;
-            return Err(io_err("write", &path, e));
-        }
+        let (tmp_w, path_w, body_w) = (tmp.clone(), path.clone(), body.clone());
+        blocking(move || {
+            write_synced(&tmp_w, &body_w).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp_w);
+                io_err("write", &path_w, e)
+            })
+        })
+        .await?;
         match publish(&tmp, &path, mode).await {
             Err(StorageError::AlreadyExists { .. }) if created_already(self, key, &body).await => {
                 Ok(())
@@ -243,6 +296,70 @@ impl ObjectStore for LocalStore {
             Err(e) => Err(io_err("delete", &path, e)),
         }
     }
+
+    async fn clear_staging(&self, dir: &str) -> StorageResult<usize> {
+        let folder = self.path(dir);
+        let mut entries = match fs::read_dir(&folder).await {
+            Ok(entries) => entries,
+            Err(e) if matches!(e.kind(), ErrorKind::NotFound | ErrorKind::NotADirectory) => {
+                return Ok(0)
+            }
+            Err(e) => return Err(io_err("list", &folder, e)),
+        };
+        let mut removed = 0;
+        while let Some(entry) = entries
+            .next_entry()
+            .await
+            .map_err(|e| io_err("list", &folder, e))?
+        {
+            if is_temp_name(&entry.file_name().to_string_lossy()) {
+                match fs::remove_file(entry.path()).await {
+                    Ok(()) => removed += 1,
+                    Err(e) if e.kind() == ErrorKind::NotFound => {}
+                    Err(e) => return Err(io_err("delete", &entry.path(), e)),
+                }
+            }
+        }
+        Ok(removed)
+    }
+
+    async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()> {
+        let path = self.path(key);
+        let revision = revision.to_string();
+        blocking(move || {
+            // The check and the removal happen under an exclusive lock on the folder, so
+            // two conditional deletes never interleave; a process stopped while holding
+            // it blocks the others (they fail their lease) rather than racing them.
+            let Some(folder) = path.parent() else {
+                return Ok(());
+            };
+            let lock = match std::fs::File::open(folder) {
+                Ok(lock) => lock,
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err("lock", folder, e)),
+            };
+            lock.lock().map_err(|e| io_err("lock", folder, e))?;
+            let current = match std::fs::symlink_metadata(&path) {
+                Ok(m) => revision_of(&m),
+                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
+                Err(e) => return Err(io_err("stat", &path, e)),
+            };
+            if current.as_deref() != Some(revision.as_str()) {
+                return Err(StorageError::new(
+                    FailureKind::PreconditionFailed,
+                    "delete",
+                    path.display().to_string(),
+                    "it was replaced since it was looked at",
+                ));
+            }
+            match std::fs::remove_file(&path) {
+                Ok(()) => Ok(()),
+                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                Err(e) => Err(io_err("delete", &path, e)),
+            }
+        })
+        .await
+    }
 }
 
 struct LocalChunks {
@@ -283,7 +400,7 @@ impl Upload for LocalUpload {
             .map_err(|e| io_err("write", &self.tmp, e))
     }
 
-    async fn commit(mut self: Box<Self>) -> StorageResult<()> {
+    async fn commit(mut self: Box<Self>, mode: PutMode) -> StorageResult<()> {
         let flushed = async {
             self.file.flush().await?;
             self.file.sync_all().await
@@ -293,7 +410,11 @@ impl Upload for LocalUpload {
             let _ = fs::remove_file(&self.tmp).await;
             return Err(io_err("write", &self.path, e));
         }
-        publish(&self.tmp, &self.path, PutMode::Overwrite).await
+        let published = publish(&self.tmp, &self.path, mode).await;
+        if published.is_err() {
+            let _ = fs::remove_file(&self.tmp).await;
+        }
+        published
     }
 
     async fn abort(self: Box<Self>) {

@@ -8,9 +8,13 @@
 //!
 //! Visibility rules every backend keeps (the conformance suite in `tests/` checks them):
 //! - a [`Upload`] is invisible until [`Upload::commit`]; [`Upload::abort`] leaves nothing;
-//! - [`PutMode::Create`] fails with [`StorageError::AlreadyExists`] if the key exists,
-//!   unless it holds exactly the bytes being created (see [`created_already`]);
-//! - a reader never sees a partly written object.
+//! - [`PutMode::Create`] (on `put` and on `commit`) fails with
+//!   [`StorageError::AlreadyExists`] if the key exists, unless it holds exactly the bytes
+//!   being created (see [`created_already`]);
+//! - [`ObjectStore::delete_if`] removes an object only while it is the revision the caller
+//!   saw: a writer that stalled cannot remove what another wrote since;
+//! - a reader never sees a partly written object, and every write's error reaches the
+//!   caller (a full disk is an error, never an empty file).
 
 pub mod local;
 pub mod s3;
@@ -31,6 +35,9 @@ pub struct ObjectMeta {
     pub etag: Option<String>,
     /// RFC 3339 in UTC, when the backend knows it.
     pub last_modified: Option<String>,
+    /// Changes whenever the object is replaced: S3's ETag; on local disk the file's device,
+    /// inode, size and modification time. What [`ObjectStore::delete_if`] compares.
+    pub revision: Option<String>,
 }
 
 /// How a small object is written.
@@ -51,6 +58,9 @@ pub enum PutMode {
 pub enum StorageError {
     #[error("{uri} was not found")]
     NotFound { uri: String },
+    /// The key names something that is not an object (a folder, a device, a pipe).
+    #[error("{uri} is not a file ({what})")]
+    NotAFile { uri: String, what: &'static str },
     /// A create-if-absent write met an object that is already there.
     #[error("{uri} already exists")]
     AlreadyExists { uri: String },
@@ -134,8 +144,17 @@ pub trait Upload: Send + Sync {
     async fn finish_writes(&mut self) -> StorageResult<()> {
         Ok(())
     }
-    /// Makes the object visible, whole, under its key.
-    async fn commit(self: Box<Self>) -> StorageResult<()>;
+    /// Makes the object visible, whole, under its key. With [`PutMode::Create`] it fails
+    /// with [`StorageError::AlreadyExists`] (and leaves the key as it was) if the key
+    /// exists. A failed commit leaves nothing staged.
+    async fn commit(self: Box<Self>, mode: PutMode) -> StorageResult<()>;
+    /// The [`ObjectMeta::revision`] the committed object will have, when the backend can
+    /// tell in advance (S3: the ETag of the bytes written, known once every part is up):
+    /// an existing object with this revision holds exactly these bytes. Call after the
+    /// last `write`.
+    async fn expected_revision(&mut self) -> StorageResult<Option<String>> {
+        Ok(None)
+    }
     /// Drops everything written so far; the key is left as it was.
     async fn abort(self: Box<Self>);
 }
@@ -155,6 +174,14 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn start_upload(&self, key: &str) -> StorageResult<Box<dyn Upload>>;
     /// Removes `key`; removing a missing key is not an error.
     async fn delete(&self, key: &str) -> StorageResult<()>;
+    /// Removes what unfinished writes left below the folder `dir` (local temporary files,
+    /// S3 multipart uploads never completed or aborted): a killed writer's leftovers, or a
+    /// stalled one's. Returns how many it removed.
+    async fn clear_staging(&self, dir: &str) -> StorageResult<usize>;
+    /// Removes `key` only while it is `revision` (S3 `If-Match`; locally under a lock on
+    /// its folder): [`StorageError::PreconditionFailed`] if it was replaced since. A
+    /// missing key is not an error.
+    async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()>;
     /// Every key below the folder `dir` (recursively), store-relative and sorted; empty if
     /// there is none. Run records and leases are found this way; staged uploads and
     /// temporary files are not objects and never listed.

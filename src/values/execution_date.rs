@@ -4,7 +4,8 @@
 //! `created_at`) is derived here from one [`ExecutionDate`] in the pipeline's zone.
 
 use chrono::{
-    DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Utc,
+    DateTime, LocalResult, NaiveDate, NaiveDateTime, NaiveTime, SecondsFormat, TimeZone, Timelike,
+    Utc,
 };
 use chrono_tz::Tz;
 
@@ -28,9 +29,19 @@ impl ExecutionDate {
     /// RFC 3339 with an offset is converted to `tz`; a naive date-time is UTC (as the original pipeline
     /// treated Airflow's naive dates); a bare `YYYY-MM-DD` is midnight in `tz`.
     pub fn parse(input: &str, tz: Tz) -> Result<Self, ValueError> {
-        let s = input.trim();
+        let parsed = Self::parse_any(input.trim(), tz)
+            .ok_or_else(|| ValueError::ExecutionDate(super::shorten(input)))?;
+        // A leap second (`23:59:60`) has no version id of its own: chrono would print it
+        // as second 60 of the minute.
+        if parsed.0.nanosecond() >= 1_000_000_000 {
+            return Err(ValueError::LeapSecond(super::shorten(input)));
+        }
+        Ok(parsed)
+    }
+
+    fn parse_any(s: &str, tz: Tz) -> Option<Self> {
         if let Ok(dt) = DateTime::parse_from_rfc3339(s) {
-            return Ok(Self(dt.with_timezone(&tz)));
+            return Some(Self(dt.with_timezone(&tz)));
         }
         for fmt in [
             "%Y-%m-%dT%H:%M:%S%.f",
@@ -38,13 +49,12 @@ impl ExecutionDate {
             "%Y-%m-%dT%H:%M",
         ] {
             if let Ok(naive) = NaiveDateTime::parse_from_str(s, fmt) {
-                return Ok(Self(Utc.from_utc_datetime(&naive).with_timezone(&tz)));
+                return Some(Self(Utc.from_utc_datetime(&naive).with_timezone(&tz)));
             }
         }
-        if let Ok(date) = NaiveDate::parse_from_str(s, "%Y-%m-%d") {
-            return Ok(Self::local(date.and_time(NaiveTime::MIN), tz));
-        }
-        Err(ValueError::ExecutionDate(super::shorten(input)))
+        NaiveDate::parse_from_str(s, "%Y-%m-%d")
+            .ok()
+            .map(|date| Self::local(date.and_time(NaiveTime::MIN), tz))
     }
 
     /// A wall-clock time in `tz` (a bare date's midnight, a backfill date at `--at`).
@@ -141,6 +151,20 @@ mod tests {
         assert_eq!(v("2025-11-19T00:00:00"), "v_20251119T090000"); // naive = UTC
         assert_eq!(v("2025-11-19"), "v_20251119T000000"); // midnight in zone
         assert_eq!(v("2025-11-19T01:02:03.999+09:00"), "v_20251119T010203");
+    }
+
+    #[test]
+    fn a_leap_second_is_refused_rather_than_named_second_60() {
+        assert!(matches!(
+            ExecutionDate::parse("2024-02-29T23:59:60Z", seoul()),
+            Err(ValueError::LeapSecond(_))
+        ));
+        assert_eq!(
+            ExecutionDate::parse("2024-02-29T23:59:59Z", seoul())
+                .unwrap()
+                .version_id(),
+            "v_20240301T085959"
+        );
     }
 
     #[test]

@@ -30,6 +30,8 @@ pub enum ValueError {
          2025-11-19T00:00:00+09:00)"
     )]
     ExecutionDate(String),
+    #[error("{0:?} is a leap second, which has no version id (use the second before or after)")]
+    LeapSecond(String),
     #[error("{0:?} has an unclosed '{{' (placeholders are {{ds}}, {{ds_nodash}}, {{ts_nodash}})")]
     UnclosedPlaceholder(String),
     #[error("{template:?} uses the unknown placeholder {{{name}}} (use {{ds}}, {{ds_nodash}} or {{ts_nodash}})")]

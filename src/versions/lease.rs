@@ -120,11 +120,22 @@ impl Lease {
         ttl: Duration,
     ) -> StorageResult<Acquired> {
         let dir = dir.trim_end_matches('/').to_string();
+        // The earliest moment this run may have created its record: a deadline counted
+        // from here is never later than the one written into the record.
+        let first_try = Instant::now();
+        let mut mine: Option<LeaseRecord> = None;
         for _ in 0..MAX_CREATE_RACES {
             let generations = generations(store.as_ref(), &dir).await?;
             let next = match generations.last() {
                 None => 1,
                 Some(&(top, ref key)) => match read_record(store.as_ref(), key).await? {
+                    // Our own record: a create whose reply was lost, taken as a refusal.
+                    Some(record) if record.run_id == run_id && !record.released => {
+                        let record = mine.clone().unwrap_or(record);
+                        return Ok(Acquired::Held(Lease::start(
+                            store, dir, top, record, first_try, ttl,
+                        )));
+                    }
                     Some(record) if record.is_live(Utc::now().timestamp_millis()) => {
                         return Ok(Acquired::Busy(record))
                     }
@@ -132,17 +143,17 @@ impl Lease {
                     _ => top + 1,
                 },
             };
-            let started = Instant::now();
             let record = LeaseRecord::new(run_id, now_rfc3339(), ttl);
-            match store
-                .put(
-                    &generation_key(&dir, next),
-                    record.to_bytes(),
-                    PutMode::Create,
-                )
-                .await
-            {
+            mine = Some(record.clone());
+            let key = generation_key(&dir, next);
+            match store.put(&key, record.to_bytes(), PutMode::Create).await {
                 Ok(()) => {
+                    // A server whose create-if-absent is not atomic may have let a rival
+                    // overwrite it: the holder is whoever the record names.
+                    match read_record(store.as_ref(), &key).await? {
+                        Some(now) if now.run_id != run_id => continue,
+                        _ => {}
+                    }
                     // Older generations are history; the top one (ours) always stays.
                     for (generation, key) in &generations {
                         if *generation < next {
@@ -150,10 +161,11 @@ impl Lease {
                         }
                     }
                     return Ok(Acquired::Held(Lease::start(
-                        store, dir, next, record, started, ttl,
+                        store, dir, next, record, first_try, ttl,
                     )));
                 }
-                // Another contender created it first: look again.
+                // Another contender created it first (or our own reply was lost): look
+                // again.
                 Err(StorageError::AlreadyExists { .. }) => continue,
                 Err(e) => return Err(e),
             }
@@ -260,8 +272,21 @@ impl Lease {
             )));
         }
         let generations = generations(self.store.as_ref(), &self.dir).await?;
+        let run_id = lock(&self.record).run_id.clone();
         match generations.last() {
-            Some(&(top, _)) if top == self.generation => Ok(()),
+            // The top generation, and still naming this run: a server whose creates are
+            // not atomic can let a rival overwrite the record of the same generation.
+            Some((top, key)) if *top == self.generation => {
+                match read_record(self.store.as_ref(), key).await? {
+                    Some(record) if record.run_id != run_id => Err(Error::Busy(format!(
+                        "this run's lease on {} was overwritten by {}; stopped before \
+                         publishing",
+                        self.store.uri(&self.dir),
+                        record.describe()
+                    ))),
+                    _ => Ok(()),
+                }
+            }
             Some((_, key)) => {
                 let holder = read_record(self.store.as_ref(), key)
                     .await?

@@ -17,6 +17,7 @@ pub mod documents;
 pub mod history;
 pub mod latest;
 pub mod lease;
+pub mod publish;
 pub mod run_record;
 
 /// File names inside a version directory and beside it.

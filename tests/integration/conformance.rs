@@ -99,7 +99,7 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         store.head("v/small.csv").await.unwrap().is_none(),
         "visible before commit"
     );
-    up.commit().await.unwrap();
+    up.commit(PutMode::Overwrite).await.unwrap();
     assert_eq!(read_all(&store, "v/small.csv").await, b"row_sum\r\n1.0\r\n");
 
     // A multipart-sized upload (3 parts and a tail) arrives whole and in order.
@@ -117,7 +117,7 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         store.head("v/big.bin").await.unwrap().is_none(),
         "visible before commit"
     );
-    up.commit().await.unwrap();
+    up.commit(PutMode::Overwrite).await.unwrap();
     assert_eq!(
         store.head("v/big.bin").await.unwrap().unwrap().size_bytes,
         body.len() as u64
@@ -136,7 +136,7 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         store.head("v/mid.bin").await.unwrap().is_none(),
         "visible before commit"
     );
-    up.commit().await.unwrap();
+    up.commit(PutMode::Overwrite).await.unwrap();
     assert!(
         read_all(&store, "v/mid.bin").await == mid,
         "mid-sized body differs"

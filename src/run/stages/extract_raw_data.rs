@@ -7,6 +7,7 @@ use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Status};
 use crate::run::context::{RunContext, SkipReason};
 use crate::storage::{join_key, ChunkSource, ObjectMeta, StorageError, StorageUri};
+use crate::versions::completeness::{self, Completeness, Incomplete};
 use crate::versions::latest::move_latest;
 use crate::versions::layout::{self, LEASES_DIR};
 use crate::versions::lease::{Acquired, Lease};
@@ -71,11 +72,30 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             ctx.settings.raw.origin
         ))
     };
-    let Some(meta) = ctx.raw_store.head(&ctx.raw_key).await? else {
-        // A missing bucket is a configuration error, never "not there yet": with
-        // --skip-if-missing it would otherwise be skipped quietly every night.
+    let head = match ctx.raw_store.head(&ctx.raw_key).await {
+        // A folder, device or pipe named as the raw input is a configuration mistake,
+        // never "not there yet".
+        Err(StorageError::NotAFile { uri, what }) => {
+            return Err(Error::Usage(format!(
+                "{}: {uri} is {what}, not a file",
+                ctx.settings.raw.origin
+            )))
+        }
+        other => other?,
+    };
+    let Some(meta) = head else {
+        // A missing bucket, or a folder where the file should be, is a configuration
+        // error, never "not there yet": with --skip-if-missing it would otherwise be
+        // skipped quietly every night.
         if ctx.raw_store.container_exists().await == Some(false) {
             return Err(missing_bucket(&ctx.settings.raw));
+        }
+        if !ctx.raw_store.list(&ctx.raw_key).await?.is_empty() {
+            return Err(Error::Usage(format!(
+                "{}: {} is a folder, not a file",
+                ctx.settings.raw.origin,
+                ctx.raw_uri()
+            )));
         }
         if ctx.settings.skip_if_missing {
             ctx.skip = Some(SkipReason::RawMissing);
@@ -98,12 +118,18 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     Ok(())
 }
 
+/// Whether the version is complete: `_SUCCESS` parses and lists files that are all there
+/// with their sizes. A marker that says otherwise is reported, and the version rewritten.
 async fn is_complete(ctx: &RunContext) -> Result<bool> {
-    Ok(ctx
-        .out_store
-        .head(&ctx.version_key(layout::SUCCESS))
-        .await?
-        .is_some())
+    let version = ctx.settings.version_id();
+    match completeness::check(ctx.out_store.as_ref(), &version).await? {
+        Completeness::Complete(_) => Ok(true),
+        Completeness::Incomplete(Incomplete::NoMarker) => Ok(false),
+        Completeness::Incomplete(why) => {
+            tracing::warn!("{} is not complete: {why}", ctx.version_uri());
+            Ok(false)
+        }
+    }
 }
 
 /// `--reprocess failed`: a complete version is redone only if its last real run failed

@@ -199,9 +199,13 @@ where
                 text = format!("{text}: {msg}");
             }
             let hint = match (status, s.err().code()) {
-                (401 | 403, _)
-                | (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken")) => {
-                    " (access denied: check the AWS credentials and their permissions)"
+                (_, Some("InvalidAccessKeyId" | "SignatureDoesNotMatch" | "ExpiredToken"))
+                | (401, _) => " (the credentials were refused: check the AWS credentials)",
+                // A plain 403 is about permissions, not the keys; on some servers also an
+                // upload the server no longer knows (after a restart).
+                (403, _) => {
+                    " (access denied: check what these credentials may do on this bucket and \
+                     key; for an upload, whether the server still knows it)"
                 }
                 (_, Some("NoSuchBucket")) => " (check the bucket name)",
                 _ => "",

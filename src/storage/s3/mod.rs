@@ -75,13 +75,17 @@ impl ObjectStore for S3Store {
             .send()
             .await;
         match res {
-            Ok(out) => Ok(Some(ObjectMeta {
-                size_bytes: out.content_length().unwrap_or(0).max(0) as u64,
-                etag: out.e_tag().map(|e| e.trim_matches('"').to_string()),
-                last_modified: out
-                    .last_modified()
-                    .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
-            })),
+            Ok(out) => {
+                let etag = out.e_tag().map(|e| e.trim_matches('"').to_string());
+                Ok(Some(ObjectMeta {
+                    size_bytes: out.content_length().unwrap_or(0).max(0) as u64,
+                    revision: etag.clone(),
+                    etag,
+                    last_modified: out
+                        .last_modified()
+                        .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
+                }))
+            }
             Err(SdkError::ServiceError(e)) if e.err().is_not_found() => Ok(None),
             Err(e) => Err(sdk_error("read", self.uri(key), &e)),
         }
@@ -195,6 +199,66 @@ impl ObjectStore for S3Store {
         }
         names.sort();
         Ok(names)
+    }
+
+    async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()> {
+        let res = self
+            .client
+            .delete_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .if_match(format!("\"{}\"", revision.trim_matches('"')))
+            .send()
+            .await;
+        match res {
+            Ok(_) => Ok(()),
+            Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(()),
+            Err(e) => Err(sdk_error("delete", self.uri(key), &e)),
+        }
+    }
+
+    async fn clear_staging(&self, dir: &str) -> StorageResult<usize> {
+        let folder = self.folder(dir);
+        let mut removed = 0;
+        let mut key_marker: Option<String> = None;
+        let mut id_marker: Option<String> = None;
+        loop {
+            let page = self
+                .client
+                .list_multipart_uploads()
+                .bucket(&self.bucket)
+                .prefix(&folder)
+                .set_key_marker(key_marker.take())
+                .set_upload_id_marker(id_marker.take())
+                .send()
+                .await
+                .map_err(|e| sdk_error("list uploads in", self.uri(dir), &e))?;
+            for upload in page.uploads() {
+                let (Some(key), Some(id)) = (upload.key(), upload.upload_id()) else {
+                    continue;
+                };
+                let aborted = self
+                    .client
+                    .abort_multipart_upload()
+                    .bucket(&self.bucket)
+                    .key(key)
+                    .upload_id(id)
+                    .send()
+                    .await;
+                if aborted.is_ok() {
+                    removed += 1;
+                }
+            }
+            if !page.is_truncated().unwrap_or(false) {
+                break;
+            }
+            key_marker = page.next_key_marker().map(str::to_string);
+            id_marker = page.next_upload_id_marker().map(str::to_string);
+            if key_marker.is_none() && id_marker.is_none() {
+                break;
+            }
+        }
+        Ok(removed)
     }
 
     async fn delete(&self, key: &str) -> StorageResult<()> {

@@ -9,7 +9,7 @@ use bytes::{Bytes, BytesMut};
 use md5::{Digest, Md5};
 use tokio::task::{JoinHandle, JoinSet};
 
-use super::client::{answered_ok_unreadably, describe, sdk_error};
+use super::client::{answered_ok_unreadably, describe, is_precondition_failed, sdk_error};
 use super::{content_type, S3Store, MAX_PARTS_IN_FLIGHT, PART_SIZE};
 use crate::storage::{ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult, Upload};
 use crate::values::digest::hex;
@@ -160,27 +160,29 @@ impl S3Upload {
         Ok(())
     }
 
-    async fn finish(&mut self) -> StorageResult<()> {
+    /// Every part up, in order (multipart only).
+    async fn all_parts(&mut self) -> StorageResult<Vec<CompletedPart>> {
+        self.send_last_part().await?;
+        while !self.in_flight.is_empty() {
+            self.collect_one().await?;
+        }
+        self.done.sort_by_key(|p| p.part_number());
+        Ok(self.done.clone())
+    }
+
+    async fn finish(&mut self, mode: PutMode) -> StorageResult<()> {
         if self.upload_id.is_none() {
             // Under one part: a single PUT (and away with a multipart upload sent ahead).
             let body = std::mem::take(&mut self.buf).freeze();
             let store = self.store.clone();
             let key = self.key.clone();
-            let (put, ()) = tokio::join!(
-                store.put(&key, body, PutMode::Overwrite),
-                self.abort_started()
-            );
+            let (put, ()) = tokio::join!(store.put(&key, body, mode), self.abort_started());
             return put;
         }
-        self.send_last_part().await?;
-        while !self.in_flight.is_empty() {
-            self.collect_one().await?;
-        }
-        let mut parts = std::mem::take(&mut self.done);
-        parts.sort_by_key(|p| p.part_number());
+        let parts = self.all_parts().await?;
         let expected_etag = multipart_etag(&parts);
         let upload_id = self.upload_id().await?;
-        let completed = self
+        let mut request = self
             .store
             .client
             .complete_multipart_upload()
@@ -191,10 +193,11 @@ impl S3Upload {
                 CompletedMultipartUpload::builder()
                     .set_parts(Some(parts))
                     .build(),
-            )
-            .send()
-            .await;
-        match completed {
+            );
+        if mode == PutMode::Create {
+            request = request.if_none_match("*");
+        }
+        match request.send().await {
             Ok(_) => Ok(()),
             Err(e) => {
                 let reply = describe(&e);
@@ -210,7 +213,10 @@ impl S3Upload {
                         );
                         Ok(())
                     }
-                    None => Err(StorageError::other("complete upload of", self.uri(), reply)),
+                    None if mode == PutMode::Create && is_precondition_failed(&e) => {
+                        Err(StorageError::AlreadyExists { uri: self.uri() })
+                    }
+                    None => Err(sdk_error("complete upload of", self.uri(), &e)),
                 }
             }
         }
@@ -296,8 +302,17 @@ impl Upload for S3Upload {
         self.send_last_part().await
     }
 
-    async fn commit(mut self: Box<Self>) -> StorageResult<()> {
-        let res = self.finish().await;
+    async fn expected_revision(&mut self) -> StorageResult<Option<String>> {
+        if self.upload_id.is_none() {
+            // One PUT: S3's ETag of a single-part object is the MD5 of its bytes.
+            return Ok(Some(hex(&Md5::digest(&self.buf))));
+        }
+        let parts = self.all_parts().await?;
+        Ok(multipart_etag(&parts))
+    }
+
+    async fn commit(mut self: Box<Self>, mode: PutMode) -> StorageResult<()> {
+        let res = self.finish(mode).await;
         if res.is_err() {
             self.abort().await;
         }
@@ -370,6 +385,7 @@ mod tests {
             size_bytes: size,
             etag: Some(etag.to_string()),
             last_modified: None,
+            revision: Some(etag.to_string()),
         };
         assert!(is_our_object(&meta(10, "e-2"), 10, Some("e-2")));
         assert!(is_our_object(&meta(10, "whatever"), 10, None));

@@ -134,6 +134,7 @@ impl S3Server {
             root: root.path().canonicalize()?,
             writes: tokio::sync::RwLock::new(()),
             if_none_match,
+            uploads: std::sync::Mutex::new(std::collections::BTreeMap::new()),
         };
         let service = {
             let mut builder = S3ServiceBuilder::new(fs);
@@ -258,6 +259,10 @@ impl Drop for S3Server {
 /// object's checksum after renaming its data into place (a read in between fails its
 /// checksum). Writes that replace whole objects therefore hold `writes` exclusively, and
 /// reads hold it shared while s3s-fs opens the file and loads its metadata.
+///
+/// Two things AWS S3 does that s3s-fs 0.14.1 does not are added the same way:
+/// `If-Match: <etag>` on DeleteObject (a conditional delete), and ListMultipartUploads
+/// (the uploads started and neither completed nor aborted, tracked here).
 struct FastGetFs {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
@@ -265,6 +270,8 @@ struct FastGetFs {
     /// Honour `If-None-Match: *` on PutObject and CompleteMultipartUpload (false: drop it,
     /// as servers without conditional writes do).
     if_none_match: bool,
+    /// Upload id -> (bucket, key) of every upload in progress.
+    uploads: std::sync::Mutex<std::collections::BTreeMap<String, (String, String)>>,
 }
 
 /// Device and inode of a file, to tell whether two opens saw the same file.
@@ -291,6 +298,20 @@ fn content_range_start(range: &str) -> Option<u64> {
 }
 
 impl FastGetFs {
+    /// Records an upload in progress, or (`None`) forgets it.
+    fn track_upload(&self, id: &str, upload: Option<(String, String)>) {
+        if let Ok(mut uploads) = self.uploads.lock() {
+            match upload {
+                Some(u) => {
+                    uploads.insert(id.to_string(), u);
+                }
+                None => {
+                    uploads.remove(id);
+                }
+            }
+        }
+    }
+
     /// The file s3s-fs keeps `bucket/key` in, if the key is a plain relative path (anything
     /// unusual is left to s3s-fs alone).
     fn plain_object_path(&self, bucket: &str, key: &str) -> Option<PathBuf> {
@@ -399,23 +420,96 @@ macro_rules! delegate_to_s3s_fs {
                 if !self.if_none_match {
                     req.input.if_none_match = None;
                 }
+                let id = req.input.upload_id.clone();
                 let _write = self.writes.write().await;
-                self.inner.complete_multipart_upload(req).await
+                let resp = self.inner.complete_multipart_upload(req).await?;
+                self.track_upload(&id, None);
+                Ok(resp)
             }
 
             async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
                 let _write = self.writes.write().await;
+                if let Some(expected) = req.input.if_match.as_ref().and_then(|c| c.as_etag()) {
+                    let head = HeadObjectInput::builder()
+                        .bucket(req.input.bucket.clone())
+                        .key(req.input.key.clone())
+                        .build()
+                        .map_err(|e| s3s::s3_error!(InternalError, "{e}"))?;
+                    let head = self.inner.head_object(S3Request {
+                        input: head,
+                        method: req.method.clone(),
+                        uri: req.uri.clone(),
+                        headers: req.headers.clone(),
+                        extensions: Default::default(),
+                        credentials: req.credentials.clone(),
+                        region: req.region.clone(),
+                        service: req.service.clone(),
+                        trailing_headers: None,
+                    }).await?;
+                    let current = head.output.e_tag.as_ref();
+                    if !current.is_some_and(|c| c.strong_cmp(expected)) {
+                        return Err(s3s::s3_error!(PreconditionFailed, "ETag does not match"));
+                    }
+                }
                 self.inner.delete_object(req).await
+            }
+
+            async fn create_multipart_upload(
+                &self,
+                req: S3Request<CreateMultipartUploadInput>,
+            ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+                let (bucket, key) = (req.input.bucket.clone(), req.input.key.clone());
+                let resp = self.inner.create_multipart_upload(req).await?;
+                if let Some(id) = &resp.output.upload_id {
+                    self.track_upload(id, Some((bucket, key)));
+                }
+                Ok(resp)
+            }
+
+            async fn abort_multipart_upload(
+                &self,
+                req: S3Request<AbortMultipartUploadInput>,
+            ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+                let id = req.input.upload_id.clone();
+                let resp = self.inner.abort_multipart_upload(req).await?;
+                self.track_upload(&id, None);
+                Ok(resp)
+            }
+
+            async fn list_multipart_uploads(
+                &self,
+                req: S3Request<ListMultipartUploadsInput>,
+            ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+                let prefix = req.input.prefix.clone().unwrap_or_default();
+                let uploads: Vec<MultipartUpload> = self
+                    .uploads
+                    .lock()
+                    .map_err(|_| s3s::s3_error!(InternalError))?
+                    .iter()
+                    .filter(|(_, (bucket, key))| {
+                        *bucket == req.input.bucket && key.starts_with(&prefix)
+                    })
+                    .map(|(id, (_, key))| MultipartUpload {
+                        key: Some(key.clone()),
+                        upload_id: Some(id.clone()),
+                        ..Default::default()
+                    })
+                    .collect();
+                Ok(S3Response::new(ListMultipartUploadsOutput {
+                    bucket: Some(req.input.bucket),
+                    prefix: req.input.prefix,
+                    is_truncated: Some(false),
+                    uploads: Some(uploads),
+                    ..Default::default()
+                }))
             }
         }
     };
 }
 
 delegate_to_s3s_fs! {
-    abort_multipart_upload: AbortMultipartUploadInput => AbortMultipartUploadOutput,
     copy_object: CopyObjectInput => CopyObjectOutput,
     create_bucket: CreateBucketInput => CreateBucketOutput,
-    create_multipart_upload: CreateMultipartUploadInput => CreateMultipartUploadOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
     delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
