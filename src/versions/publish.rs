@@ -267,23 +267,26 @@ fn another_writer(uri: &str) -> Error {
     ))
 }
 
-/// Runs the futures concurrently (the documents' writes are independent), failing with
-/// the first error.
+/// Runs the futures concurrently (the documents' writes are independent) and to the end:
+/// a write dropped half-way could not clean up after itself. Returns the first error.
 async fn all_of<F: Future<Output = Result<()>>>(futures: impl Iterator<Item = F>) -> Result<()> {
     let mut pending: Vec<Pin<Box<F>>> = futures.map(Box::pin).collect();
+    let mut first_error = None;
     std::future::poll_fn(move |cx| {
         let mut i = 0;
         while i < pending.len() {
             match pending[i].as_mut().poll(cx) {
-                Poll::Ready(Ok(())) => {
-                    pending.swap_remove(i);
+                Poll::Ready(result) => {
+                    if let (Err(e), None) = (result, &first_error) {
+                        first_error = Some(e);
+                    }
+                    drop(pending.swap_remove(i));
                 }
-                Poll::Ready(Err(e)) => return Poll::Ready(Err(e)),
                 Poll::Pending => i += 1,
             }
         }
         if pending.is_empty() {
-            Poll::Ready(Ok(()))
+            Poll::Ready(first_error.take().map_or(Ok(()), Err))
         } else {
             Poll::Pending
         }

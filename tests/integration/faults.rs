@@ -580,3 +580,33 @@ fn a_run_survives_losing_every_other_reply() {
     let latest = String::from_utf8(bucket.get("f/_latest").unwrap()).unwrap();
     assert!(latest.contains("v_20251119T000000"), "{latest}");
 }
+
+#[test]
+fn a_run_whose_lease_create_reply_is_lost_knows_the_lease_is_its_own() {
+    // The create of the lease succeeds on the server but its reply is lost; the SDK's
+    // retry then meets the run's own record (412), and reading it back fails as well.
+    // The run must still see that the lease is its own (it used to exit 75 "being
+    // written by run <its own id>" and leave a live lease blocking every run).
+    let server = S3Server::start();
+    let _bucket = big_raw(&server);
+    let lease_create = |req: &[u8]| request_line_is(req, "PUT ", "/_leases/v_");
+    let lease_read = |req: &[u8]| request_line_is(req, "GET ", "/_leases/v_");
+    let lost_creates = AtomicUsize::new(0);
+    let lost_reads = AtomicUsize::new(0);
+    let target = move |req: &[u8]| {
+        (lease_create(req) && lost_creates.fetch_add(1, Ordering::SeqCst) < 1)
+            || (lease_read(req) && lost_reads.fetch_add(1, Ordering::SeqCst) < 2)
+    };
+    let (proxy, lost) = losing_reply_proxy(server.addr, target, 3);
+    let out = run_through_with(
+        &proxy,
+        &server,
+        &["--s3-initial-backoff", "0.05", "--s3-max-attempts", "2"],
+    );
+    assert!(
+        lost.load(Ordering::SeqCst) >= 2,
+        "only {lost:?} replies lost"
+    );
+    out.assert_code(0);
+    assert_eq!(out.summary()["status"], "success", "{}", out.stderr);
+}

@@ -2,6 +2,7 @@
 //! against an in-process S3 server on 127.0.0.1, and parses what it prints.
 #![allow(dead_code)]
 
+pub mod freezing_proxy;
 pub mod s3_server;
 pub mod target;
 
