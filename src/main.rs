@@ -7,9 +7,19 @@ use featurepipe::{cli, error, log};
 fn main() -> ExitCode {
     // A bug must still end in one clear line and exit code 1, never a panic dump.
     std::panic::set_hook(Box::new(|info| {
+        let payload = info.payload();
+        let what = (payload.downcast_ref::<&str>().copied())
+            .or(payload.downcast_ref::<String>().map(String::as_str))
+            .unwrap_or("a panic");
+        let at = info
+            .location()
+            .map(|l| format!(" ({}:{})", l.file(), l.line()))
+            .unwrap_or_default();
         log::sentence(
             true,
-            &format!("featurepipe: error: internal error (please report this as a bug): {info}"),
+            &format!(
+                "featurepipe: error: internal error (please report this as a bug): {what}{at}"
+            ),
         );
         std::process::exit(i32::from(error::exit_code::INTERNAL));
     }));

@@ -138,7 +138,7 @@ with DAG(
     # Execution date: '{{ ds }}', NOT '{{ ts }}'.
     # {{ ds }} is the logical date's calendar day, e.g. 2025-11-19 for the run that covers
     # Nov 19 (it starts at 2025-11-20T00:00Z). featurepipe reads a bare date as midnight in
-    # the pipeline zone (DESIGN.md section 3), so the version is v_20251119T000000 and
+    # the pipeline zone (docs/contract.md, "Time and versions"), so the version is v_20251119T000000 and
     # {ds_nodash} in the raw path is 20251119: the same day that Airflow's grid shows,
     # whatever the schedule's time of day or the DAG's time zone.
     # {{ ts }} (2025-11-19T00:00:00+00:00) would be converted to Seoul time instead:

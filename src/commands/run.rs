@@ -22,7 +22,7 @@ Examples:
   featurepipe run --execution-date 2025-11-19
 
   # nightly from Airflow (templated date), raw and features on S3
-  featurepipe run --execution-date '{{ ts }}' \\
+  featurepipe run --execution-date '{{ ds }}' \\
       --raw 's3://raw-bucket/daily/user_events_{ds_nodash}.csv' \\
       --features s3://feature-bucket/features/daily_user_events
 

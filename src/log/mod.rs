@@ -37,10 +37,13 @@ pub fn init(format: LogFormat, tz: Tz) {
     }
     // The SDK warns on every GET of an object uploaded in parts with per-part checksums
     // ("part-level checksum which can't be validated"): normal for raw drops, and nothing
-    // a user can act on, so it stays out of the nightly log unless RUST_LOG asks.
+    // a user can act on, so it stays out of the nightly log unless RUST_LOG asks. So do
+    // aws-config's warnings while it looks for a region or a profile (IMDS dumps, missing
+    // config files): when that fails, the run's own error says what to set.
     let filter = tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| {
         tracing_subscriber::EnvFilter::new(
-            "warn,dp=info,featurepipe=info,aws_sdk_s3::http_response_checksum=error",
+            "warn,dp=info,featurepipe=info,aws_sdk_s3::http_response_checksum=error,\
+             aws_config=error",
         )
     });
     let _ = tracing_subscriber::fmt()

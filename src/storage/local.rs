@@ -105,6 +105,42 @@ fn kind_of(m: &std::fs::Metadata) -> &'static str {
     }
 }
 
+/// Runs `change` with the current revision of `path` (`None`: it does not exist) under an
+/// exclusive lock on its folder, so two conditional changes never interleave; a process
+/// stopped while holding the lock blocks the others (they fail their lease) rather than
+/// racing them.
+fn under_folder_lock(
+    path: &Path,
+    change: impl FnOnce(Option<String>) -> StorageResult<()>,
+) -> StorageResult<()> {
+    let Some(folder) = path.parent() else {
+        return change(None);
+    };
+    let lock = match std::fs::File::open(folder) {
+        Ok(lock) => lock,
+        Err(e) if e.kind() == ErrorKind::NotFound => return change(None),
+        Err(e) => return Err(io_err("lock", folder, e)),
+    };
+    lock.lock().map_err(|e| io_err("lock", folder, e))?;
+    let current = match std::fs::symlink_metadata(path) {
+        // No revision for something that is not a plain file: never "unchanged".
+        Ok(m) if m.is_file() => Some(revision_of(&m).unwrap_or_default()),
+        Ok(_) => Some(String::new()),
+        Err(e) if e.kind() == ErrorKind::NotFound => None,
+        Err(e) => return Err(io_err("stat", path, e)),
+    };
+    change(current)
+}
+
+fn changed(op: &'static str, path: &Path) -> StorageError {
+    StorageError::new(
+        FailureKind::PreconditionFailed,
+        op,
+        path.display().to_string(),
+        "it was replaced or removed since it was looked at",
+    )
+}
+
 /// Writes `body` to a new file at `tmp` and syncs it; every error is returned.
 fn write_synced(tmp: &Path, body: &[u8]) -> std::io::Result<()> {
     let mut f = std::fs::File::create(tmp)?;
@@ -323,40 +359,42 @@ impl ObjectStore for LocalStore {
         Ok(removed)
     }
 
+    async fn replace_if(&self, key: &str, body: Bytes, revision: &str) -> StorageResult<()> {
+        let path = self.path(key);
+        let tmp = temp_path(&path);
+        let revision = revision.to_string();
+        blocking(move || {
+            write_synced(&tmp, &body).map_err(|e| {
+                let _ = std::fs::remove_file(&tmp);
+                io_err("write", &path, e)
+            })?;
+            let replaced = under_folder_lock(&path, |current| {
+                if current.as_deref() != Some(revision.as_str()) {
+                    return Err(changed("replace", &path));
+                }
+                std::fs::rename(&tmp, &path).map_err(|e| io_err("rename into", &path, e))
+            });
+            if replaced.is_err() {
+                let _ = std::fs::remove_file(&tmp);
+            }
+            replaced
+        })
+        .await
+    }
+
     async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()> {
         let path = self.path(key);
         let revision = revision.to_string();
         blocking(move || {
-            // The check and the removal happen under an exclusive lock on the folder, so
-            // two conditional deletes never interleave; a process stopped while holding
-            // it blocks the others (they fail their lease) rather than racing them.
-            let Some(folder) = path.parent() else {
-                return Ok(());
-            };
-            let lock = match std::fs::File::open(folder) {
-                Ok(lock) => lock,
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io_err("lock", folder, e)),
-            };
-            lock.lock().map_err(|e| io_err("lock", folder, e))?;
-            let current = match std::fs::symlink_metadata(&path) {
-                Ok(m) => revision_of(&m),
-                Err(e) if e.kind() == ErrorKind::NotFound => return Ok(()),
-                Err(e) => return Err(io_err("stat", &path, e)),
-            };
-            if current.as_deref() != Some(revision.as_str()) {
-                return Err(StorageError::new(
-                    FailureKind::PreconditionFailed,
-                    "delete",
-                    path.display().to_string(),
-                    "it was replaced since it was looked at",
-                ));
-            }
-            match std::fs::remove_file(&path) {
-                Ok(()) => Ok(()),
-                Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
-                Err(e) => Err(io_err("delete", &path, e)),
-            }
+            under_folder_lock(&path, |current| match current {
+                None => Ok(()),
+                Some(current) if current != revision => Err(changed("delete", &path)),
+                Some(_) => match std::fs::remove_file(&path) {
+                    Ok(()) => Ok(()),
+                    Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
+                    Err(e) => Err(io_err("delete", &path, e)),
+                },
+            })
         })
         .await
     }

@@ -170,6 +170,10 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>>;
     /// Writes a small object in one go.
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()>;
+    /// Replaces `key` only while it is `revision` (S3 `If-Match` on PUT; locally under a
+    /// lock on its folder): [`StorageError::PreconditionFailed`] if it was replaced or
+    /// removed since. For pointers that several writers move.
+    async fn replace_if(&self, key: &str, body: Bytes, revision: &str) -> StorageResult<()>;
     /// Starts a streamed write of a large object.
     async fn start_upload(&self, key: &str) -> StorageResult<Box<dyn Upload>>;
     /// Removes `key`; removing a missing key is not an error.

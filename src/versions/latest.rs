@@ -1,5 +1,7 @@
 //! `_latest`: the pointer to the newest complete version of a prefix. It only moves
-//! forward: a backfill of an older date never moves it back.
+//! forward: a backfill of an older date never moves it back. Each move replaces exactly
+//! the pointer it read (S3 `If-Match`, locally under a folder lock), so a writer that
+//! stalled between reading and writing cannot move it back either.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -10,8 +12,8 @@ use serde::{Deserialize, Serialize};
 use super::documents::to_pretty_json;
 use super::layout::{LATEST, LEASES_DIR};
 use super::lease::Lease;
-use crate::error::Result;
-use crate::storage::{join_key, ObjectStore, PutMode};
+use crate::error::{Error, Result};
+use crate::storage::{join_key, ObjectStore, PutMode, StorageError};
 
 /// `_latest`: a pointer to the newest complete version.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -61,19 +63,33 @@ async fn write_if_behind(
     pointer: &LatestPointer,
     refresh: bool,
 ) -> Result<bool> {
-    if !is_behind(store, &pointer.feature_version, refresh).await? {
-        return Ok(false);
+    let body = Bytes::from(to_pretty_json(pointer)?);
+    for _ in 0..MOVE_TRIES {
+        // The revision first: if the pointer changes after it, the write below fails.
+        let seen = store.head(LATEST).await?;
+        if !is_behind(store, &pointer.feature_version, refresh).await? {
+            return Ok(false);
+        }
+        lease.ensure_held().await?;
+        let written = match seen.and_then(|m| m.revision) {
+            Some(revision) => store.replace_if(LATEST, body.clone(), &revision).await,
+            None => store.put(LATEST, body.clone(), PutMode::Create).await,
+        };
+        match written {
+            Ok(()) => return Ok(true),
+            // Moved by another writer meanwhile: look again.
+            Err(StorageError::PreconditionFailed { .. } | StorageError::AlreadyExists { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
-    lease.ensure_held().await?;
-    store
-        .put(
-            LATEST,
-            Bytes::from(to_pretty_json(pointer)?),
-            PutMode::Overwrite,
-        )
-        .await?;
-    Ok(true)
+    Err(Error::Busy(format!(
+        "{} kept changing while this run tried to move it",
+        store.uri(LATEST)
+    )))
 }
+
+/// How often a run tries to move `_latest` when other writers move it meanwhile.
+const MOVE_TRIES: usize = 3;
 
 /// Whether `_latest` is missing, unreadable, or older than `version` (or at it, with
 /// `or_at`).

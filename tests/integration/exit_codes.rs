@@ -1,4 +1,4 @@
-//! Every exit code of DESIGN.md section 6, each with its one-sentence message, and
+//! Every exit code of docs/exit-codes.md, each with its one-sentence message, and
 //! nothing new published after any failure.
 
 use crate::support::{fixture, run, Output, Sandbox};

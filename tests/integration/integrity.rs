@@ -85,10 +85,11 @@ fn a_stalled_writer_cannot_change_a_version_another_run_published_on_s3() {
         .unwrap();
     assert!(freeze.wait_frozen(Duration::from_secs(60)), "A never froze");
     std::thread::sleep(Duration::from_secs(2));
-    // Run B takes the expired lease over and publishes.
+    // Run B takes the expired lease over and publishes (with a lease that a busy machine
+    // cannot make it lose).
     let sb_b = Sandbox::new();
     let mut b = sb_b.s3_cmd(&server);
-    b.args(args);
+    b.args(&args[..6]).args(["--lease-ttl", "30"]);
     let b = run(b);
     b.assert_code(0);
     assert_eq!(b.summary()["status"], "success", "{}", b.stderr);
@@ -148,7 +149,7 @@ fn a_stopped_writer_cannot_change_a_version_another_run_published_on_local_disk(
     signal("-STOP");
     std::thread::sleep(Duration::from_secs(2));
     let mut b = sb.cmd();
-    b.args(args);
+    b.args(&args[..6]).args(["--lease-ttl", "30"]);
     let b = run(b);
     signal("-CONT");
     let a_tail: Vec<String> = rest.map_while(Result::ok).collect();

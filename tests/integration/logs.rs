@@ -1,4 +1,4 @@
-//! The `[DP]` log contract (DESIGN.md section 5) over successful and failed runs.
+//! The `[DP]` log contract (docs/logs.md) over successful and failed runs.
 
 use crate::support::{fixture, run, Output, Sandbox};
 

@@ -1,4 +1,4 @@
-//! The publish protocol (DESIGN.md section 4) on both backends: re-runs, --force,
+//! The publish protocol (docs/layout.md) on both backends: re-runs, --force,
 //! incomplete versions, _latest only moving forward, failures publishing nothing, dry runs.
 
 use crate::support::{fixture, run, Sandbox, Target};

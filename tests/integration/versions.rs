@@ -1,4 +1,4 @@
-//! Execution dates, version ids, time zones and path templates (DESIGN.md section 3).
+//! Execution dates, version ids, time zones and path templates (docs/contract.md, "Time and versions").
 
 use crate::support::{fixture, read_json, run, Sandbox};
 

@@ -201,6 +201,29 @@ impl ObjectStore for S3Store {
         Ok(names)
     }
 
+    async fn replace_if(&self, key: &str, body: Bytes, revision: &str) -> StorageResult<()> {
+        self.client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(self.key(key))
+            .content_type(content_type(key))
+            .if_match(format!("\"{}\"", revision.trim_matches('"')))
+            .body(ByteStream::from(body))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(|e| match e {
+                // A pointer that is gone is "changed" too.
+                SdkError::ServiceError(s) if s.raw().status().as_u16() == 404 => StorageError::new(
+                    crate::storage::FailureKind::PreconditionFailed,
+                    "replace",
+                    self.uri(key),
+                    "it was removed since it was looked at",
+                ),
+                e => sdk_error("replace", self.uri(key), &e),
+            })
+    }
+
     async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()> {
         let res = self
             .client
