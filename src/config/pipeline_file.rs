@@ -814,3 +814,133 @@ fn to_aggregate(f: &FeatureEntry) -> std::result::Result<Aggregate, String> {
         function,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Loads `text` as `orders.toml`; the error's message on failure.
+    fn load_text(text: &str) -> std::result::Result<LoadedFile, String> {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("orders.toml");
+        std::fs::write(&path, text).unwrap();
+        load(&path, &Origin::Flag("--config".into())).map_err(|e| e.to_string())
+    }
+
+    fn error_of(text: &str) -> String {
+        match load_text(text) {
+            Err(m) => m,
+            Ok(_) => panic!("loaded: {text}"),
+        }
+    }
+
+    #[test]
+    fn mistakes_name_the_file_and_the_line() {
+        for (text, line, words) in [
+            (
+                "name = \"x\"\n\n[source]\npath = \"a.csv\"\ncolour = \"red\"\n",
+                5,
+                "colour",
+            ),
+            ("[[rules]]\nrule = \"min_rowz\"\nvalue = 1\n", 2, "min_rowz"),
+            ("[[rules]]\nrule = \"min_rows\"\nvalue = -1\n", 1, "-1"),
+            ("[source]\ndelimiter = \"ab\"\n", 2, "delimiter"),
+            ("[source]\ndelimiter = \"\\\"\"\n", 2, "quote"),
+            ("[source]\nmax_columns = 0\n", 2, "max_columns"),
+            (
+                "[[rules]]\nrule = \"regex\"\ncolumn = \"a\"\npattern = \"(\"\n",
+                1,
+                "does not compile",
+            ),
+            (
+                "[[rules]]\nrule = \"timestamp\"\ncolumn = \"a\"\nformat = \"%Q\"\n",
+                1,
+                "strftime",
+            ),
+            (
+                "[[rules]]\nrule = \"not_null\"\ncolumn = \"a\"\nmostly = 1.5\n",
+                1,
+                "mostly",
+            ),
+            (
+                "[source]\ncolumns = [\"a\"]\n\n[[rules]]\nrule = \"not_null\"\ncolumn = \"b\"\n",
+                4,
+                "\"b\" is not among [source] columns",
+            ),
+        ] {
+            let m = error_of(text);
+            assert!(
+                m.contains(&format!("orders.toml line {line}: ")),
+                "line {line} expected: {m}"
+            );
+            assert!(m.contains(words), "{words:?} expected: {m}");
+            assert!(!m.contains('\n'), "one line: {m}");
+        }
+    }
+
+    #[test]
+    fn whole_file_mistakes_name_the_file() {
+        let m = error_of(
+            "[[rules]]\nrule = \"min_rows\"\nvalue = 5\n[[rules]]\nrule = \"max_rows\"\nvalue = 2\n",
+        );
+        assert!(
+            m.contains("orders.toml: min_rows 5 is more than max_rows 2"),
+            "{m}"
+        );
+        let m = error_of("[features]\n");
+        assert!(m.contains("orders.toml"), "{m}");
+    }
+
+    #[test]
+    fn a_syntax_error_is_one_line() {
+        let m = error_of("name = \"x\"\n[source\npath = 1\n");
+        assert!(m.contains("orders.toml line 2: "), "{m}");
+        assert!(!m.contains('\n'), "{m}");
+    }
+
+    #[test]
+    fn a_good_file_becomes_its_spec() {
+        let loaded = load_text(
+            "name = \"orders\"\n[source]\ndelimiter = \";\"\nnull_tokens = [\"NULL\"]\n\
+             [[rules]]\nrule = \"not_null\"\ncolumn = \"id\"\nseverity = \"warn\"\n",
+        )
+        .unwrap();
+        let spec = &loaded.spec;
+        assert_eq!(spec.source.delimiter, b';');
+        assert_eq!(spec.source.null_tokens, ["", "NULL"]);
+        assert_eq!(spec.rules.len(), 1);
+        assert_eq!(spec.rules[0].check.name(), "not_null");
+        assert_eq!(spec.rules[0].severity, Severity::Warn);
+        // Features not given: the built-in row_sum stays.
+        assert_eq!(spec.features, Features::built_in());
+        // Settings a flag can override know their line.
+        let name = loaded.file.name.as_ref().unwrap();
+        assert_eq!(
+            loaded.origin(name.span(), "name").to_string(),
+            format!("{} line 1: name", loaded.path.display())
+        );
+    }
+
+    #[test]
+    fn an_unreadable_or_huge_file_names_the_flag() {
+        let m = load(
+            Path::new("/nonexistent/p.toml"),
+            &Origin::Env("DP_CONFIG".into()),
+        )
+        .err()
+        .unwrap()
+        .to_string();
+        assert!(
+            m.starts_with("DP_CONFIG /nonexistent/p.toml: cannot read"),
+            "{m}"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let big = dir.path().join("big.toml");
+        std::fs::write(&big, vec![b'#'; (MAX_FILE_BYTES + 1) as usize]).unwrap();
+        let m = load(&big, &Origin::Flag("--config".into()))
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(m.contains("limit"), "{m}");
+    }
+}

@@ -333,3 +333,156 @@ pub async fn read_history(ctx: &RunContext) -> Result<Vec<PastVersion>> {
         Err(e) => Err(e.into()),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::spec::{Features, SourceFormat};
+    use std::collections::BTreeMap;
+
+    fn rule(check: Check) -> Rule {
+        Rule {
+            check,
+            severity: Severity::Error,
+            mostly: 1.0,
+        }
+    }
+
+    fn spec(rules: Vec<Rule>) -> PipelineSpec {
+        PipelineSpec {
+            source: SourceFormat::default(),
+            rules,
+            features: Features::built_in(),
+        }
+    }
+
+    fn stats(rows: u64, cells: u64, nulls: u64) -> RawStats {
+        RawStats {
+            header: Some(vec!["id".into(), "amount".into()]),
+            rows,
+            total_cells: cells,
+            null_count: nulls,
+            short_rows: 0,
+            long_rows: 0,
+        }
+    }
+
+    fn past(rows: u64, null_rate: f64) -> PastVersion {
+        PastVersion {
+            feature_version: format!("v_{rows}"),
+            rows,
+            null_rate,
+            means: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn the_default_rules_are_the_original_pipelines() {
+        let built_in = PipelineSpec::built_in();
+        let ok = evaluate(&stats(10, 20, 10), &[], &built_in, &[]);
+        assert!(ok.iter().all(|r| r.passed), "{ok:?}");
+        // Half the cells null is still valid; more is not; no rows is not.
+        let too_null = evaluate(&stats(10, 20, 11), &[], &built_in, &[]);
+        assert_eq!(
+            too_null.iter().map(|r| r.passed).collect::<Vec<_>>(),
+            [true, false]
+        );
+        let empty = evaluate(&stats(0, 0, 0), &[], &built_in, &[]);
+        assert_eq!(empty[0].name, "min_rows");
+        assert!(!empty[0].passed && empty[0].blocks());
+        assert!(empty[1].passed, "no cells: null rate 0");
+    }
+
+    #[test]
+    fn warn_rules_fail_without_blocking() {
+        let mut r = rule(Check::MaxRows(5));
+        r.severity = Severity::Warn;
+        let results = evaluate(&stats(10, 20, 0), &[], &spec(vec![r]), &[]);
+        assert!(!results[0].passed);
+        assert!(!results[0].blocks());
+    }
+
+    #[test]
+    fn cell_rules_pass_by_mostly_and_fail_on_missing_columns() {
+        let not_null = |mostly| Rule {
+            mostly,
+            ..rule(Check::Column {
+                column: "id".into(),
+                test: ColumnTest::NotNull,
+            })
+        };
+        let tally = CellTally {
+            checked: 100,
+            failed: 2,
+            failing_lines: vec![5, 9],
+            missing_columns: vec![],
+        };
+        let strict = evaluate(
+            &stats(100, 200, 2),
+            &[(0, tally.clone())],
+            &spec(vec![not_null(1.0)]),
+            &[],
+        );
+        assert!(!strict[0].passed);
+        assert_eq!(strict[0].failing_lines.as_deref(), Some(&[5, 9][..]));
+        let lenient = evaluate(
+            &stats(100, 200, 2),
+            &[(0, tally)],
+            &spec(vec![not_null(0.98)]),
+            &[],
+        );
+        assert!(lenient[0].passed, "98% passed, mostly 0.98");
+        let missing = CellTally {
+            missing_columns: vec!["id".into()],
+            ..CellTally::default()
+        };
+        let results = evaluate(
+            &stats(1, 1, 0),
+            &[(0, missing)],
+            &spec(vec![not_null(0.5)]),
+            &[],
+        );
+        assert!(!results[0].passed);
+        assert_eq!(results[0].observed["missing_columns"][0], "id");
+        // A rule over cells the pass never bound (no header at all) fails, not passes.
+        let unbound = evaluate(&stats(0, 0, 0), &[], &spec(vec![not_null(1.0)]), &[]);
+        assert!(!unbound[0].passed);
+    }
+
+    #[test]
+    fn history_rules_compare_with_earlier_versions() {
+        let vs_history = rule(Check::RowsVsHistory {
+            versions: 2,
+            max_change: 0.2,
+        });
+        let rules = spec(vec![
+            vs_history,
+            rule(Check::NullRateChange { max_change: 0.1 }),
+        ]);
+        // No history yet: both pass.
+        let first = evaluate(&stats(100, 200, 0), &[], &rules, &[]);
+        assert!(first.iter().all(|r| r.passed));
+        // Mean of the last two is 100: 115 is within 20%, 130 is not; null rate moved by
+        // 0.05 then by 0.15.
+        let history = [past(90, 0.0), past(110, 0.0), past(1_000_000, 0.0)];
+        let near = evaluate(&stats(115, 200, 10), &[], &rules, &history);
+        assert!(near[0].passed && near[1].passed, "{near:?}");
+        let far = evaluate(&stats(130, 200, 30), &[], &rules, &history);
+        assert!(!far[0].passed && !far[1].passed, "{far:?}");
+        assert_eq!(
+            far[0].observed["history"], 2,
+            "only `versions` are compared"
+        );
+    }
+
+    #[test]
+    fn required_columns_checks_the_header() {
+        let required = rule(Check::RequiredColumns(vec![
+            ("id".into(), None),
+            ("country".into(), None),
+        ]));
+        let results = evaluate(&stats(1, 2, 0), &[], &spec(vec![required]), &[]);
+        assert!(!results[0].passed);
+        assert_eq!(results[0].observed["missing"][0], "country");
+    }
+}
