@@ -610,3 +610,26 @@ fn a_run_whose_lease_create_reply_is_lost_knows_the_lease_is_its_own() {
     out.assert_code(0);
     assert_eq!(out.summary()["status"], "success", "{}", out.stderr);
 }
+
+#[test]
+fn a_lost_reply_to_starting_an_upload_leaves_no_orphan_upload() {
+    // The server starts the multipart upload, its reply is lost, the SDK starts a second
+    // one: the first used to stay behind, invisible and billed, after an exit-0 run.
+    let server = S3Server::start();
+    let bucket = multipart_raw(&server);
+    let lost_once = AtomicUsize::new(0);
+    let start_upload = move |req: &[u8]| {
+        request_line_is(req, "POST ", "feature.csv?uploads")
+            && lost_once.fetch_add(1, Ordering::SeqCst) == 0
+    };
+    let (proxy, lost) = losing_reply_proxy(server.addr, start_upload, 1);
+    let out = run_through_with(&proxy, &server, &["--s3-initial-backoff", "0.05"]);
+    out.assert_code(0);
+    assert_eq!(lost.load(Ordering::SeqCst), 1, "the reply was not lost");
+    assert!(bucket.exists("f/v_20251119T000000/_SUCCESS"));
+    assert_eq!(
+        bucket.abort_uploads("f/v_20251119T000000"),
+        0,
+        "an upload was left behind in the published version"
+    );
+}

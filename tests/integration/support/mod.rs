@@ -293,6 +293,11 @@ impl Bucket {
     pub fn delete(&self, key: &str) {
         self.rt.block_on(self.store.delete(key)).unwrap()
     }
+
+    /// Aborts every multipart upload in progress below `dir`; returns how many there were.
+    pub fn abort_uploads(&self, dir: &str) -> usize {
+        self.rt.block_on(self.store.clear_staging(dir)).unwrap()
+    }
 }
 
 /// The product's S3 store on `bucket` of `server`, with test-friendly timeouts.
