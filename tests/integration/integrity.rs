@@ -40,6 +40,20 @@ fn assert_manifest_matches(read: impl Fn(&str) -> Option<Vec<u8>>, version: &str
     }
 }
 
+/// `featurepipe run` of 2025-11-19 in `sb`, reading `raw`, publishing under `prefix`.
+fn local_run(sb: &Sandbox, raw: &str, prefix: &str) -> assert_cmd::Command {
+    let mut cmd = sb.cmd();
+    cmd.args([
+        "--raw",
+        raw,
+        "--features",
+        prefix,
+        "--execution-date",
+        "2025-11-19",
+    ]);
+    cmd
+}
+
 fn local_reader(root: &Path) -> impl Fn(&str) -> Option<Vec<u8>> + '_ {
     move |key| std::fs::read(root.join(key)).ok()
 }
@@ -170,15 +184,7 @@ fn a_full_disk_fails_the_run_instead_of_publishing_empty_documents() {
     let raw = rows_csv(20_000);
     sb.write("raw.csv", &raw);
     // How big the feature file is, from a run on the ordinary disk.
-    let mut probe = sb.cmd();
-    probe.args([
-        "--raw",
-        "raw.csv",
-        "--features",
-        "probe",
-        "--execution-date",
-        "2025-11-19",
-    ]);
+    let probe = local_run(&sb, "raw.csv", "probe");
     run(probe).assert_code(0);
     let feature_size = std::fs::metadata(sb.path(&format!("probe/{VERSION}/feature.csv")))
         .unwrap()
@@ -247,15 +253,7 @@ fn running_out_of_inodes_fails_cleanly() {
     let Some(_disk) = Tmpfs::mount(&sb.path("disk"), "size=4m,nr_inodes=8") else {
         return;
     };
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--raw",
-        "raw.csv",
-        "--features",
-        "disk/out",
-        "--execution-date",
-        "2025-11-19",
-    ]);
+    let cmd = local_run(&sb, "raw.csv", "disk/out");
     let out = run(cmd);
     assert!([2, 5].contains(&out.code), "{}", out.stderr);
     assert!(
@@ -278,33 +276,19 @@ fn running_out_of_inodes_fails_cleanly() {
 fn a_version_whose_files_do_not_match_its_manifest_is_rewritten() {
     let sb = Sandbox::new();
     sb.write("raw.csv", &rows_csv(1_000));
-    let args = [
-        "--raw",
-        "raw.csv",
-        "--features",
-        "out",
-        "--execution-date",
-        "2025-11-19",
-    ];
-    let mut first = sb.cmd();
-    first.args(args);
-    run(first).assert_code(0);
+    run(local_run(&sb, "raw.csv", "out")).assert_code(0);
     // Damage it: a truncated feature file, as a bad copy would leave it.
     let feature = sb.path(&format!("out/{VERSION}/feature.csv"));
     let bytes = std::fs::read(&feature).unwrap();
     std::fs::write(&feature, &bytes[..bytes.len() / 2]).unwrap();
-    let mut again = sb.cmd();
-    again.args(args);
-    let out = run(again);
+    let out = run(local_run(&sb, "raw.csv", "out"));
     out.assert_code(0);
     assert_eq!(out.summary()["status"], "success", "rewritten, not skipped");
     assert!(out.stderr.contains("is not complete"), "{}", out.stderr);
     assert_manifest_matches(local_reader(&sb.path("out")), VERSION);
     // An empty `_latest` is healed by the next run.
     std::fs::write(sb.path("out/_latest"), b"").unwrap();
-    let mut third = sb.cmd();
-    third.args(args);
-    run(third).assert_code(0);
+    run(local_run(&sb, "raw.csv", "out")).assert_code(0);
     let latest: serde_json::Value =
         serde_json::from_slice(&std::fs::read(sb.path("out/_latest")).unwrap()).unwrap();
     assert_eq!(latest["feature_version"], VERSION);
@@ -319,15 +303,7 @@ fn a_killed_runs_temporary_files_do_not_stay_in_a_complete_version() {
         &format!("out/{VERSION}/.feature.csv.tmp-0badc0de"),
         b"half a file",
     );
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--raw",
-        "raw.csv",
-        "--features",
-        "out",
-        "--execution-date",
-        "2025-11-19",
-    ]);
+    let cmd = local_run(&sb, "raw.csv", "out");
     run(cmd).assert_code(0);
     assert!(
         !leftover.exists(),
@@ -342,15 +318,7 @@ fn a_latest_pointer_that_cannot_move_does_not_fail_a_published_run() {
     sb.write("raw.csv", &rows_csv(100));
     // A folder where the pointer should be: writing it fails.
     std::fs::create_dir_all(sb.path("out/_latest/blocked")).unwrap();
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--raw",
-        "raw.csv",
-        "--features",
-        "out",
-        "--execution-date",
-        "2025-11-19",
-    ]);
+    let cmd = local_run(&sb, "raw.csv", "out");
     let out = run(cmd);
     out.assert_code(0);
     assert_eq!(out.result()["latest_moved"], false);
@@ -368,15 +336,7 @@ fn invalid_utf8_split_by_a_delimiter_is_malformed_input() {
     ] {
         let sb = Sandbox::new();
         sb.write("raw.csv", raw);
-        let mut cmd = sb.cmd();
-        cmd.args([
-            "--raw",
-            "raw.csv",
-            "--features",
-            "out",
-            "--execution-date",
-            "2025-11-19",
-        ]);
+        let cmd = local_run(&sb, "raw.csv", "out");
         let out = run(cmd);
         out.assert_code(3);
         out.assert_error_mentions(line);
@@ -403,16 +363,7 @@ fn records_with_too_many_fields_or_a_huge_header_stop_with_bounded_memory() {
         ("comma_header.csv.zst", "line 1"),
         ("wide_row.csv", "line 2"),
     ] {
-        let mut cmd = sb.cmd();
-        cmd.args([
-            "--raw",
-            raw,
-            "--features",
-            "out",
-            "--execution-date",
-            "2025-11-19",
-        ]);
-        let out = run(cmd);
+        let out = run(local_run(&sb, raw, "out"));
         out.assert_code(3);
         out.assert_error_mentions(line);
         out.assert_error_mentions("max_columns");
@@ -423,15 +374,7 @@ fn records_with_too_many_fields_or_a_huge_header_stop_with_bounded_memory() {
     let mut header = long.repeat(10).into_bytes();
     header.extend_from_slice(b"\n1\n");
     sb.write("long_header.csv", &header);
-    let mut cmd = sb.cmd();
-    cmd.args([
-        "--raw",
-        "long_header.csv",
-        "--features",
-        "out",
-        "--execution-date",
-        "2025-11-19",
-    ]);
+    let cmd = local_run(&sb, "long_header.csv", "out");
     let out = run(cmd);
     out.assert_code(3);
     out.assert_error_mentions("max_header_bytes");
@@ -462,16 +405,8 @@ fn a_device_a_pipe_or_a_folder_is_not_a_missing_raw_input() {
     }
     for raw in inputs {
         for extra in [&[][..], &["--skip-if-missing"][..]] {
-            let mut cmd = sb.cmd();
-            cmd.args([
-                "--raw",
-                &raw,
-                "--features",
-                "out",
-                "--execution-date",
-                "2025-11-19",
-            ])
-            .args(extra);
+            let mut cmd = local_run(&sb, &raw, "out");
+            cmd.args(extra);
             let out = run(cmd);
             out.assert_code(2);
             out.assert_error_mentions("--raw");
