@@ -414,7 +414,7 @@ machine_table() {
     cpu_model="$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)"
     mem_total="$(awk '/^MemTotal/ { printf "%.1f GiB", $2 / 1048576 }' /proc/meminfo)"
     git_rev="$(git rev-parse --short HEAD 2>/dev/null || echo 'no commit yet')"
-    if [[ -n "$(git status --porcelain 2>/dev/null | head -n 1)" ]]; then git_rev="$git_rev (working tree modified)"; fi
+    if [[ -n "$(git status --porcelain --untracked-files=no 2>/dev/null | head -n 1)" ]]; then git_rev="$git_rev (working tree modified)"; fi
     echo "| machine | |"
     echo "|---|---|"
     echo "| date (UTC) | $(date -u '+%Y-%m-%d %H:%M:%S') |"
@@ -647,16 +647,16 @@ report_entity() {
     echo
     machine_table "$SERVER_DESC"
     echo
-    echo "The job: \`$ENTITY_PIPELINE\` (group by user_id and the Asia/Seoul day of event_time;"
-    echo "count, sum, mean, max, count_distinct, null_count, first, last), as featurepipe runs it"
+    echo "The job: \`$ENTITY_PIPELINE\` (group by user_id and the Asia/Seoul day of"
+    echo "event_time; count, sum, mean, max, count_distinct, null_count, first, last), as featurepipe runs it"
     echo "and as DuckDB and polars do it in \`scripts/bench_peers.py\` (read CSV, group, sort by key,"
     echo "write CSV). Local: raw file to local file. S3: raw object to object, on the loopback S3"
     echo "server (DuckDB through its httpfs extension, path-style; polars through \`scan_csv\` /"
     echo "\`sink_csv\` with \`storage_options\`)."
     echo
     echo "Medians of $REPS runs per case; the cases alternate within each repetition"
-    echo "(${ENTITY_CASES[*]}); warm page cache. Each run is a fresh process measured with GNU"
-    echo "\`time -v\`: CPU = user + sys (all threads; for the peers, the Python interpreter's start and"
+    echo "(${ENTITY_CASES[*]});"
+    echo "warm page cache. Each run is a fresh process measured with GNU \`time -v\`: CPU = user + sys (all threads; for the peers, the Python interpreter's start and"
     echo "imports included), max RSS = peak resident memory. Server CPU = what the S3 server used"
     echo "meanwhile (not in CPU). CPU s/GB = CPU / raw input GB (10^9 bytes)."
     echo
@@ -740,16 +740,17 @@ report_entity() {
 
 - `first` / `last` on tied timestamps: featurepipe takes, among the rows with the earliest
   (latest) `event_time` of a group, the first (last) in input order. The polars query asks
-  for the same (`get(arg_min)`, and `arg_max` over the reversed group), which holds as long
-  as polars keeps input order within a group (the check above shows whether it did). DuckDB's `arg_min_null` / `arg_max_null` keep whichever tied row reaches
-  the aggregate first, which with its parallel scan is not input order: the
-  `first_event_type` / `last_device` counts in the check above are such ties (timestamps
-  here have whole seconds).
+  for the same (`get(arg_min)`, and `arg_max` over the reversed group), which holds as
+  long as polars keeps input order within a group (the check above shows whether it did).
+  DuckDB's `arg_min_null` / `arg_max_null` keep whichever tied row reaches the aggregate
+  first, which with its parallel scan is not input order: the `first_event_type` /
+  `last_device` counts in the check above are such ties (timestamps here have whole
+  seconds).
 - Floats: all three print the shortest text that reads back as the same double, but the
   sums are added in different orders (featurepipe in input order like Python's `sum`,
   DuckDB per thread then combined, polars with its own summation), so the last digits of
-  `amount_sum` / `amount_mean` can differ ("text" counts above); within 1e-9 relative they
-  agree.
+  `amount_sum` / `amount_mean` can differ ("text" counts above); the value counts above
+  include only differences beyond 1e-9 relative.
 - Cells that are not numbers or timestamps: featurepipe skips a non-numeric `amount` /
   `event_value` cell (not summed, not counted as null) and puts a row whose `event_time` is
   not a timestamp into the empty bucket. The peers read those columns as typed (DOUBLE,
