@@ -695,7 +695,7 @@ report_entity() {
         done
     done
     echo
-    echo "The issue's targets (featurepipe <= 3 CPU-s per GB; >= 4x less CPU than DuckDB and than"
+    echo "The entity-grain targets (featurepipe <= 3 CPU-s per GB; >= 4x less CPU than DuckDB and than"
     echo "polars; RSS <= 1/3 of DuckDB's), against these medians:"
     echo
     echo "| input | storage | fp CPU s/GB <= 3 | DuckDB/fp CPU >= 4 | polars/fp CPU >= 4 | fp/DuckDB RSS <= 0.33 |"
