@@ -175,6 +175,8 @@ impl<T: Into<Value>> From<Option<T>> for Value {
 #[derive(Debug, Clone)]
 pub struct DpLine {
     status: Status,
+    /// Logged at WARN whatever the status (a failed `warn` rule: the step goes on).
+    warning: bool,
     fields: Vec<(&'static str, Value)>,
 }
 
@@ -183,6 +185,7 @@ impl DpLine {
     pub fn new(pipeline: &str, step: Step, status: Status, run_id: &str) -> Self {
         DpLine {
             status,
+            warning: false,
             fields: vec![
                 (keys::PIPELINE, pipeline.into()),
                 (keys::STEP, step.as_str().into()),
@@ -195,6 +198,13 @@ impl DpLine {
     /// Adds `key=value`.
     pub fn with(mut self, key: &'static str, value: impl Into<Value>) -> Self {
         self.fields.push((key, value.into()));
+        self
+    }
+
+    /// Logs the line at WARN (a failed `warn` rule); otherwise a failed line is ERROR and
+    /// every other INFO.
+    pub fn at_warn(mut self) -> Self {
+        self.warning = true;
         self
     }
 
@@ -252,6 +262,8 @@ impl DpLine {
         let json = self.json();
         if self.status == Status::Failed {
             tracing::event!(target: DP_TARGET, Level::ERROR, logfmt = %logfmt, json = %json);
+        } else if self.warning {
+            tracing::event!(target: DP_TARGET, Level::WARN, logfmt = %logfmt, json = %json);
         } else {
             tracing::event!(target: DP_TARGET, Level::INFO, logfmt = %logfmt, json = %json);
         }

@@ -1,6 +1,8 @@
 //! The rules decided cell by cell (column rules, `unique`, typed `required_columns`),
 //! run on the scanner thread inside the one streaming pass: no second read, no early
-//! exit, and every failing line remembered up to [`MAX_FAILING_LINES`].
+//! exit, every failing line remembered up to [`MAX_FAILING_LINES`], and for rules over
+//! values the first [`MAX_SAMPLE_VALUES`] distinct failing values (each cut to
+//! [`MAX_SAMPLE_CHARS`] characters), so a failed run says what the bad data looked like.
 //!
 //! Memory is flat except where a rule must remember values: `unique` keeps every key it
 //! has seen (in one [`KeyTable`] arena), `allowed_values` its value set.
@@ -17,6 +19,10 @@ use crate::values::timestamp::matches_format;
 
 /// Failing line numbers kept per rule (`metadata.json` `validation[].failing_lines`).
 pub const MAX_FAILING_LINES: usize = 20;
+/// Distinct failing values kept per rule over values (`validation[].sample_values`).
+pub const MAX_SAMPLE_VALUES: usize = 5;
+/// Characters kept of each sample value.
+pub const MAX_SAMPLE_CHARS: usize = 80;
 
 /// What one cell-by-cell rule saw over the whole pass.
 #[derive(Debug, Clone, Default, PartialEq)]
@@ -30,6 +36,10 @@ pub struct CellTally {
     pub failing_lines: Vec<u64>,
     /// Columns the rule reads that the header lacks: the rule cannot pass.
     pub missing_columns: Vec<String>,
+    /// Rules over values (not null counts): the first distinct failing values, in input
+    /// order, each cut to [`MAX_SAMPLE_CHARS`] characters (bytes that are not UTF-8
+    /// read as U+FFFD); `None` for rules that count nulls.
+    pub sample_values: Option<Vec<String>>,
 }
 
 impl CellTally {
@@ -39,6 +49,31 @@ impl CellTally {
             1.0
         } else {
             (self.checked - self.failed) as f64 / self.checked as f64
+        }
+    }
+
+    /// Whether another failing value would be kept.
+    #[inline]
+    fn wants_sample(&self) -> bool {
+        self.sample_values
+            .as_ref()
+            .is_some_and(|s| s.len() < MAX_SAMPLE_VALUES)
+    }
+
+    /// Keeps `value` as a sample if there is room and it is not kept already.
+    fn sample(&mut self, value: &[u8]) {
+        if !self.wants_sample() {
+            return;
+        }
+        let text = String::from_utf8_lossy(value);
+        let cut = match text.char_indices().nth(MAX_SAMPLE_CHARS) {
+            Some((end, _)) => &text[..end],
+            None => &text,
+        };
+        if let Some(samples) = self.sample_values.as_mut() {
+            if !samples.iter().any(|s| s == cut) {
+                samples.push(cut.to_string());
+            }
         }
     }
 
@@ -130,6 +165,7 @@ impl ColumnChecks {
             };
             let tally = CellTally {
                 missing_columns: missing,
+                sample_values: over_values(&rule.check).then(Vec::new),
                 ..CellTally::default()
             };
             checks.push((i, Bound { tally, kind }));
@@ -160,20 +196,29 @@ impl ColumnChecks {
                 Kind::Nulls { index } => tally.count(cell(*index).is_some(), record.line),
                 Kind::Values { index, test } => {
                     if let Some(c) = cell(*index) {
-                        tally.count(test.passes(c), record.line);
+                        let ok = test.passes(c);
+                        tally.count(ok, record.line);
+                        if !ok {
+                            tally.sample(c);
+                        }
                     }
                 }
                 Kind::Types { columns } => {
-                    let mut ok = true;
+                    let mut failing = None;
                     let mut any = false;
                     for (i, ty) in columns.iter() {
                         if let Some(c) = cell(*i) {
                             any = true;
-                            ok &= type_matches(*ty, c);
+                            if failing.is_none() && !type_matches(*ty, c) {
+                                failing = Some(c);
+                            }
                         }
                     }
                     if any {
-                        tally.count(ok, record.line);
+                        tally.count(failing.is_none(), record.line);
+                    }
+                    if let Some(c) = failing {
+                        tally.sample(c);
                     }
                 }
                 Kind::Unique {
@@ -197,6 +242,19 @@ impl ColumnChecks {
                     }
                     let (_, new) = seen.intern(scratch);
                     tally.count(new, record.line);
+                    if !new && tally.wants_sample() {
+                        // The repeated key, its cells joined by commas.
+                        let mut key = Vec::new();
+                        for (n, &i) in indices.iter().enumerate() {
+                            if n > 0 {
+                                key.push(b',');
+                            }
+                            if i < record.len() {
+                                key.extend_from_slice(record.field_bytes(i));
+                            }
+                        }
+                        tally.sample(&key);
+                    }
                 }
                 Kind::Missing => {}
             }
@@ -206,6 +264,18 @@ impl ColumnChecks {
     /// The tally of each cell-by-cell rule, by its index in the pipeline's rules.
     pub fn finish(self) -> Vec<(usize, CellTally)> {
         self.checks.into_iter().map(|(i, b)| (i, b.tally)).collect()
+    }
+}
+
+/// Whether a rule is decided on values (and so keeps sample values), not on null counts.
+fn over_values(check: &Check) -> bool {
+    match check {
+        Check::Column { test, .. } => {
+            !matches!(test, ColumnTest::NotNull | ColumnTest::MaxNullRate(_))
+        }
+        Check::Unique(_) => true,
+        Check::RequiredColumns(columns) => columns.iter().any(|(_, ty)| ty.is_some()),
+        _ => false,
     }
 }
 
@@ -261,6 +331,38 @@ pub fn type_matches(ty: ValueType, cell: &[u8]) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn sample_values_are_distinct_few_and_short() {
+        let mut tally = CellTally {
+            sample_values: Some(Vec::new()),
+            ..CellTally::default()
+        };
+        let long = "x".repeat(200);
+        for v in ["a", "b", "a", long.as_str(), "c", "b", "d", "e", "f"] {
+            tally.sample(v.as_bytes());
+        }
+        let kept = tally.sample_values.unwrap();
+        assert_eq!(kept.len(), MAX_SAMPLE_VALUES);
+        assert_eq!(kept[..3], ["a", "b", &"x".repeat(MAX_SAMPLE_CHARS)]);
+        assert_eq!(kept[3..], ["c", "d"]);
+
+        // Characters, not bytes; bytes that are not UTF-8 still make a sample.
+        let mut tally = CellTally {
+            sample_values: Some(Vec::new()),
+            ..CellTally::default()
+        };
+        tally.sample("한".repeat(100).as_bytes());
+        tally.sample(b"\xff1");
+        let kept = tally.sample_values.unwrap();
+        assert_eq!(kept[0].chars().count(), MAX_SAMPLE_CHARS);
+        assert_eq!(kept[1], "\u{fffd}1");
+
+        // Null-count rules keep none.
+        let mut tally = CellTally::default();
+        tally.sample(b"a");
+        assert_eq!(tally.sample_values, None);
+    }
 
     #[test]
     fn value_types_accept_exactly_their_forms() {

@@ -8,6 +8,7 @@ use super::context::SkipReason;
 use crate::error::{Error, Finished};
 use crate::log::redact::redact;
 use crate::log::{Status, Step};
+use crate::versions::documents::RuleResult;
 
 /// How the stages ended: with an error in a step, or not.
 pub type Failure = Option<(Step, Error)>;
@@ -39,6 +40,9 @@ pub struct Outcome {
     pub error_kind: Option<&'static str>,
     pub error: Option<String>,
     pub duration_ms: u64,
+    /// Every rule's verdict, in the pipeline's order (as `metadata.json` `validation`),
+    /// whether the run succeeded or failed; `None` if validation never ran.
+    pub validation: Option<Vec<RuleResult>>,
 }
 
 impl Outcome {
@@ -83,6 +87,7 @@ impl Outcome {
             error_kind: failure.map(|(_, e)| e.kind()),
             error: failure.map(|(_, e)| redact(&e.to_string())),
             duration_ms: 0,
+            validation: None,
         }
     }
 
@@ -108,6 +113,7 @@ impl Outcome {
             "failed_step": self.failed_step,
             "error": self.error,
             "duration_ms": self.duration_ms,
+            "validation": self.validation,
         })
     }
 }

@@ -142,6 +142,10 @@ pub struct RuleResult {
     /// For rules over values: the first failing lines (1-based; the header is line 1).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub failing_lines: Option<Vec<u64>>,
+    /// For rules over values (not null counts): up to 5 distinct failing values, in input
+    /// order, each cut to 80 characters.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sample_values: Option<Vec<String>>,
 }
 
 impl RuleResult {

@@ -41,6 +41,7 @@ pub async fn run(ctx: &RunContext, failure: &Failure) -> (Outcome, Option<String
     outcome.null_rate = v.map(|v| v.stats.null_rate());
     outcome.valid = v.map(|v| v.valid());
     outcome.warnings = v.map(|v| v.warnings());
+    outcome.validation = v.map(|v| v.rules.clone());
     outcome.feature_rows = ctx.built.as_ref().map(|b| b.feature.rows);
     outcome.stored_rows = ctx.stored.as_ref().filter(|s| !s.dry_run).map(|s| s.rows);
     outcome.latest_moved = ctx.stored.as_ref().map(|s| s.latest_moved);
@@ -223,6 +224,8 @@ fn print_dry_run_plan(ctx: &RunContext) {
         "rows_feature": ctx.built.as_ref().map(|b| b.feature.rows),
         "raw_null_rate": v.map(|v| v.stats.null_rate()),
         "raw_valid": v.map(|v| v.valid()),
+        "warnings": v.map(|v| v.warnings()),
+        "validation": v.map(|v| &v.rules),
         "writes": writes,
         "schema": schema,
     });

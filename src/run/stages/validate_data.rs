@@ -104,33 +104,76 @@ pub fn finish(
     for r in validated.failed_rules() {
         rule_line(ctx, r);
     }
-    let failed: Vec<String> = validated
-        .failed_rules()
-        .filter(|r| r.blocks())
-        .map(|r| {
-            let on = r
-                .column
-                .as_deref()
-                .map(|c| format!(" on {c}"))
-                .unwrap_or_default();
-            let lines = match r.failing_lines.as_deref() {
-                Some([first, ..]) => format!(", first at line {first}"),
-                _ => String::new(),
-            };
-            format!(
-                "{}{on} (observed {}, threshold {}{lines})",
-                r.name, r.observed, r.threshold
-            )
-        })
-        .collect();
-    ctx.validated = Some(validated);
-    if failed.is_empty() {
+    let blocking: Vec<&RuleResult> = validated.failed_rules().filter(|r| r.blocks()).collect();
+    if blocking.is_empty() {
+        ctx.validated = Some(validated);
         return Ok(());
     }
-    Err(Error::RulesFailed(format!(
-        "{}; nothing was published",
-        failed.join(", ")
-    )))
+    let message = rules_failed(&blocking, &results_at(ctx));
+    ctx.validated = Some(validated);
+    Err(Error::RulesFailed(message))
+}
+
+/// Failed `error` rules named beyond this many are counted, not listed.
+const NAMED_RULES: usize = 5;
+
+/// The short sentence of a run that failed validation: the rules (and the columns a rule
+/// missed), the first failing line, and where every rule's full result is.
+fn rules_failed(blocking: &[&RuleResult], results: &str) -> String {
+    let mut names: Vec<String> = blocking
+        .iter()
+        .take(NAMED_RULES)
+        .map(|r| {
+            let mut name = r.name.to_string();
+            if let Some(c) = &r.column {
+                name.push_str(&format!(" on {}", crate::values::shorten(c)));
+            }
+            let missing = missing_columns(&r.observed);
+            if !missing.is_empty() {
+                name.push_str(&format!(" (missing_columns: {})", missing.join(", ")));
+            }
+            name
+        })
+        .collect();
+    if blocking.len() > NAMED_RULES {
+        names.push(format!("{} more", blocking.len() - NAMED_RULES));
+    }
+    let first_line = blocking
+        .iter()
+        .filter_map(|r| r.failing_lines.as_ref()?.first())
+        .min()
+        .map(|line| format!("; first failing line {line}"))
+        .unwrap_or_default();
+    format!(
+        "{} failed: {}{first_line}; nothing was published; every rule's result and \
+         sample values: {results}",
+        if blocking.len() == 1 { "rule" } else { "rules" },
+        names.join(", ")
+    )
+}
+
+/// The columns a failed rule's header check found missing (`missing_columns`, or
+/// `missing` for `required_columns`), shortened.
+fn missing_columns(observed: &serde_json::Value) -> Vec<String> {
+    ["missing_columns", "missing"]
+        .iter()
+        .filter_map(|k| observed.get(*k)?.as_array())
+        .flatten()
+        .filter_map(|c| c.as_str())
+        .map(crate::values::shorten)
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect()
+}
+
+/// Where this run's per-rule results end up: its run record (a dry run writes none; its
+/// JSON result carries them).
+fn results_at(ctx: &RunContext) -> String {
+    if ctx.settings.dry_run {
+        return "validation in the JSON result on stdout (a dry run writes no run record)".into();
+    }
+    let key = crate::versions::run_record::record_key(&ctx.settings.version_id(), &ctx.run_id);
+    format!("validation in {}", ctx.out_store.uri(&key))
 }
 
 /// The verdict on `rule`, with what was observed.
@@ -144,6 +187,7 @@ fn verdict(rule: &Rule, observed: serde_json::Value, passed: bool) -> RuleResult
         severity: rule.severity,
         mostly: None,
         failing_lines: None,
+        sample_values: None,
     }
 }
 
@@ -212,6 +256,7 @@ fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
     RuleResult {
         mostly: rule.check.takes_mostly().then_some(rule.mostly),
         failing_lines: Some(tally.failing_lines.clone()),
+        sample_values: tally.sample_values.clone(),
         ..verdict(rule, observed, passed)
     }
 }
@@ -291,14 +336,16 @@ fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
     verdict(rule, observed, passed)
 }
 
-/// One `[DP] step=validate_data` line per failed rule, so Grafana can count them by name.
+/// One `[DP] step=validate_data` line per failed rule, so Grafana can count them by name:
+/// an `error` rule's at ERROR (`status=failed`), a `warn` rule's at WARN (`status=success`:
+/// the step goes on; `severity=warn` says why the line is there).
 fn rule_line(ctx: &RunContext, r: &RuleResult) {
-    let status = if r.blocks() {
-        Status::Failed
+    let (status, at_warn) = if r.blocks() {
+        (Status::Failed, false)
     } else {
-        Status::Success
+        (Status::Success, true)
     };
-    DpLine::new(
+    let line = DpLine::new(
         &ctx.settings.pipeline,
         Step::ValidateData,
         status,
@@ -313,8 +360,12 @@ fn rule_line(ctx: &RunContext, r: &RuleResult) {
     .with(keys::COLUMN, r.column.as_deref())
     .with(keys::SEVERITY, r.severity.as_str())
     .with(keys::THRESHOLD, r.threshold.to_string())
-    .with(keys::OBSERVED, r.observed.to_string())
-    .emit();
+    .with(keys::OBSERVED, r.observed.to_string());
+    if at_warn {
+        line.at_warn().emit();
+    } else {
+        line.emit();
+    }
 }
 
 /// The earlier complete versions the rules and the drift need. Without history rules a
@@ -416,6 +467,7 @@ mod tests {
             failed: 2,
             failing_lines: vec![5, 9],
             missing_columns: vec![],
+            sample_values: None,
         };
         let strict = evaluate(
             &stats(100, 200, 2),
