@@ -551,6 +551,39 @@ impl PipelineSpec {
         })
     }
 
+    /// Every raw column the rules and features name, each once: what a header should
+    /// hold (a header with none of them was likely split on the wrong delimiter).
+    pub fn named_columns(&self) -> Vec<&str> {
+        let mut names: Vec<&str> = self.rules.iter().flat_map(|r| r.check.columns()).collect();
+        match &self.features {
+            Features::Rows(rows) => {
+                for f in rows {
+                    match &f.kind {
+                        RowFeatureKind::Column { column, .. } => names.push(column),
+                        RowFeatureKind::RowSum { columns } => {
+                            names.extend(columns.iter().map(String::as_str))
+                        }
+                    }
+                }
+            }
+            Features::Entities(e) => {
+                names.extend(e.group_by.iter().map(String::as_str));
+                names.extend(e.time_bucket.iter().map(|b| b.column.as_str()));
+                for a in &e.aggregates {
+                    names.extend(a.function.column());
+                    if let AggFunction::First { by, .. } | AggFunction::Last { by, .. } =
+                        &a.function
+                    {
+                        names.push(by);
+                    }
+                }
+            }
+        }
+        let mut seen = std::collections::BTreeSet::new();
+        names.retain(|n| seen.insert(*n));
+        names
+    }
+
     /// How many earlier versions the rules need (at least 1: drift is always recorded).
     pub fn history_needed(&self) -> usize {
         self.rules

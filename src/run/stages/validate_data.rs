@@ -104,12 +104,16 @@ pub fn finish(
     for r in validated.failed_rules() {
         rule_line(ctx, r);
     }
+    let hint = delimiter_hint(&validated.stats, &ctx.settings.spec);
     let blocking: Vec<&RuleResult> = validated.failed_rules().filter(|r| r.blocks()).collect();
     if blocking.is_empty() {
+        if let Some(hint) = &hint {
+            tracing::warn!("{hint}");
+        }
         ctx.validated = Some(validated);
         return Ok(());
     }
-    let message = rules_failed(&blocking, &results_at(ctx));
+    let message = rules_failed(&blocking, hint.as_deref(), &results_at(ctx));
     ctx.validated = Some(validated);
     Err(Error::RulesFailed(message))
 }
@@ -119,7 +123,7 @@ const NAMED_RULES: usize = 5;
 
 /// The short sentence of a run that failed validation: the rules (and the columns a rule
 /// missed), the first failing line, and where every rule's full result is.
-fn rules_failed(blocking: &[&RuleResult], results: &str) -> String {
+fn rules_failed(blocking: &[&RuleResult], hint: Option<&str>, results: &str) -> String {
     let mut names: Vec<String> = blocking
         .iter()
         .take(NAMED_RULES)
@@ -144,8 +148,9 @@ fn rules_failed(blocking: &[&RuleResult], results: &str) -> String {
         .min()
         .map(|line| format!("; first failing line {line}"))
         .unwrap_or_default();
+    let hint = hint.map(|h| format!("; {h}")).unwrap_or_default();
     format!(
-        "{} failed: {}{first_line}; nothing was published; every rule's result and \
+        "{} failed: {}{first_line}{hint}; nothing was published; every rule's result and \
          sample values: {results}",
         if blocking.len() == 1 { "rule" } else { "rules" },
         names.join(", ")
@@ -174,6 +179,49 @@ fn results_at(ctx: &RunContext) -> String {
     }
     let key = crate::versions::run_record::record_key(&ctx.settings.version_id(), &ctx.run_id);
     format!("validation in {}", ctx.out_store.uri(&key))
+}
+
+/// Delimiters a header may have been written with.
+const DELIMITERS: [u8; 4] = [b',', b';', b'\t', b'|'];
+
+/// A delimiter as the pipeline file spells it (`"\t"` for a tab).
+fn spelled(delimiter: u8) -> String {
+    match delimiter {
+        b'\t' => "\"\\t\"".to_string(),
+        d => format!("\"{}\"", char::from(d)),
+    }
+}
+
+/// When the header holds none of the columns the pipeline names but would under another
+/// delimiter: which one to set (e.g. a `;` file read with the default `,`).
+pub fn delimiter_hint(stats: &RawStats, spec: &PipelineSpec) -> Option<String> {
+    let header = stats.header.as_ref()?;
+    let wanted = spec.named_columns();
+    if wanted.is_empty() || header.iter().any(|h| wanted.contains(&h.as_str())) {
+        return None;
+    }
+    let configured = spec.source.delimiter;
+    let line = header.join(&char::from(configured).to_string());
+    let (matches, better) = DELIMITERS
+        .iter()
+        .filter(|d| **d != configured)
+        .map(|d| {
+            let n = line
+                .split(char::from(*d))
+                .filter(|h| wanted.contains(&h.trim().trim_matches('"')))
+                .count();
+            (n, *d)
+        })
+        .max_by_key(|(n, _)| *n)?;
+    (matches > 0).then(|| {
+        format!(
+            "the header has none of the pipeline's columns when split on {}, but {matches} \
+             when split on {}: set delimiter = {} under [source] in the pipeline file",
+            spelled(configured),
+            spelled(better),
+            spelled(better)
+        )
+    })
 }
 
 /// The verdict on `rule`, with what was observed.
@@ -536,5 +584,33 @@ mod tests {
         let results = evaluate(&stats(1, 2, 0), &[], &spec(vec![required]), &[]);
         assert!(!results[0].passed);
         assert_eq!(results[0].observed["missing"][0], "country");
+    }
+
+    #[test]
+    fn a_header_split_on_the_wrong_delimiter_names_the_right_one() {
+        let not_null = |c: &str| {
+            rule(Check::Column {
+                column: c.into(),
+                test: ColumnTest::NotNull,
+            })
+        };
+        let header = |fields: &[&str]| RawStats {
+            header: Some(fields.iter().map(|f| f.to_string()).collect()),
+            ..stats(1, 1, 0)
+        };
+        let rules = spec(vec![not_null("user"), not_null("amount")]);
+        let hint = delimiter_hint(&header(&["id;user;amount"]), &rules).unwrap();
+        assert!(hint.contains("but 2 when split on \";\""), "{hint}");
+        assert!(hint.ends_with("set delimiter = \";\" under [source] in the pipeline file"));
+        let hint = delimiter_hint(&header(&["id\tuser"]), &rules).unwrap();
+        assert!(hint.contains("set delimiter = \"\\t\""), "{hint}");
+        // A header that has a named column, or none under any delimiter: no hint.
+        assert_eq!(delimiter_hint(&header(&["id", "user"]), &rules), None);
+        assert_eq!(delimiter_hint(&header(&["id;usr"]), &rules), None);
+        // A ';' pipeline reading a ',' file.
+        let mut semicolon = rules.clone();
+        semicolon.source.delimiter = b';';
+        let hint = delimiter_hint(&header(&["id,user,amount"]), &semicolon).unwrap();
+        assert!(hint.contains("set delimiter = \",\""), "{hint}");
     }
 }
