@@ -6,7 +6,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use chrono::{NaiveDate, NaiveTime};
-use clap::builder::FalseyValueParser;
+use clap::builder::TypedValueParser;
+use clap::error::ErrorKind;
 use clap::parser::ValueSource;
 use clap::{ArgMatches, Args};
 
@@ -51,15 +52,15 @@ pub struct CommonArgs {
     pub endpoint_url: Option<String>,
 
     /// Do everything except write under the feature prefix; print the plan on stdout
-    #[arg(long, env = "DP_DRY_RUN", value_parser = FalseyValueParser::new())]
+    #[arg(long, env = "DP_DRY_RUN", value_parser = BoolValue)]
     pub dry_run: bool,
 
     /// Rewrite the version even if it is already complete
-    #[arg(long, env = "DP_FORCE", value_parser = FalseyValueParser::new())]
+    #[arg(long, env = "DP_FORCE", value_parser = BoolValue)]
     pub force: bool,
 
     /// If the raw input does not exist, exit 99 (Airflow's skip code) instead of 4
-    #[arg(long, env = "DP_SKIP_IF_MISSING", value_parser = FalseyValueParser::new())]
+    #[arg(long, env = "DP_SKIP_IF_MISSING", value_parser = BoolValue)]
     pub skip_if_missing: bool,
 
     /// Log line format on stderr
@@ -194,6 +195,56 @@ impl CommonArgs {
     }
 }
 
+/// How every boolean flag reads its `DP_*` variable: exactly true/false, 1/0, yes/no or
+/// on/off, in any case (an empty value is the same as an unset variable). Anything else is
+/// a usage error naming the variable and its value: `DP_FORCE=flase` must not mean "force".
+#[derive(Debug, Clone, Copy, Default)]
+pub struct BoolValue;
+
+/// The words [`BoolValue`] accepts; `None` for anything else.
+pub fn parse_bool(text: &str) -> Option<bool> {
+    match text.trim().to_ascii_lowercase().as_str() {
+        "true" | "1" | "yes" | "on" => Some(true),
+        "false" | "0" | "no" | "off" | "" => Some(false),
+        _ => None,
+    }
+}
+
+impl TypedValueParser for BoolValue {
+    type Value = bool;
+
+    fn parse_ref(
+        &self,
+        _cmd: &clap::Command,
+        arg: Option<&clap::Arg>,
+        value: &std::ffi::OsStr,
+    ) -> Result<bool, clap::Error> {
+        let text = value.to_string_lossy();
+        parse_bool(&text).ok_or_else(|| {
+            // A boolean flag takes no value on the command line, so a value that is not
+            // a boolean came from its variable.
+            let name = arg
+                .and_then(|a| a.get_env())
+                .map(|e| e.to_string_lossy().into_owned())
+                .or_else(|| arg.and_then(|a| a.get_long()).map(|l| format!("--{l}")))
+                .unwrap_or_else(|| "a boolean setting".into());
+            // Raw messages are printed as given: end the line as clap's own do.
+            clap::Error::raw(
+                ErrorKind::ValueValidation,
+                format!("{}\n", bad_bool(&name, &text)),
+            )
+        })
+    }
+}
+
+/// The sentence for a boolean variable set to something else.
+pub fn bad_bool(name: &str, value: &str) -> String {
+    format!(
+        "{name}={:?} is not a boolean: use true or false, 1 or 0, yes or no, on or off (any case)",
+        crate::values::shorten(value)
+    )
+}
+
 /// Seconds as a positive decimal (`0.5`, `30`).
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -218,4 +269,24 @@ pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
 pub fn parse_time_of_day(s: &str) -> Result<NaiveTime, String> {
     NaiveTime::parse_from_str(s.trim(), "%H:%M")
         .map_err(|_| format!("{s:?} is not a time of day like 00:00 or 06:30"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn booleans_are_exactly_eight_words_in_any_case() {
+        for t in ["true", "TRUE", "1", "yes", "Yes", "on", "ON", " true "] {
+            assert_eq!(parse_bool(t), Some(true), "{t:?}");
+        }
+        for f in ["false", "False", "0", "no", "NO", "off", "Off", ""] {
+            assert_eq!(parse_bool(f), Some(false), "{f:?}");
+        }
+        for bad in ["flase", "y", "n", "t", "f", "2", "-1", "enable", "truee"] {
+            assert_eq!(parse_bool(bad), None, "{bad:?}");
+        }
+        let m = bad_bool("DP_FORCE", "flase");
+        assert!(m.starts_with("DP_FORCE=\"flase\" is not a boolean"), "{m}");
+    }
 }
