@@ -71,8 +71,8 @@ pub fn execute() -> Result<Finished> {
             prepared.execute()
         }
         Command::CheckConfig(args) => {
-            log::init(LogFormat::Text, DEFAULT_TIMEZONE);
-            check_config::execute(args)
+            log::init(args.log_format, DEFAULT_TIMEZONE);
+            check_config::execute(args, &sources)
         }
     }
 }

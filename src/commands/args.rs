@@ -19,13 +19,13 @@ use crate::storage::s3::{ChecksumMode, S3Options};
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
     /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path. Templates {ds},
-    /// {ds_nodash}, {ts_nodash} render from the execution date
-    /// [default: fixtures/user_events_{ds_nodash}.csv]
+    /// {ds_nodash}, {ts_nodash} render from the execution date. Required: here, in
+    /// DP_RAW_PATH or as the pipeline file's [source] path
     #[arg(long, env = "DP_RAW_PATH", value_name = "URI")]
     pub raw: Option<String>,
 
-    /// Prefix that versions are written under (<prefix>/v_YYYYMMDDTHHMMSS/)
-    /// [default: out/features/daily_user_events]
+    /// Prefix that versions are written under (<prefix>/v_YYYYMMDDTHHMMSS/). Required:
+    /// here, in DP_FEATURE_PATH or as the pipeline file's [output] prefix
     #[arg(long, env = "DP_FEATURE_PATH", value_name = "URI")]
     pub features: Option<String>,
 

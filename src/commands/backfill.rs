@@ -99,8 +99,9 @@ pub enum ReportFormat {
 
 pub const BACKFILL_AFTER_HELP: &str = "\
 Examples:
-  # one week, two dates at a time, into the default local folder
-  featurepipe backfill --start 2025-11-13 --end 2025-11-19 --parallel 2
+  # one week, two dates at a time, with the bundled example pipeline (from the repository)
+  featurepipe backfill --start 2025-11-13 --end 2025-11-19 --parallel 2 \\
+      --config fixtures/pipelines/daily_user_events.toml
 
   # only what failed last time, on S3, report as JSON
   featurepipe backfill --start 2025-11-01 --end 2025-11-30 --reprocess failed --output json \\
@@ -203,6 +204,22 @@ impl Prepared {
                 return Err(e);
             }
         };
+        // Flags, variables and pipeline file that cannot be resolved for the first date
+        // fail every date alike: one usage error, before any run starts.
+        if let Some(Err(e)) = first {
+            DpLine::new(
+                &pipeline,
+                Step::BackfillSummary,
+                Status::Failed,
+                &backfill_id,
+            )
+            .with(keys::EXECUTION_DATE, None::<String>)
+            .with(keys::EXIT_CODE, i32::from(e.exit_code()))
+            .with(keys::ERROR_KIND, e.kind())
+            .with(keys::ERROR, e.to_string())
+            .emit();
+            return Err(e);
+        }
         let runtime = super::runtime()?;
         runtime.block_on(async {
             let interrupt = Interrupt::listen();

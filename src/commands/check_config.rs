@@ -2,15 +2,19 @@
 //! and prints the pipeline it describes as JSON, so a file can be reviewed (and
 //! CI-checked) before the nightly run meets it. The file is checked exactly as a run
 //! checks it (the same settings resolution), over the built-in defaults; flags and
-//! `DP_*` variables would still override it at run time.
+//! `DP_*` variables would still override it at run time. `DP_CONFIG` names the file when
+//! no FILE is given.
 
 use std::path::{Path, PathBuf};
 
 use clap::Args;
 
+use super::args::Sources;
 use crate::config::spec::{AggFunction, Features, RowFeatureKind, Rule};
-use crate::config::{self, Flags, Origin, Rerun, RunSettings, Setting, When};
-use crate::error::{Finished, Result};
+use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
+use crate::error::{Error, Finished, Result};
+use crate::log::LogFormat;
+use crate::values::execution_date::ExecutionDate;
 
 pub const CHECK_CONFIG_AFTER_HELP: &str = "\
 Checks everything a run would reject before reading data: unknown keys and rule kinds, wrong
@@ -21,40 +25,56 @@ with its threshold, severity and mostly, and the output columns with their types
 
 Examples:
   featurepipe check-config fixtures/pipelines/strict_daily_user_events.toml
-  featurepipe check-config fixtures/pipelines/daily_user_features.toml";
+  DP_CONFIG=fixtures/pipelines/daily_user_features.toml featurepipe check-config";
 
 /// `featurepipe check-config FILE`.
 #[derive(Debug, Clone, Args)]
 pub struct CheckConfigArgs {
     /// The pipeline file (TOML), as given to --config
-    #[arg(value_name = "FILE")]
+    #[arg(value_name = "FILE", env = "DP_CONFIG")]
     pub file: PathBuf,
+
+    /// Log line format on stderr (the error sentence of a file that does not check)
+    #[arg(long, env = "DP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 }
 
 /// Exit 0 and the resolved pipeline on stdout, or exit 2 and one sentence naming the line.
-pub fn execute(args: CheckConfigArgs) -> Result<Finished> {
-    let flags = Flags::only_file(Setting::new(args.file.clone(), Origin::Flag("FILE".into())));
+pub fn execute(args: CheckConfigArgs, sources: &Sources<'_>) -> Result<Finished> {
+    let origin = match sources.origin("file") {
+        Origin::Default(_) => Origin::Flag("FILE".into()),
+        other => other,
+    };
+    let flags = Flags::only_file(Setting::new(args.file.clone(), origin));
+    let settings = config::resolve_pipeline(&flags)?;
     // Templates are checked by rendering them for today.
-    let settings = config::resolve(&flags, &When::Given(None), Rerun::IfIncomplete)?;
+    let today = ExecutionDate::now(settings.timezone);
+    for template in [&settings.raw, &settings.features].into_iter().flatten() {
+        today
+            .render(&template.value)
+            .map_err(|e| Error::Usage(format!("{}: {e}", template.origin)))?;
+    }
     let described = describe(&args.file, &settings);
     let text = serde_json::to_string_pretty(&described).unwrap_or_else(|_| described.to_string());
     println!("{text}");
     Ok(Finished::success())
 }
 
-/// The pipeline the settings describe, as JSON.
-fn describe(file: &Path, settings: &RunSettings) -> serde_json::Value {
+/// The pipeline the settings describe, as JSON (a path the file does not set is null:
+/// the run must then be given it as a flag or variable).
+fn describe(file: &Path, settings: &PipelineSettings) -> serde_json::Value {
     let spec = &settings.spec;
+    let template = |t: &Option<Setting<String>>| t.as_ref().map(|t| t.value.clone());
     serde_json::json!({
         "file": file.display().to_string(),
         "name": settings.pipeline,
         "timezone": settings.timezone.name(),
         "source": {
-            "path": settings.templates.raw,
+            "path": template(&settings.raw),
             "delimiter": char::from(spec.source.delimiter).to_string(),
             "null_tokens": spec.source.null_tokens,
         },
-        "output": { "prefix": settings.templates.features },
+        "output": { "prefix": template(&settings.features) },
         "rules": spec.rules.iter().map(describe_rule).collect::<Vec<_>>(),
         "features": describe_features(&spec.features),
     })

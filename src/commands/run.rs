@@ -18,8 +18,8 @@ use crate::values::ids::new_run_id;
 
 pub const RUN_AFTER_HELP: &str = "\
 Examples:
-  # the built-in default pipeline on the bundled fixture, into ./out
-  featurepipe run --execution-date 2025-11-19
+  # the bundled example pipeline on the bundled fixture, into ./out (from the repository)
+  featurepipe run --config fixtures/pipelines/daily_user_events.toml --execution-date 2025-11-19
 
   # nightly from Airflow (templated date), raw and features on S3
   featurepipe run --execution-date '{{ ds }}' \\
@@ -38,7 +38,7 @@ Exit codes: 0 success or already complete, 1 internal error, 2 usage/config erro
 pub struct RunArgs {
     /// The date this run is for: 2025-11-19 (midnight in the pipeline zone),
     /// 2025-11-19T00:00:00+00:00 (converted), or 2025-11-19T00:00:00 (naive = UTC)
-    /// [default: now]
+    /// [default: now, with a warning: a re-run then writes another version]
     #[arg(long, env = "DP_EXECUTION_DATE", value_name = "WHEN")]
     pub execution_date: Option<String>,
 
@@ -85,6 +85,16 @@ impl Prepared {
     }
 
     pub fn execute(self) -> Result<Finished> {
+        if let Ok(s) = &self.request.settings {
+            if s.execution_date_is_now {
+                tracing::warn!(
+                    "no execution date given (--execution-date, DP_EXECUTION_DATE): the version \
+                     is the current time, {}, and a re-run will not find it; give the date the \
+                     data is for to make re-runs idempotent",
+                    s.version_id()
+                );
+            }
+        }
         let runtime = super::runtime()?;
         let end = runtime.block_on(async {
             let interrupt = Interrupt::listen();

@@ -8,4 +8,7 @@ pub mod settings;
 pub mod spec;
 
 pub use origin::{Origin, Setting};
-pub use settings::{pipeline_name_hint, resolve, Flags, Rerun, RunSettings, When};
+pub use settings::{
+    pipeline_name_hint, resolve, resolve_pipeline, Flags, PipelineSettings, Rerun, RunSettings,
+    When,
+};

@@ -2,8 +2,13 @@
 //! [`RunSettings`]. Precedence: flag > environment (the command line layer tells which of
 //! the two gave a value) > pipeline file > built-in default. Each value keeps its
 //! [`Origin`], and every error names it (`--timezone`, `DP_TIMEZONE`,
-//! `orders.toml line 4: timezone`). `run`, `backfill` and `check-config` all resolve
-//! through [`resolve`].
+//! `orders.toml line 4: timezone`). `run` and `backfill` resolve through [`resolve`];
+//! `check-config` and `status`, which run nothing, through [`resolve_pipeline`].
+//!
+//! The raw input and the feature prefix have no built-in default: a path relative to
+//! whatever directory cron starts in would fail (or, with `--skip-if-missing`, skip)
+//! every night without a word. A run that is given neither is a usage error naming the
+//! flag, the variable and the pipeline file's key.
 
 use std::path::PathBuf;
 use std::time::Duration;
@@ -19,11 +24,6 @@ use crate::storage::s3::S3Options;
 use crate::storage::StorageUri;
 use crate::values::execution_date::{parse_timezone, ExecutionDate, DEFAULT_TIMEZONE};
 use crate::values::shorten;
-
-/// Built-in raw input: the bundled fixture, so a fresh checkout runs with no setup.
-pub const DEFAULT_RAW: &str = "fixtures/user_events_{ds_nodash}.csv";
-/// Built-in output prefix: a local folder beside the checkout.
-pub const DEFAULT_FEATURES: &str = "out/features/daily_user_events";
 
 /// What the command line and environment gave a run, each value with where it came
 /// from (built by the command line layer, which alone knows flags from variables).
@@ -92,6 +92,9 @@ pub struct RunSettings {
     pub pipeline: String,
     pub timezone: Tz,
     pub execution_date: ExecutionDate,
+    /// No execution date was given: it is the current time, so the version id is too, and
+    /// a re-run will not find this version (the command warns).
+    pub execution_date_is_now: bool,
     /// The raw input after template rendering, and where its template was set.
     pub raw: Setting<StorageUri>,
     /// The feature prefix after template rendering; versions go below it.
@@ -124,37 +127,62 @@ impl RunSettings {
     }
 }
 
-/// The value a flag or variable gave, else the pipeline file's (with its line), else the
-/// built-in default: the one place for that precedence.
+/// The value a flag or variable gave, else the pipeline file's (with its line): the one
+/// place for that precedence. `None` when neither gave one.
 fn pick(
+    given: &Option<Setting<String>>,
+    loaded: Option<&LoadedFile>,
+    in_file: impl Fn(&LoadedFile) -> Option<&Spanned<String>>,
+    key: &'static str,
+) -> Option<Setting<String>> {
+    if let Some(given) = given {
+        return Some(given.clone());
+    }
+    let loaded = loaded?;
+    let spanned = in_file(loaded)?;
+    Some(Setting::new(
+        spanned.get_ref().clone(),
+        loaded.origin(spanned.span(), key),
+    ))
+}
+
+/// [`pick`], else the built-in default.
+fn pick_or(
     given: &Option<Setting<String>>,
     loaded: Option<&LoadedFile>,
     in_file: impl Fn(&LoadedFile) -> Option<&Spanned<String>>,
     key: &'static str,
     default: &str,
 ) -> Setting<String> {
-    if let Some(given) = given {
-        return given.clone();
-    }
-    if let Some(loaded) = loaded {
-        if let Some(spanned) = in_file(loaded) {
-            return Setting::new(
-                spanned.get_ref().clone(),
-                loaded.origin(spanned.span(), key),
-            );
-        }
-    }
-    Setting::new(default.to_string(), Origin::Default(key))
+    pick(given, loaded, in_file, key)
+        .unwrap_or_else(|| Setting::new(default.to_string(), Origin::Default(key)))
 }
 
-/// Turns flags into validated settings.
-pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> {
+/// What flags, environment and pipeline file say before any date is known: enough for
+/// the commands that run nothing (`check-config`, `status`).
+#[derive(Debug, Clone)]
+pub struct PipelineSettings {
+    pub pipeline: String,
+    pub timezone: Tz,
+    /// The raw input's path template, if a flag, variable or the file gave one.
+    pub raw: Option<Setting<String>>,
+    /// The feature prefix's template, if a flag, variable or the file gave one.
+    pub features: Option<Setting<String>>,
+    /// The pipeline file, when there is one.
+    pub pipeline_file: Option<PathBuf>,
+    /// S3 connection settings, with the checked `--endpoint-url`.
+    pub s3: S3Options,
+    pub spec: PipelineSpec,
+}
+
+/// Reads the pipeline file and picks name, zone, path templates and spec.
+pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
     let loaded = match &flags.config {
         Some(config) => Some(pipeline_file::load(&config.value, &config.origin)?),
         None => None,
     };
     let file = loaded.as_ref();
-    let name = pick(
+    let name = pick_or(
         &flags.pipeline,
         file,
         |l| l.file.name.as_ref(),
@@ -162,8 +190,7 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         DEFAULT_PIPELINE,
     );
     validate_pipeline_name(&name)?;
-
-    let tz_name = pick(
+    let tz_name = pick_or(
         &flags.timezone,
         file,
         |l| l.file.timezone.as_ref(),
@@ -171,6 +198,41 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         DEFAULT_TIMEZONE.name(),
     );
     let timezone = parse_timezone(&tz_name.value).map_err(|e| at(&tz_name.origin, e))?;
+    let raw = pick(
+        &flags.raw,
+        file,
+        |l| l.file.source.as_ref()?.path.as_ref(),
+        "[source] path",
+    );
+    let features = pick(
+        &flags.features,
+        file,
+        |l| l.file.output.as_ref()?.prefix.as_ref(),
+        "[output] prefix",
+    );
+    let mut s3 = flags.s3.clone();
+    if let Some(url) = &flags.endpoint_url {
+        check_endpoint_url(url)?;
+        s3.endpoint_url = Some(url.value.clone());
+    }
+    Ok(PipelineSettings {
+        pipeline: name.value,
+        timezone,
+        raw,
+        features,
+        pipeline_file: loaded.as_ref().map(|l| l.path.clone()),
+        s3,
+        spec: match loaded {
+            Some(l) => l.spec,
+            None => PipelineSpec::built_in(),
+        },
+    })
+}
+
+/// Turns flags into validated settings.
+pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> {
+    let p = resolve_pipeline(flags)?;
+    let timezone = p.timezone;
     let execution_date = match when {
         When::Given(Some(date)) => {
             ExecutionDate::parse(&date.value, timezone).map_err(|e| at(&date.origin, e))?
@@ -179,59 +241,86 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         When::Local(local) => ExecutionDate::local(*local, timezone),
     };
 
-    let raw_template = pick(
-        &flags.raw,
-        file,
-        |l| l.file.source.as_ref()?.path.as_ref(),
-        "[source] path",
-        DEFAULT_RAW,
-    );
-    let raw = location(&raw_template, &execution_date)?;
+    // A bad value is reported before a missing one.
+    let raw = p
+        .raw
+        .as_ref()
+        .map(|t| raw_location(t, &execution_date))
+        .transpose()?;
+    let features = p
+        .features
+        .as_ref()
+        .map(|t| location(t, &execution_date))
+        .transpose()?;
+    let (Some(raw), Some(features)) = (raw, features) else {
+        return Err(Error::Usage(missing_paths(
+            p.raw.is_none(),
+            p.features.is_none(),
+            &p,
+        )));
+    };
+    let templates = Templates {
+        raw: p.raw.map(|t| t.value).unwrap_or_default(),
+        features: p.features.map(|t| t.value).unwrap_or_default(),
+    };
+
+    Ok(RunSettings {
+        pipeline: p.pipeline,
+        timezone,
+        execution_date,
+        execution_date_is_now: matches!(when, When::Given(None)),
+        raw,
+        features,
+        templates,
+        pipeline_file: p.pipeline_file,
+        dry_run: flags.dry_run,
+        rerun: if flags.force { Rerun::Always } else { rerun },
+        skip_if_missing: flags.skip_if_missing,
+        lease_ttl: flags.lease_ttl,
+        s3: p.s3,
+        spec: p.spec,
+    })
+}
+
+/// The sentence for a run that was not told where to read or where to write: every
+/// place the path could have come from.
+fn missing_paths(raw: bool, features: bool, p: &PipelineSettings) -> String {
+    let mut missing = Vec::new();
+    let mut keys = Vec::new();
+    if raw {
+        missing.push(
+            "no raw input: give --raw, set DP_RAW_PATH, or set the pipeline file's \
+             [source] path",
+        );
+        keys.push("[source] path");
+    }
+    if features {
+        missing.push(
+            "no feature prefix: give --features, set DP_FEATURE_PATH, or set the \
+             pipeline file's [output] prefix",
+        );
+        keys.push("[output] prefix");
+    }
+    let file = match &p.pipeline_file {
+        Some(path) => format!("{} sets no {}", path.display(), keys.join(" and no ")),
+        None => "no pipeline file was given (--config or DP_CONFIG)".to_string(),
+    };
+    format!("{} ({file})", missing.join("; "))
+}
+
+/// The raw input's location: a file, not a folder.
+fn raw_location(template: &Setting<String>, date: &ExecutionDate) -> Result<Setting<StorageUri>> {
+    let raw = location(template, date)?;
     if let StorageUri::Local(path) = &raw.value {
         if path.as_os_str().is_empty() || raw.value.split_last().1.is_empty() {
             return Err(Error::Usage(format!(
                 "{}: {:?} names a folder, not a file",
                 raw.origin,
-                shorten(&raw_template.value)
+                shorten(&template.value)
             )));
         }
     }
-    let features_template = pick(
-        &flags.features,
-        file,
-        |l| l.file.output.as_ref()?.prefix.as_ref(),
-        "[output] prefix",
-        DEFAULT_FEATURES,
-    );
-    let features = location(&features_template, &execution_date)?;
-
-    let mut s3 = flags.s3.clone();
-    if let Some(url) = &flags.endpoint_url {
-        check_endpoint_url(url)?;
-        s3.endpoint_url = Some(url.value.clone());
-    }
-
-    Ok(RunSettings {
-        pipeline: name.value,
-        timezone,
-        execution_date,
-        raw,
-        features,
-        templates: Templates {
-            raw: raw_template.value,
-            features: features_template.value,
-        },
-        pipeline_file: loaded.as_ref().map(|l| l.path.clone()),
-        dry_run: flags.dry_run,
-        rerun: if flags.force { Rerun::Always } else { rerun },
-        skip_if_missing: flags.skip_if_missing,
-        lease_ttl: flags.lease_ttl,
-        s3,
-        spec: match loaded {
-            Some(l) => l.spec,
-            None => PipelineSpec::built_in(),
-        },
-    })
+    Ok(raw)
 }
 
 /// The pipeline name as best known when settings cannot be resolved (for the log line of
@@ -314,9 +403,12 @@ fn check_endpoint_url(url: &Setting<String>) -> Result<()> {
 mod tests {
     use super::*;
 
+    /// Only the paths given (as flags): what every run needs.
     fn flags() -> Flags {
         Flags {
             config: None,
+            raw: flag("--raw", "fixtures/user_events_{ds_nodash}.csv"),
+            features: flag("--features", "out"),
             ..Flags::only_file(Setting::new(PathBuf::new(), Origin::Default("file")))
         }
     }
@@ -353,17 +445,50 @@ mod tests {
     }
 
     #[test]
-    fn defaults_apply_when_nothing_is_given() {
+    fn defaults_apply_to_name_and_zone_only() {
         let s = resolve(&flags(), &date(), Rerun::IfIncomplete).unwrap();
         assert_eq!(s.pipeline, DEFAULT_PIPELINE);
         assert_eq!(s.timezone, DEFAULT_TIMEZONE);
         assert_eq!(s.version_id(), "v_20251119T000000");
-        assert_eq!(s.raw.origin, Origin::Default("[source] path"));
+        assert!(!s.execution_date_is_now);
+        assert_eq!(s.raw.origin, Origin::Flag("--raw".into()));
         assert_eq!(
             s.raw.value,
             StorageUri::Local("fixtures/user_events_20251119.csv".into())
         );
         assert_eq!(s.spec, PipelineSpec::built_in());
+    }
+
+    #[test]
+    fn a_run_without_paths_names_every_place_to_give_them() {
+        let mut f = flags();
+        f.raw = None;
+        let m = error(&f);
+        for needle in ["--raw", "DP_RAW_PATH", "[source] path", "--config"] {
+            assert!(m.contains(needle), "{needle}: {m}");
+        }
+        assert!(!m.contains("--features"), "{m}");
+
+        f.features = None;
+        let m = error(&f);
+        for needle in ["--raw", "DP_FEATURE_PATH", "[output] prefix"] {
+            assert!(m.contains(needle), "{needle}: {m}");
+        }
+
+        // A pipeline file without the keys is named too.
+        let (_dir, config) = pipeline_file("name = \"orders\"\n");
+        let mut f = flags();
+        f.features = None;
+        f.config = config;
+        let m = error(&f);
+        assert!(m.contains("orders.toml sets no [output] prefix"), "{m}");
+        assert!(m.contains("DP_FEATURE_PATH"), "{m}");
+    }
+
+    #[test]
+    fn no_execution_date_means_now_and_says_so() {
+        let s = resolve(&flags(), &When::Given(None), Rerun::IfIncomplete).unwrap();
+        assert!(s.execution_date_is_now);
     }
 
     #[test]
@@ -373,6 +498,7 @@ mod tests {
         );
         let mut f = flags();
         f.config = config;
+        f.raw = None;
         f.timezone = env("DP_TIMEZONE", "Asia/Tokyo");
         let s = resolve(&f, &date(), Rerun::IfIncomplete).unwrap();
         assert_eq!(s.pipeline, "orders");
@@ -390,7 +516,7 @@ mod tests {
             "{:?}",
             s.raw.origin
         );
-        assert_eq!(s.features.origin, Origin::Default("[output] prefix"));
+        assert_eq!(s.features.origin, Origin::Flag("--features".into()));
     }
 
     #[test]
@@ -419,6 +545,7 @@ mod tests {
         let (_dir, config) = pipeline_file("[source]\npath = \"gs://b/x.csv\"\n");
         let mut f = flags();
         f.config = config;
+        f.raw = None;
         let m = error(&f);
         assert!(m.contains("orders.toml line 2: [source] path: "), "{m}");
 

@@ -93,7 +93,7 @@ fn exit_2_for_bad_s3_settings() {
     usage_error(&["--s3-max-attempts", "0"]);
     usage_error(&["--endpoint-url", "localhost:9000"]);
     // S3 without any region and without a custom endpoint: name AWS_REGION.
-    let out = usage_error(&["--raw", "s3://bucket/x.csv"]);
+    let out = usage_error(&["--raw", "s3://bucket/x.csv", "--features", "out"]);
     out.assert_error_mentions("AWS_REGION");
 }
 
@@ -161,6 +161,7 @@ fn exit_4_when_raw_is_missing_and_99_when_told_to_skip() {
     let mut cmd = sb.cmd();
     cmd.arg("--raw")
         .arg(&missing)
+        .args(["--features", "out"])
         .env("DP_SKIP_IF_MISSING", "1");
     run(cmd).assert_code(99);
 }
