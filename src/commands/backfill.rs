@@ -16,7 +16,7 @@ use serde::Serialize;
 use serde_json::json;
 use tokio::task::JoinSet;
 
-use super::args::{parse_date, parse_time_of_day, CommonArgs, Sources};
+use super::args::{parse_date, parse_time_of_day, BoolValue, CommonArgs, Sources};
 use crate::config::{self, Flags, Rerun, RunSettings, When};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::interrupt::Interrupt;
@@ -27,42 +27,54 @@ use crate::run::{run_one, RunRequest};
 use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::values::ids::new_run_id;
 
-/// `featurepipe backfill`: which dates, how, and how to report.
+/// `featurepipe backfill`: which dates, how, and how to report. Every flag has its
+/// `DP_BACKFILL_*` variable; the dates are checked by [`dates`], which names both ways of
+/// giving them.
 #[derive(Debug, Clone, Args)]
 pub struct BackfillArgs {
-    /// First date, inclusive (YYYY-MM-DD, a day in the pipeline zone)
-    #[arg(long, value_name = "DATE", value_parser = parse_date,
-          requires = "end", conflicts_with = "dates", required_unless_present = "dates")]
+    /// First date, inclusive (YYYY-MM-DD, a day in the pipeline zone); needs --end
+    #[arg(long, env = "DP_BACKFILL_START", value_name = "DATE", value_parser = parse_date,
+          conflicts_with = "dates")]
     pub start: Option<NaiveDate>,
 
-    /// Last date, inclusive
-    #[arg(long, value_name = "DATE", value_parser = parse_date, requires = "start")]
+    /// Last date, inclusive; needs --start
+    #[arg(long, env = "DP_BACKFILL_END", value_name = "DATE", value_parser = parse_date,
+          conflicts_with = "dates")]
     pub end: Option<NaiveDate>,
 
     /// Exactly these dates instead of a range: 2025-11-03,2025-11-17
-    #[arg(long, value_name = "DATES", value_parser = parse_date, value_delimiter = ',')]
+    #[arg(long, env = "DP_BACKFILL_DATES", value_name = "DATES", value_parser = parse_date,
+          value_delimiter = ',')]
     pub dates: Vec<NaiveDate>,
 
+    /// More dates than this is refused as a likely typo in --start / --end; raise it to
+    /// run a longer backfill on purpose
+    #[arg(long, env = "DP_BACKFILL_MAX_DATES", value_name = "N", default_value_t = DEFAULT_MAX_DATES,
+          value_parser = clap::value_parser!(u32).range(1..=i64::from(MAX_DATES_LIMIT)))]
+    pub max_dates: u32,
+
     /// Time of day of each execution date, in the pipeline zone
-    #[arg(long, value_name = "HH:MM", value_parser = parse_time_of_day, default_value = "00:00")]
+    #[arg(long, env = "DP_BACKFILL_AT", value_name = "HH:MM", value_parser = parse_time_of_day,
+          default_value = "00:00")]
     pub at: NaiveTime,
 
     /// Dates run at once (each run streams with bounded memory, about 40 MiB)
-    #[arg(long, value_name = "N", default_value_t = 1,
+    #[arg(long, env = "DP_BACKFILL_PARALLEL", value_name = "N", default_value_t = 1,
           value_parser = clap::value_parser!(u16).range(1..=32))]
     pub parallel: u16,
 
     /// Which dates to run: none skips complete versions; failed runs only dates whose
     /// last run failed or left an incomplete version; all rewrites every date
-    #[arg(long, value_enum, default_value_t = Reprocess::None, conflicts_with = "force")]
+    #[arg(long, env = "DP_BACKFILL_REPROCESS", value_enum, default_value_t = Reprocess::None,
+          conflicts_with = "force")]
     pub reprocess: Reprocess,
 
     /// Stop starting new dates after the first failure (default: go on)
-    #[arg(long)]
+    #[arg(long, env = "DP_BACKFILL_FAIL_FAST", value_parser = BoolValue)]
     pub fail_fast: bool,
 
     /// How the final report is printed on stdout
-    #[arg(long, value_enum, default_value_t = ReportFormat::Table)]
+    #[arg(long, env = "DP_BACKFILL_OUTPUT", value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,
 
     #[command(flatten)]
@@ -111,10 +123,14 @@ Examples:
 Each date is a full run (its own run_id, summarize_run line and run record). Exit code:
 0 if every date succeeded or was skipped; otherwise the most severe code among the dates,
 in this order: 130/143 interrupted, 1 internal, 5 storage, 75 busy, 2 usage, 3 data
-invalid, 4 raw input not found.";
+invalid, 4 raw input not found. More than 366 dates (--start/--end or --dates) needs
+--max-dates N, so that a slip of the year is not run as two years of dates.";
 
-/// More dates than this in one backfill is almost surely a typo in `--start` / `--end`.
-const MAX_DATES: usize = 3660;
+/// More dates than this needs `--max-dates`: a year and a day, so a yearly backfill
+/// passes and a slip of the year in `--end` (731 dates) does not.
+const DEFAULT_MAX_DATES: u32 = 366;
+/// `--max-dates` itself stops here (a century of daily runs).
+const MAX_DATES_LIMIT: u32 = 36_600;
 
 /// One line of the report: a date and what its run did (`None`: never started).
 #[derive(Debug, Serialize)]
@@ -255,8 +271,13 @@ fn rerun(args: &BackfillArgs) -> Rerun {
     }
 }
 
-/// The dates to run, oldest first, each once.
+/// How to give the dates, for the errors that ask for them.
+const GIVE_DATES: &str = "give --start and --end (DP_BACKFILL_START and DP_BACKFILL_END), \
+                          or --dates 2025-11-03,2025-11-17 (DP_BACKFILL_DATES)";
+
+/// The dates to run, oldest first, each once; at most `--max-dates` of them.
 fn dates(args: &BackfillArgs) -> Result<Vec<NaiveDate>> {
+    let max = args.max_dates as usize;
     let mut dates = match (args.start, args.end) {
         (Some(start), Some(end)) => {
             if start > end {
@@ -265,26 +286,41 @@ fn dates(args: &BackfillArgs) -> Result<Vec<NaiveDate>> {
                 )));
             }
             let days = (end - start).num_days() as usize + 1;
-            if days > MAX_DATES {
+            if days > max {
+                let what_to_do = if days <= MAX_DATES_LIMIT as usize {
+                    format!("check the years; to run them all, pass --max-dates {days}")
+                } else {
+                    "check the years, or split the backfill".to_string()
+                };
                 return Err(Error::Usage(format!(
-                    "--start {start} .. --end {end} spans {days} dates, more than {MAX_DATES}: \
-                     check the years, or split the backfill"
+                    "--start {start} .. --end {end} spans {days} dates, more than --max-dates \
+                     {max}: {what_to_do}"
                 )));
             }
             start.iter_days().take(days).collect()
         }
-        _ => args.dates.clone(),
+        (Some(start), None) => {
+            return Err(Error::Usage(format!(
+                "--start {start} needs --end (DP_BACKFILL_END): the last date to run, inclusive"
+            )))
+        }
+        (None, Some(end)) => {
+            return Err(Error::Usage(format!(
+                "--end {end} needs --start (DP_BACKFILL_START): the first date to run, inclusive"
+            )))
+        }
+        (None, None) => args.dates.clone(),
     };
     dates.sort();
     dates.dedup();
     if dates.is_empty() {
-        return Err(Error::Usage(
-            "no dates to run: give --start and --end, or --dates".into(),
-        ));
+        return Err(Error::Usage(format!("no dates to run: {GIVE_DATES}")));
     }
-    if dates.len() > MAX_DATES {
+    if dates.len() > max {
         return Err(Error::Usage(format!(
-            "--dates lists {} dates, more than {MAX_DATES}: split the backfill",
+            "--dates lists {} dates, more than --max-dates {max}: pass --max-dates {} to run \
+             them all, or split the backfill",
+            dates.len(),
             dates.len()
         )));
     }
