@@ -78,31 +78,30 @@ pub fn execute() -> Result<Finished> {
 }
 
 /// Flags clap rejected (unknown flag, bad value): `--help` and `--version` print and
-/// succeed; otherwise still one `summarize_run` line, so the failed run shows up in Loki,
-/// then clap's own explanation, and a usage error naming where to look.
+/// succeed; otherwise a `run` or `backfill` still logs one `summarize_run` line, so the
+/// failed run shows up in Loki, then clap's own explanation (text logs only: with
+/// `--log-format json` every stderr line is JSON), and a usage error naming where to look.
 fn rejected(err: clap::Error) -> Result<Finished> {
     if !err.use_stderr() {
         let _ = err.print();
         return Ok(Finished::success());
     }
-    let format = match std::env::var("DP_LOG_FORMAT").as_deref() {
-        Ok("json") => LogFormat::Json,
-        _ => LogFormat::Text,
-    };
+    let format = log::requested_format();
     log::init(format, DEFAULT_TIMEZONE);
-    let _ = err.print();
-    let sentence = err
-        .to_string()
-        .lines()
-        .next()
-        .unwrap_or("invalid arguments")
-        .trim_start_matches("error: ")
-        .to_string();
-    let help = match std::env::args().nth(1).as_deref() {
-        Some(command @ ("run" | "backfill")) => format!("featurepipe {command} --help"),
+    if format == LogFormat::Text {
+        let _ = err.print();
+    }
+    let command = std::env::args().nth(1);
+    let help = match command.as_deref() {
+        Some(command @ ("run" | "backfill" | "check-config")) => {
+            format!("featurepipe {command} --help")
+        }
         _ => "featurepipe --help".to_string(),
     };
-    let error = Error::Usage(format!("{sentence} (see {help})"));
+    let error = Error::Usage(format!("{} (see {help})", sentence(&err)));
+    if !matches!(command.as_deref(), Some("run" | "backfill")) {
+        return Err(error);
+    }
     let pipeline = std::env::var("DP_PIPELINE_NAME").unwrap_or_else(|_| DEFAULT_PIPELINE.into());
     let run_id = new_run_id();
     let early = EarlyRun {
@@ -114,4 +113,46 @@ fn rejected(err: clap::Error) -> Result<Finished> {
     };
     summarize_run::early(early, &error);
     Err(error)
+}
+
+/// Clap's explanation as one sentence: its first paragraph on one line (a list of missing
+/// arguments included), naming the `DP_*` variable when the bad value came from one.
+fn sentence(err: &clap::Error) -> String {
+    let text = err.to_string();
+    let mut parts = Vec::new();
+    for line in text.lines() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with("Usage:") {
+            break;
+        }
+        parts.push(line.trim_start_matches("error: "));
+    }
+    let mut sentence = if parts.is_empty() {
+        "invalid arguments".to_string()
+    } else {
+        parts.join(" ")
+    };
+    if let Some(var) = bad_value_from_variable(err) {
+        sentence.push_str(&format!(" (the value came from {var})"));
+    }
+    sentence
+}
+
+/// The variable a rejected value came from: the argument clap names has a `DP_*`
+/// variable that is set, and its flag is not on the command line.
+fn bad_value_from_variable(err: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue};
+    let Some(ContextValue::String(invalid)) = err.get(ContextKind::InvalidArg) else {
+        return None;
+    };
+    let long = invalid.split([' ', '=']).next()?.strip_prefix("--")?;
+    let definition = Cli::command();
+    let sub = definition.find_subcommand(std::env::args().nth(1)?.as_str())?;
+    let arg = sub.get_arguments().find(|a| a.get_long() == Some(long))?;
+    let var = arg.get_env()?.to_string_lossy().into_owned();
+    let flag = format!("--{long}");
+    let on_command_line = std::env::args()
+        .skip(2)
+        .any(|a| a == flag || a.starts_with(&format!("{flag}=")));
+    (!on_command_line && std::env::var_os(&var).is_some()).then_some(var)
 }

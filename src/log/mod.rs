@@ -124,15 +124,34 @@ where
     }
 }
 
+/// The format asked for on the command line (`--log-format json`) or in `DP_LOG_FORMAT`,
+/// for what is printed before (or without) [`init`]: a rejected command line, a panic.
+pub fn requested_format() -> LogFormat {
+    let args: Vec<String> = std::env::args().collect();
+    let from_flag = args.iter().enumerate().find_map(|(i, a)| {
+        a.strip_prefix("--log-format=")
+            .or_else(|| (a == "--log-format").then(|| args.get(i + 1).map(String::as_str))?)
+    });
+    let chosen = from_flag
+        .map(str::to_string)
+        .or_else(|| std::env::var("DP_LOG_FORMAT").ok());
+    match chosen.as_deref() {
+        Some("json") => LogFormat::Json,
+        _ => LogFormat::Text,
+    }
+}
+
 /// Prints a sentence for the person or script reading stderr (the last line of a failed
 /// run, a skip note), in the chosen log format: `featurepipe: error: ...` as text, or one
 /// JSON object with `--log-format json`. Redacted like every log line.
 pub fn sentence(is_error: bool, text: &str) {
     let text = redact(text);
-    let (format, tz) = CHOSEN.get().copied().unwrap_or((
-        LogFormat::Text,
-        crate::values::execution_date::DEFAULT_TIMEZONE,
-    ));
+    let (format, tz) = CHOSEN.get().copied().unwrap_or_else(|| {
+        (
+            requested_format(),
+            crate::values::execution_date::DEFAULT_TIMEZONE,
+        )
+    });
     match format {
         LogFormat::Text => eprintln!("{text}"),
         LogFormat::Json => {
