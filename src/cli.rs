@@ -7,6 +7,7 @@ use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
 use crate::commands::run::{self, RunArgs};
+use crate::commands::status::{self, StatusArgs};
 use crate::config::spec::DEFAULT_PIPELINE;
 use crate::error::{Error, Finished, Result};
 use crate::log::{self, LogFormat};
@@ -36,6 +37,10 @@ pub enum Command {
     /// Check a pipeline file and print the pipeline it describes (exit 2 names the line).
     #[command(after_help = check_config::CHECK_CONFIG_AFTER_HELP)]
     CheckConfig(CheckConfigArgs),
+    /// Show how fresh a feature prefix is: the newest complete version, its age, rows and
+    /// null rate, and the last run; with --max-age, exit 6 when it is too old.
+    #[command(after_help = status::STATUS_AFTER_HELP)]
+    Status(StatusArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -74,6 +79,7 @@ pub fn execute() -> Result<Finished> {
             log::init(args.log_format, DEFAULT_TIMEZONE);
             check_config::execute(args, &sources)
         }
+        Command::Status(args) => status::execute(args, &sources),
     }
 }
 
@@ -93,7 +99,7 @@ fn rejected(err: clap::Error) -> Result<Finished> {
     }
     let command = std::env::args().nth(1);
     let help = match command.as_deref() {
-        Some(command @ ("run" | "backfill" | "check-config")) => {
+        Some(command @ ("run" | "backfill" | "check-config" | "status")) => {
             format!("featurepipe {command} --help")
         }
         _ => "featurepipe --help".to_string(),

@@ -16,6 +16,12 @@ pub mod exit_code {
     pub const DATA_INVALID: u8 = 3;
     pub const RAW_NOT_FOUND: u8 = 4;
     pub const STORAGE: u8 = 5;
+    /// `status --max-age`: the newest complete version's execution date is older than
+    /// allowed, or the prefix has no complete version. A code of its own: not 3 (data
+    /// invalid: a bad drop, which the Airflow DAG fails without retry), not 4 (raw input
+    /// not found: about the input, which is retried), not 5 (storage: `status` read the
+    /// prefix fine); a stale feature set is the state of the output, whatever caused it.
+    pub const STALE: u8 = 6;
     /// Another run holds this version's lease (sysexits' EX_TEMPFAIL): retry later.
     pub const BUSY: u8 = 75;
     pub const SKIPPED_ON_PURPOSE: u8 = 99;
@@ -104,6 +110,9 @@ pub enum Error {
         dates: usize,
         code: u8,
     },
+    /// `status --max-age`: the feature set is older than allowed, or has no version.
+    #[error("stale: {0}")]
+    Stale(String),
     /// A bug: something we assumed cannot happen did.
     #[error("internal error (please report this as a bug): {0}")]
     Internal(String),
@@ -128,6 +137,7 @@ impl Error {
             Error::Busy(_) => exit_code::BUSY,
             Error::Interrupted(signal) => signal.exit_code(),
             Error::Backfill { code, .. } => *code,
+            Error::Stale(_) => exit_code::STALE,
             Error::Internal(_) => exit_code::INTERNAL,
         }
     }
@@ -144,6 +154,7 @@ impl Error {
             Error::Busy(_) => "busy",
             Error::Interrupted(_) => "interrupted",
             Error::Backfill { .. } => "backfill",
+            Error::Stale(_) => "stale",
             Error::Internal(_) => "internal",
         }
     }
@@ -178,6 +189,7 @@ mod tests {
         assert_eq!(Error::RulesFailed("x".into()).exit_code(), 3);
         assert_eq!(Error::RawNotFound("x".into()).exit_code(), 4);
         assert_eq!(Error::Busy("x".into()).exit_code(), 75);
+        assert_eq!(Error::Stale("x".into()).exit_code(), 6);
         assert_eq!(Error::Interrupted(Signal::Terminate).exit_code(), 143);
         let backfill = Error::Backfill {
             failed: 1,

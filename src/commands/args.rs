@@ -24,6 +24,40 @@ pub struct CommonArgs {
     #[arg(long, env = "DP_RAW_PATH", value_name = "URI")]
     pub raw: Option<String>,
 
+    // Where the versions are and how to reach them (`status` takes these too).
+    #[command(flatten)]
+    pub prefix: PrefixArgs,
+
+    /// Do everything except write under the feature prefix; print the plan on stdout
+    #[arg(long, env = "DP_DRY_RUN", value_parser = BoolValue)]
+    pub dry_run: bool,
+
+    /// Rewrite the version even if it is already complete
+    #[arg(long, env = "DP_FORCE", value_parser = BoolValue)]
+    pub force: bool,
+
+    /// If the raw input does not exist, exit 99 (Airflow's skip code) instead of 4
+    #[arg(long, env = "DP_SKIP_IF_MISSING", value_parser = BoolValue)]
+    pub skip_if_missing: bool,
+
+    /// Log line format on stderr
+    #[arg(long, env = "DP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
+
+    /// Seconds a run's lease on its version lasts without renewal. A second run of the
+    /// same version exits 75 while the lease is live; a killed holder is taken over
+    /// once it expires (renewed every third of this while the run works)
+    #[arg(long, env = "DP_LEASE_TTL", value_name = "SECS", default_value = "60", value_parser = parse_secs)]
+    pub lease_ttl: Duration,
+
+    #[command(flatten)]
+    pub s3: S3Args,
+}
+
+/// The feature prefix, the pipeline file and the S3 endpoint: what every command that
+/// reads a prefix needs (`run`, `backfill`, `status`).
+#[derive(Debug, Clone, Args)]
+pub struct PrefixArgs {
     /// Prefix that versions are written under (<prefix>/v_YYYYMMDDTHHMMSS/). Required:
     /// here, in DP_FEATURE_PATH or as the pipeline file's [output] prefix
     #[arg(long, env = "DP_FEATURE_PATH", value_name = "URI")]
@@ -50,31 +84,6 @@ pub struct CommonArgs {
     /// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 work too
     #[arg(long, env = "DP_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
-
-    /// Do everything except write under the feature prefix; print the plan on stdout
-    #[arg(long, env = "DP_DRY_RUN", value_parser = BoolValue)]
-    pub dry_run: bool,
-
-    /// Rewrite the version even if it is already complete
-    #[arg(long, env = "DP_FORCE", value_parser = BoolValue)]
-    pub force: bool,
-
-    /// If the raw input does not exist, exit 99 (Airflow's skip code) instead of 4
-    #[arg(long, env = "DP_SKIP_IF_MISSING", value_parser = BoolValue)]
-    pub skip_if_missing: bool,
-
-    /// Log line format on stderr
-    #[arg(long, env = "DP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    /// Seconds a run's lease on its version lasts without renewal. A second run of the
-    /// same version exits 75 while the lease is live; a killed holder is taken over
-    /// once it expires (renewed every third of this while the run works)
-    #[arg(long, env = "DP_LEASE_TTL", value_name = "SECS", default_value = "60", value_parser = parse_secs)]
-    pub lease_ttl: Duration,
-
-    #[command(flatten)]
-    pub s3: S3Args,
 }
 
 /// S3 connection tuning; the defaults suit AWS and a local MinIO alike.
@@ -123,7 +132,7 @@ pub enum ChecksumArg {
 
 impl S3Args {
     /// The S3 connection settings (the endpoint comes from `--endpoint-url`).
-    fn options(&self) -> S3Options {
+    pub fn options(&self) -> S3Options {
         S3Options {
             endpoint_url: None,
             connect_timeout: self.s3_connect_timeout,
@@ -181,16 +190,32 @@ impl CommonArgs {
     pub fn flags(&self, sources: &Sources<'_>) -> Flags {
         Flags {
             raw: sources.setting("raw", self.raw.clone()),
-            features: sources.setting("features", self.features.clone()),
-            pipeline: sources.setting("pipeline", self.pipeline.clone()),
-            timezone: sources.setting("timezone", self.timezone.clone()),
-            config: sources.setting("config", self.config.clone()),
-            endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
             dry_run: self.dry_run,
             force: self.force,
             skip_if_missing: self.skip_if_missing,
             lease_ttl: self.lease_ttl,
             s3: self.s3.options(),
+            ..self.prefix.flags(sources)
+        }
+    }
+}
+
+impl PrefixArgs {
+    /// These flags as settings with their origins; nothing else given (no raw input, no
+    /// run options, default S3 tuning).
+    pub fn flags(&self, sources: &Sources<'_>) -> Flags {
+        Flags {
+            raw: None,
+            features: sources.setting("features", self.features.clone()),
+            pipeline: sources.setting("pipeline", self.pipeline.clone()),
+            timezone: sources.setting("timezone", self.timezone.clone()),
+            config: sources.setting("config", self.config.clone()),
+            endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
+            dry_run: false,
+            force: false,
+            skip_if_missing: false,
+            lease_ttl: crate::config::settings::DEFAULT_LEASE_TTL,
+            s3: S3Options::default(),
         }
     }
 }

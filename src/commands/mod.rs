@@ -6,6 +6,7 @@ pub mod args;
 pub mod backfill;
 pub mod check_config;
 pub mod run;
+pub mod status;
 
 use crate::error::{Error, Result};
 

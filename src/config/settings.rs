@@ -175,6 +175,29 @@ pub struct PipelineSettings {
     pub spec: PipelineSpec,
 }
 
+impl PipelineSettings {
+    /// The feature prefix, required (for `status`): rendered, and refused if it changes
+    /// with the execution date, since then there is no one prefix to look at.
+    pub fn fixed_prefix(&self) -> Result<Setting<StorageUri>> {
+        let Some(template) = &self.features else {
+            return Err(Error::Usage(missing_paths(false, true, self)));
+        };
+        let now = ExecutionDate::now(self.timezone);
+        let rendered = location(template, &now)?;
+        let other = ExecutionDate::local(chrono::NaiveDateTime::default(), self.timezone);
+        if location(template, &other)?.value != rendered.value {
+            return Err(at(
+                &template.origin,
+                format!(
+                    "{:?} changes with the execution date; give the prefix itself (--features)",
+                    shorten(&template.value)
+                ),
+            ));
+        }
+        Ok(rendered)
+    }
+}
+
 /// Reads the pipeline file and picks name, zone, path templates and spec.
 pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
     let loaded = match &flags.config {
@@ -489,6 +512,22 @@ mod tests {
     fn no_execution_date_means_now_and_says_so() {
         let s = resolve(&flags(), &When::Given(None), Rerun::IfIncomplete).unwrap();
         assert!(s.execution_date_is_now);
+    }
+
+    #[test]
+    fn status_needs_a_prefix_that_does_not_change_with_the_date() {
+        let p = resolve_pipeline(&flags()).unwrap();
+        assert_eq!(
+            p.fixed_prefix().unwrap().value,
+            StorageUri::Local("out".into())
+        );
+        let mut f = flags();
+        f.features = flag("--features", "out/{ds}");
+        let e = resolve_pipeline(&f).unwrap().fixed_prefix().unwrap_err();
+        assert!(e.to_string().starts_with("--features: "), "{e}");
+        f.features = None;
+        let e = resolve_pipeline(&f).unwrap().fixed_prefix().unwrap_err();
+        assert!(e.to_string().contains("DP_FEATURE_PATH"), "{e}");
     }
 
     #[test]

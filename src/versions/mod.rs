@@ -14,6 +14,7 @@
 
 pub mod completeness;
 pub mod documents;
+pub mod freshness;
 pub mod history;
 pub mod latest;
 pub mod lease;
