@@ -18,4 +18,5 @@ mod pipeline_files;
 mod publish;
 mod rules;
 mod signals;
+mod unattended;
 mod versions;

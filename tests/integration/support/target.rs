@@ -144,6 +144,13 @@ impl Target {
         run(cmd)
     }
 
+    /// The local working folder of the run (pipeline files go here on both backends).
+    pub fn sandbox(&self) -> &Sandbox {
+        match self {
+            Target::Local(sb) | Target::S3(sb, ..) => sb,
+        }
+    }
+
     pub fn name(&self) -> &'static str {
         match self {
             Target::Local(_) => "local",
