@@ -168,10 +168,18 @@ async fn sync_parent(path: &Path) {
 
 /// Moves a finished temporary file into place under `mode`'s rules.
 async fn publish(tmp: &Path, path: &Path, mode: PutMode) -> StorageResult<()> {
+    // A temporary file that vanished was cleared by the holder of the folder's version
+    // (`clear_staging`): this writer lost its place, which is not a disk failure.
+    let vanished = |e: &std::io::Error| {
+        e.kind() == ErrorKind::NotFound && std::fs::symlink_metadata(tmp).is_err()
+    };
+    let cleared = || changed("publish", path);
     match mode {
-        PutMode::Overwrite => fs::rename(tmp, path)
-            .await
-            .map_err(|e| io_err("rename into", path, e)),
+        PutMode::Overwrite => match fs::rename(tmp, path).await {
+            Ok(()) => Ok(()),
+            Err(e) if vanished(&e) => Err(cleared()),
+            Err(e) => Err(io_err("rename into", path, e)),
+        },
         PutMode::Create => {
             // link(2) fails if the target exists: an atomic create-if-absent.
             let linked = fs::hard_link(tmp, path).await;
@@ -183,6 +191,7 @@ async fn publish(tmp: &Path, path: &Path, mode: PutMode) -> StorageResult<()> {
                         uri: path.display().to_string(),
                     })
                 }
+                Err(e) if vanished(&e) => Err(cleared()),
                 Err(e) => Err(io_err("create", path, e)),
             }
         }

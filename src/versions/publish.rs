@@ -193,7 +193,9 @@ impl Publication<'_> {
             return Err(Error::Internal(format!("no staged upload of {name}")));
         };
         match upload.commit(PutMode::Create).await {
-            Err(StorageError::AlreadyExists { uri }) => Err(another_writer(&uri)),
+            Err(
+                StorageError::AlreadyExists { uri } | StorageError::PreconditionFailed { uri, .. },
+            ) => Err(another_writer(&uri)),
             other => Ok(other?),
         }
     }

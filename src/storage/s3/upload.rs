@@ -216,6 +216,14 @@ impl S3Upload {
                     None if mode == PutMode::Create && is_precondition_failed(&e) => {
                         Err(StorageError::AlreadyExists { uri: self.uri() })
                     }
+                    // The upload was aborted under us: the holder of the version cleared
+                    // what a stalled writer had staged.
+                    None if e.code() == Some("NoSuchUpload") => Err(StorageError::new(
+                        crate::storage::FailureKind::PreconditionFailed,
+                        "complete upload of",
+                        self.uri(),
+                        "the upload was aborted by another writer",
+                    )),
                     None => Err(sdk_error("complete upload of", self.uri(), &e)),
                 }
             }
