@@ -62,25 +62,28 @@ pub fn execute() -> Result<Finished> {
         .find_subcommand(name)
         .ok_or_else(|| Error::Internal(format!("no definition of subcommand {name}")))?;
     let sources = Sources::new(sub_matches, sub_definition);
-    match cli.command {
+    // Each command resolves what it can first, so that its log lines carry the pipeline's
+    // zone; then logging is set up, once, and the command runs.
+    let ((format, tz), job): (_, Box<dyn FnOnce() -> Result<Finished> + '_>) = match cli.command {
         Command::Run(args) => {
             let prepared = run::prepare(&args, &sources);
-            let (format, tz) = prepared.log_setup();
-            log::init(format, tz);
-            prepared.execute()
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
         Command::Backfill(args) => {
             let prepared = backfill::prepare(args, &sources);
-            let (format, tz) = prepared.log_setup();
-            log::init(format, tz);
-            prepared.execute()
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
-        Command::CheckConfig(args) => {
-            log::init(args.log_format, DEFAULT_TIMEZONE);
-            check_config::execute(args, &sources)
+        Command::CheckConfig(args) => (
+            (args.log_format, DEFAULT_TIMEZONE),
+            Box::new(|| check_config::execute(args, &sources)),
+        ),
+        Command::Status(args) => {
+            let prepared = status::prepare(args, &sources);
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
-        Command::Status(args) => status::execute(args, &sources),
-    }
+    };
+    log::init(format, tz);
+    job()
 }
 
 /// Flags clap rejected (unknown flag, bad value): `--help` and `--version` print and

@@ -14,10 +14,8 @@ use serde_json::json;
 use super::args::{PrefixArgs, S3Args, Sources};
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
-use crate::log::{self, LogFormat};
-use crate::storage::local::LocalStore;
-use crate::storage::s3::{build_client, S3Store};
-use crate::storage::{ObjectStore, StorageUri};
+use crate::log::LogFormat;
+use crate::storage::{ObjectStore, Opener, StorageUri};
 use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::versions::freshness::{self, Freshness};
 
@@ -132,18 +130,49 @@ pub fn human_age(secs: i64) -> String {
     parts.join(" ")
 }
 
-/// Reads the prefix and reports; exit 6 if `--max-age` says the feature set is stale.
-pub fn execute(args: StatusArgs, sources: &Sources<'_>) -> Result<Finished> {
+/// A status check with its settings resolved (or the reason they could not be).
+pub struct Prepared {
+    args: StatusArgs,
+    settings: Result<PipelineSettings>,
+    max_age: Option<Setting<Age>>,
+}
+
+/// Resolves the prefix's settings; errors wait until logging is set up.
+pub fn prepare(args: StatusArgs, sources: &Sources<'_>) -> Prepared {
     let flags = Flags {
         s3: args.s3.options(),
         ..args.prefix.flags(sources)
     };
-    let settings = config::resolve_pipeline(&flags);
-    let tz = settings.as_ref().map_or(DEFAULT_TIMEZONE, |s| s.timezone);
-    log::init(args.log_format, tz);
-    let settings = settings?;
+    Prepared {
+        settings: config::resolve_pipeline(&flags),
+        max_age: sources.setting("max_age", args.max_age.clone()),
+        args,
+    }
+}
+
+impl Prepared {
+    /// How to log: the chosen format, in the pipeline's zone (Seoul when unknown).
+    pub fn log_setup(&self) -> (LogFormat, chrono_tz::Tz) {
+        let tz = self
+            .settings
+            .as_ref()
+            .map_or(DEFAULT_TIMEZONE, |s| s.timezone);
+        (self.args.log_format, tz)
+    }
+
+    /// Reads the prefix and reports; exit 6 if `--max-age` says the feature set is stale.
+    pub fn execute(self) -> Result<Finished> {
+        execute(self.args, self.settings?, self.max_age)
+    }
+}
+
+fn execute(
+    args: StatusArgs,
+    settings: PipelineSettings,
+    max_age: Option<Setting<Age>>,
+) -> Result<Finished> {
+    let tz = settings.timezone;
     let prefix = settings.fixed_prefix()?;
-    let max_age = sources.setting("max_age", args.max_age.clone());
     let runtime = super::runtime()?;
     let (uri, found) = runtime.block_on(async {
         let store = open(&prefix, &settings).await?;
@@ -173,24 +202,20 @@ async fn open(
     prefix: &Setting<StorageUri>,
     settings: &PipelineSettings,
 ) -> Result<Arc<dyn ObjectStore>> {
-    match &prefix.value {
-        StorageUri::Local(path) => {
-            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            Ok(Arc::new(LocalStore::new(path)))
-        }
-        StorageUri::S3 { bucket, key } => {
-            let client = build_client(&settings.s3).await.map_err(Error::Usage)?;
-            let store = S3Store::new(client, bucket.clone(), key.clone());
-            if store.container_exists().await == Some(false) {
-                return Err(Error::Usage(format!(
-                    "{}: bucket {bucket:?} does not exist (or is not visible to these \
-                     credentials)",
-                    prefix.origin
-                )));
-            }
-            Ok(Arc::new(store))
+    let store = Opener::new(settings.s3.clone())
+        .open(&prefix.value)
+        .await
+        .map_err(|e| Error::Usage(e.to_string()))?;
+    if let StorageUri::S3 { bucket, .. } = &prefix.value {
+        if store.container_exists().await == Some(false) {
+            return Err(Error::Usage(format!(
+                "{}: bucket {bucket:?} does not exist (or is not visible to these \
+                 credentials)",
+                prefix.origin
+            )));
         }
     }
+    Ok(store)
 }
 
 /// What `status` prints.

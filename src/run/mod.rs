@@ -9,7 +9,6 @@ pub mod context;
 pub mod outcome;
 pub mod stages;
 
-use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::RunSettings;
@@ -17,9 +16,8 @@ use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::log::{keys, DpLine, Status, Step};
 use crate::pass::{self, decompress::Compression};
-use crate::storage::local::LocalStore;
-use crate::storage::s3::{build_client, S3Store};
-use crate::storage::{ObjectStore, StorageUri};
+use crate::storage::s3::ClientError;
+use crate::storage::Opener;
 use context::{Report, RunContext};
 use outcome::{Failure, Outcome};
 use stages::summarize_run::{self, EarlyRun};
@@ -249,10 +247,11 @@ async fn open(
     interrupt: Interrupt,
     report: Report,
 ) -> Result<RunContext> {
-    let mut s3_client = None;
+    let mut opener = Opener::new(settings.s3.clone());
     let (raw_dir, raw_key) = settings.raw.value.split_last();
-    let raw_store = open_store(&raw_dir, &settings, &mut s3_client).await?;
-    let out_store = open_store(&settings.features.value, &settings, &mut s3_client).await?;
+    let usage = |e: ClientError| Error::Usage(e.to_string());
+    let raw_store = opener.open(&raw_dir).await.map_err(usage)?;
+    let out_store = opener.open(&settings.features.value).await.map_err(usage)?;
     Ok(RunContext {
         settings,
         run_id: run_id.to_string(),
@@ -271,31 +270,6 @@ async fn open(
         built: None,
         stored: None,
     })
-}
-
-/// Opens the store for a location; the S3 client is built once, only if needed.
-async fn open_store(
-    uri: &StorageUri,
-    settings: &RunSettings,
-    client: &mut Option<aws_sdk_s3::Client>,
-) -> Result<Arc<dyn ObjectStore>> {
-    match uri {
-        StorageUri::Local(path) => {
-            // Absolute, so metadata and logs say where the data really was.
-            let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
-            Ok(Arc::new(LocalStore::new(path)))
-        }
-        StorageUri::S3 { bucket, key } => {
-            let c = match client {
-                Some(c) => c.clone(),
-                None => {
-                    let built = build_client(&settings.s3).await.map_err(Error::Usage)?;
-                    client.insert(built).clone()
-                }
-            };
-            Ok(Arc::new(S3Store::new(c, bucket.clone(), key.clone())))
-        }
-    }
 }
 
 fn line(ctx: &RunContext, step: Step, status: Status) -> DpLine {

@@ -217,6 +217,47 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     }
 }
 
+/// Opens stores for storage locations: a local folder (made absolute, so metadata and logs
+/// say where the data really was) or an S3 bucket and prefix, building the S3 client once
+/// and only if one is needed.
+pub struct Opener {
+    s3: s3::S3Options,
+    client: Option<aws_sdk_s3::Client>,
+}
+
+impl Opener {
+    pub fn new(s3: s3::S3Options) -> Self {
+        Opener { s3, client: None }
+    }
+
+    /// The store rooted at `location`.
+    pub async fn open(
+        &mut self,
+        location: &StorageUri,
+    ) -> Result<std::sync::Arc<dyn ObjectStore>, s3::ClientError> {
+        match location {
+            StorageUri::Local(path) => {
+                let path = std::path::absolute(path).unwrap_or_else(|_| path.clone());
+                Ok(std::sync::Arc::new(local::LocalStore::new(path)))
+            }
+            StorageUri::S3 { bucket, key } => {
+                let client = match &self.client {
+                    Some(c) => c.clone(),
+                    None => self
+                        .client
+                        .insert(s3::build_client(&self.s3).await?)
+                        .clone(),
+                };
+                Ok(std::sync::Arc::new(s3::S3Store::new(
+                    client,
+                    bucket.clone(),
+                    key.clone(),
+                )))
+            }
+        }
+    }
+}
+
 /// Joins a store-relative prefix and a name with exactly one `/`.
 pub fn join_key(prefix: &str, name: &str) -> String {
     let prefix = prefix.trim_end_matches('/');

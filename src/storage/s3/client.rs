@@ -58,11 +58,19 @@ impl Default for S3Options {
     }
 }
 
+/// Why an S3 client cannot be built: a configuration the user must fix.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ClientError {
+    #[error("no AWS region is configured: set AWS_REGION (or a profile with a region)")]
+    NoRegion,
+}
+
 /// Builds a client from the AWS default chain plus [`S3Options`].
 ///
 /// Region: the SDK's chain; with a custom endpoint and no region, `us-east-1`
 /// (what MinIO expects). With neither, a usage error naming `AWS_REGION`.
-pub async fn build_client(opts: &S3Options) -> Result<Client, String> {
+pub async fn build_client(opts: &S3Options) -> Result<Client, ClientError> {
     let timeouts = TimeoutConfig::builder()
         .connect_timeout(opts.connect_timeout)
         .read_timeout(opts.read_timeout)
@@ -99,9 +107,7 @@ pub async fn build_client(opts: &S3Options) -> Result<Client, String> {
     }
     if sdk.region().is_none() {
         if !custom_endpoint {
-            return Err(
-                "no AWS region is configured: set AWS_REGION (or a profile with a region)".into(),
-            );
+            return Err(ClientError::NoRegion);
         }
         conf = conf.region(Region::new("us-east-1"));
     }

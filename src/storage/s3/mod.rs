@@ -15,7 +15,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::Client;
 use bytes::Bytes;
 
-pub use client::{build_client, ChecksumMode, S3Options};
+pub use client::{build_client, ChecksumMode, ClientError, S3Options};
 use client::{is_precondition_failed, sdk_error};
 use download::S3Chunks;
 use upload::S3Upload;
