@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use crate::support::{run, Bucket, S3Server, Sandbox};
 
-const FAST: &[&str] = &[
+pub(crate) const FAST: &[&str] = &[
     "--s3-connect-timeout",
     "0.5",
     "--s3-read-timeout",
@@ -188,7 +188,7 @@ enum Fault {
 /// response stream goes through `respond(from_server, to_client, deadline, marked)`, where
 /// `marked` is set once a request on that connection made `mark` say true (before that
 /// request reaches the server). Bounded: it stops accepting after 60 s (the `deadline`).
-fn proxy<M, F>(upstream: std::net::SocketAddr, mark: M, respond: F) -> String
+pub(crate) fn proxy<M, F>(upstream: std::net::SocketAddr, mark: M, respond: F) -> String
 where
     M: Fn(&[u8]) -> bool + Send + Sync + 'static,
     F: Fn(std::net::TcpStream, std::net::TcpStream, Instant, &AtomicBool) + Send + Sync + 'static,
@@ -365,7 +365,7 @@ where
 type RequestFilter = fn(&[u8]) -> bool;
 
 /// The request line of `req` starts with `method` and holds `part`.
-fn request_line_is(req: &[u8], method: &str, part: &str) -> bool {
+pub(crate) fn request_line_is(req: &[u8], method: &str, part: &str) -> bool {
     let line = req.split(|&b| b == b'\r').next().unwrap_or_default();
     let has = |pat: &[u8]| line.windows(pat.len()).any(|w| w == pat);
     line.starts_with(method.as_bytes()) && has(part.as_bytes())
@@ -388,7 +388,7 @@ fn multipart_raw(server: &S3Server) -> Bucket {
 }
 
 /// Bucket `lake` holding `raw/a.csv`: `user_id,amount` and `rows` rows `i,i.25`.
-fn raw_bucket(server: &S3Server, rows: u32) -> Bucket {
+pub(crate) fn raw_bucket(server: &S3Server, rows: u32) -> Bucket {
     let bucket = Bucket::new(server, "lake");
     let mut raw = b"user_id,amount\n".to_vec();
     for i in 0..rows {
@@ -402,7 +402,11 @@ fn run_through(proxy: &str, server: &S3Server) -> crate::support::Output {
     run_through_with(proxy, server, FAST)
 }
 
-fn run_through_with(proxy: &str, server: &S3Server, flags: &[&str]) -> crate::support::Output {
+pub(crate) fn run_through_with(
+    proxy: &str,
+    server: &S3Server,
+    flags: &[&str],
+) -> crate::support::Output {
     let sb = Sandbox::new();
     let mut cmd = sb.cmd();
     cmd.env("AWS_ACCESS_KEY_ID", &server.access_key)

@@ -2,7 +2,8 @@
 //!
 //! - `client`: building the client (timeouts, retries, region, checksums) and error wording;
 //! - this file: [`S3Store`], the [`ObjectStore`] over a bucket and key prefix;
-//! - `download`: the streaming GET that resumes after a broken connection;
+//! - `download`: the streaming GET that resumes after a broken connection, pinned to one
+//!   object;
 //! - `upload`: the staged, concurrent multipart upload.
 
 mod client;
@@ -17,7 +18,6 @@ use bytes::Bytes;
 
 pub use client::{build_client, ChecksumMode, ClientError, S3Options};
 use client::{is_precondition_failed, sdk_error};
-use download::S3Chunks;
 use upload::S3Upload;
 
 use super::{
@@ -102,20 +102,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
-        let res = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(self.key(key))
-            .send()
-            .await;
-        match res {
-            Ok(out) => Ok(Box::new(S3Chunks::new(self.clone(), key, out))),
-            Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
-                Err(StorageError::NotFound { uri: self.uri(key) })
-            }
-            Err(e) => Err(sdk_error("read", self.uri(key), &e)),
-        }
+        download::open(self, key).await
     }
 
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()> {
