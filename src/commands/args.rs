@@ -119,6 +119,19 @@ pub struct S3Args {
     /// (AWS_REQUEST_CHECKSUM_CALCULATION=when_required is honoured as well)
     #[arg(long, env = "DP_S3_CHECKSUM", value_enum, default_value_t = ChecksumArg::WhenSupported)]
     pub s3_checksum: ChecksumArg,
+
+    /// Bytes per byte-range GET when reading the raw object (plain bytes, or with a KiB,
+    /// MiB or GiB suffix); an object no bigger is read by one GET. Reading holds at most
+    /// this times --s3-read-concurrency in memory
+    #[arg(long, env = "DP_S3_READ_PART_SIZE", value_name = "BYTES", default_value = "8MiB", value_parser = parse_part_size)]
+    pub s3_read_part_size: u64,
+
+    /// Byte-range GETs in flight at once when reading the raw object (1: one GET
+    /// stream); S3 serves each connection at about 85-100 MB/s, more only over more
+    /// connections
+    #[arg(long, env = "DP_S3_READ_CONCURRENCY", value_name = "N", default_value_t = 8,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub s3_read_concurrency: u32,
 }
 
 /// `--s3-checksum`.
@@ -145,6 +158,8 @@ impl S3Args {
                 ChecksumArg::WhenSupported => ChecksumMode::WhenSupported,
                 ChecksumArg::WhenRequired => ChecksumMode::WhenRequired,
             },
+            read_part_size: self.s3_read_part_size,
+            read_concurrency: self.s3_read_concurrency as usize,
         }
     }
 }
@@ -284,6 +299,34 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
+/// A byte count: plain (`8388608`) or with a binary suffix (`512KiB`, `8MiB`, `1GiB`),
+/// from 4 KiB to 4 GiB (a GET range needs no minimum; tiny ones only add requests).
+pub fn parse_part_size(s: &str) -> Result<u64, String> {
+    let t = s.trim();
+    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
+    let (digits, unit) = t.split_at(split);
+    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{s:?} is not a byte count like 8MiB, 512KiB or 8388608"
+            ))
+        }
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(scale))
+        .ok_or_else(|| format!("{s:?} is not a byte count like 8MiB, 512KiB or 8388608"))?;
+    if !(4 << 10..=4 << 30).contains(&bytes) {
+        return Err(format!("{s:?} must be from 4KiB to 4GiB"));
+    }
+    Ok(bytes)
+}
+
 /// A calendar day, `YYYY-MM-DD`.
 pub fn parse_date(s: &str) -> Result<NaiveDate, String> {
     NaiveDate::parse_from_str(s.trim(), "%Y-%m-%d")
@@ -313,5 +356,39 @@ mod tests {
         }
         let m = bad_bool("DP_FORCE", "flase");
         assert!(m.starts_with("DP_FORCE=\"flase\" is not a boolean"), "{m}");
+    }
+
+    #[test]
+    fn part_sizes_take_binary_suffixes() {
+        assert_eq!(parse_part_size("8MiB"), Ok(8 << 20));
+        assert_eq!(parse_part_size(" 512kib "), Ok(512 << 10));
+        assert_eq!(parse_part_size("1G"), Ok(1 << 30));
+        assert_eq!(parse_part_size("65536"), Ok(65536));
+        for bad in [
+            "",
+            "MiB",
+            "8 MB",
+            "-1",
+            "1.5MiB",
+            "1KiB",
+            "5GiB",
+            "99999999999999999999",
+        ] {
+            assert!(parse_part_size(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn the_read_flags_default_to_the_s3_options_defaults() {
+        use clap::Parser;
+        #[derive(Parser)]
+        struct Cli {
+            #[command(flatten)]
+            s3: S3Args,
+        }
+        let opts = Cli::parse_from(["featurepipe"]).s3.options();
+        let defaults = S3Options::default();
+        assert_eq!(opts.read_part_size, defaults.read_part_size);
+        assert_eq!(opts.read_concurrency, defaults.read_concurrency);
     }
 }

@@ -248,11 +248,8 @@ impl Opener {
                         .insert(s3::build_client(&self.s3).await?)
                         .clone(),
                 };
-                Ok(std::sync::Arc::new(s3::S3Store::new(
-                    client,
-                    bucket.clone(),
-                    key.clone(),
-                )))
+                let store = s3::S3Store::new(client, bucket.clone(), key.clone());
+                Ok(std::sync::Arc::new(store.with_reads(&self.s3)))
             }
         }
     }

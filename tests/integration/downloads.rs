@@ -10,8 +10,9 @@ use std::time::{Duration, Instant};
 use crate::faults::{proxy, raw_bucket, request_line_is, run_through_with, FAST};
 use crate::support::{Bucket, Output, S3Server};
 
-/// Read flags under test.
-const READS: [&[&str]; 1] = [&[]];
+/// Read flags under test: the default (a 3 MB object is read by one GET) and small
+/// parts (the same object read by concurrent byte-range GETs).
+const READS: [&[&str]; 2] = [&[], &["--s3-read-part-size", "512KiB"]];
 
 /// A proxy that passes everything, except that the first GET of `raw/a.csv` whose
 /// response reaches `budget` bytes is held there: the proxy reports it on the returned

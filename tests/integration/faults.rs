@@ -175,7 +175,7 @@ fn secrets_stay_out_of_a_successful_run() {
 
 /// What the proxy does once a connection has carried `budget` response bytes.
 #[derive(Clone, Copy, PartialEq)]
-enum Fault {
+pub(crate) enum Fault {
     /// Every connection goes silent (and stays open).
     StallEvery,
     /// The first connection to reach the budget is closed mid-response; the others (and
@@ -235,7 +235,7 @@ where
 
 /// A proxy that forwards responses up to `budget` bytes per connection, then applies
 /// `fault`.
-fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> String {
+pub(crate) fn faulty_proxy(upstream: std::net::SocketAddr, budget: usize, fault: Fault) -> String {
     use std::io::Write;
     let cut_done = AtomicBool::new(false);
     proxy(

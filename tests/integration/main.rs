@@ -17,6 +17,7 @@ mod integrity;
 mod logs;
 mod pipeline_files;
 mod publish;
+mod ranged_reads;
 mod rules;
 mod signals;
 mod unattended;

@@ -40,6 +40,13 @@ pub struct S3Options {
     pub max_attempts: u32,
     pub initial_backoff: Duration,
     pub checksum: ChecksumMode,
+    /// Bytes per byte-range GET when reading an object; an object no bigger is read by
+    /// one GET.
+    pub read_part_size: u64,
+    /// Byte-range GETs in flight at once (1: one GET stream). S3 serves each connection
+    /// at roughly 85-100 MB/s: more comes only over more connections. Memory for a read
+    /// is bounded by `read_part_size * read_concurrency`.
+    pub read_concurrency: usize,
 }
 
 impl Default for S3Options {
@@ -54,6 +61,8 @@ impl Default for S3Options {
             max_attempts: 4,
             initial_backoff: Duration::from_secs(1),
             checksum: ChecksumMode::WhenSupported,
+            read_part_size: 8 << 20,
+            read_concurrency: 8,
         }
     }
 }

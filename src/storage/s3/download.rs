@@ -171,37 +171,6 @@ fn final_failure(
     }
 }
 
-/// Opens `key` for reading as one GET, pinned to the object it answers with.
-pub(super) async fn open(store: &S3Store, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
-    let uri = store.uri(key);
-    let out = match send_get(store, key, None, None).await {
-        Ok(out) => out,
-        Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
-            return Err(StorageError::NotFound { uri });
-        }
-        Err(e) => return Err(sdk_error("read", uri, &e)),
-    };
-    let Some((0, end, size)) = response_span(&out) else {
-        return Err(StorageError::other(
-            "read",
-            uri,
-            "the server answered a GET without a Content-Length",
-        ));
-    };
-    let pinned = Pinned {
-        etag: out.e_tag().map(str::to_string),
-        size,
-    };
-    Ok(Box::new(RangeBody::new(
-        store.clone(),
-        key,
-        pinned,
-        0,
-        end,
-        out.body,
-    )))
-}
-
 /// One byte range `pos..end` of a pinned object, streamed and resumed after a broken
 /// connection within the client's retry budget (`--s3-max-attempts`, back-off from
 /// `--s3-initial-backoff`).
@@ -250,14 +219,20 @@ impl RangeBody {
     /// Opens bytes `start..end` of the `pinned` object (a range of a read in progress).
     pub(super) async fn open(
         store: S3Store,
-        key: &str,
+        key: String,
         pinned: Pinned,
         start: u64,
         end: u64,
     ) -> StorageResult<Self> {
-        let mut part = RangeBody::new(store, key, pinned, start, end, ByteStream::from_static(b""));
+        let empty = ByteStream::from_static(b"");
+        let mut part = RangeBody::new(store, &key, pinned, start, end, empty);
         part.reopen(None).await?;
         Ok(part)
+    }
+
+    /// Bytes from the current position to the end of the range.
+    pub(super) fn len(&self) -> u64 {
+        self.end - self.pos
     }
 
     /// Why the current body failed, in one sentence.

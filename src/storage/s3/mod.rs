@@ -4,10 +4,12 @@
 //! - this file: [`S3Store`], the [`ObjectStore`] over a bucket and key prefix;
 //! - `download`: the streaming GET that resumes after a broken connection, pinned to one
 //!   object;
+//! - `ranged`: reading a large object by concurrent byte-range GETs, in order;
 //! - `upload`: the staged, concurrent multipart upload.
 
 mod client;
 mod download;
+mod ranged;
 mod upload;
 
 use async_trait::async_trait;
@@ -36,6 +38,9 @@ pub struct S3Store {
     client: Client,
     bucket: String,
     prefix: String,
+    /// How objects are read: bytes per ranged GET, and GETs in flight.
+    read_part_size: u64,
+    read_concurrency: usize,
 }
 
 impl S3Store {
@@ -44,7 +49,16 @@ impl S3Store {
             client,
             bucket: bucket.into(),
             prefix: prefix.into().trim_matches('/').to_string(),
+            read_part_size: S3Options::default().read_part_size,
+            read_concurrency: S3Options::default().read_concurrency,
         }
+    }
+
+    /// Reads objects as `opts` says (`read_part_size`, `read_concurrency`).
+    pub fn with_reads(mut self, opts: &S3Options) -> Self {
+        self.read_part_size = opts.read_part_size.max(1);
+        self.read_concurrency = opts.read_concurrency.max(1);
+        self
     }
 
     fn key(&self, key: &str) -> String {
@@ -102,7 +116,7 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
-        download::open(self, key).await
+        ranged::open(self, key).await
     }
 
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()> {

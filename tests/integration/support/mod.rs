@@ -5,6 +5,7 @@
 pub mod freezing_proxy;
 pub mod s3_server;
 pub mod target;
+pub mod throttle;
 
 use std::collections::BTreeMap;
 use std::io::BufRead;
@@ -322,6 +323,7 @@ pub async fn s3_store_with(
         max_attempts: 2,
         initial_backoff: Duration::from_millis(50),
         checksum,
+        ..S3Options::default()
     };
     let client = build_client_with_keys(&opts, server).await;
     Arc::new(S3Store::new(client, bucket, prefix))
