@@ -122,8 +122,9 @@ pub struct S3Args {
 
     /// Bytes per byte-range GET when reading the raw object (plain bytes, or with a KiB,
     /// MiB or GiB suffix); an object no bigger is read by one GET. Reading holds at most
-    /// this times --s3-read-concurrency in memory
-    #[arg(long, env = "DP_S3_READ_PART_SIZE", value_name = "BYTES", default_value = "8MiB", value_parser = parse_part_size)]
+    /// this times --s3-read-concurrency in memory; 8MiB suits real S3 better where
+    /// memory allows
+    #[arg(long, env = "DP_S3_READ_PART_SIZE", value_name = "BYTES", default_value = "2MiB", value_parser = parse_part_size)]
     pub s3_read_part_size: u64,
 
     /// Byte-range GETs in flight at once when reading the raw object (1: one GET

@@ -17,7 +17,7 @@ use std::collections::VecDeque;
 
 use async_trait::async_trait;
 use aws_sdk_s3::error::{ProvideErrorMetadata, SdkError};
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -135,8 +135,15 @@ impl RangedChunks {
 type Opening =
     std::pin::Pin<Box<dyn std::future::Future<Output = StorageResult<RangeBody>> + Send>>;
 
-/// Fetches one range on its own task: opens it, then forwards its body in order. The
-/// channel is unbounded, but never holds more than the range's `len` bytes.
+/// Bytes handed on at a time (at least; the last piece of a range may be shorter).
+const BLOCK: usize = 1 << 20;
+
+/// Fetches one range on its own task: opens it, then forwards its body in order.
+///
+/// The body arrives in pieces of a few KiB, each pinning a network buffer of its own;
+/// they are copied (once) into one buffer of exactly the range's size, handed on in
+/// [`BLOCK`]s that share it: a buffered range costs one allocation of its own size, and
+/// the pass gets chunks as big as a local read's instead of thousands of small ones.
 fn spawn_part(opening: Opening, len: u64) -> Part {
     let (tx, rx) = mpsc::unbounded_channel();
     let task = tokio::spawn(async move {
@@ -147,16 +154,26 @@ fn spawn_part(opening: Opening, len: u64) -> Part {
                 return;
             }
         };
+        let mut buf = BytesMut::with_capacity(usize::try_from(body.len()).unwrap_or(BLOCK));
         loop {
-            let item = body.next().await;
-            let last = !matches!(item, Ok(Some(_)));
-            let item = match item {
-                Ok(None) => return,
-                Ok(Some(chunk)) => Ok(chunk),
-                Err(e) => Err(e),
-            };
-            if tx.send(item).is_err() || last {
-                return;
+            match body.next().await {
+                // `RangeBody` never yields more than the range, so this never grows `buf`.
+                Ok(Some(chunk)) => {
+                    buf.extend_from_slice(&chunk);
+                    if buf.len() >= BLOCK && tx.send(Ok(buf.split().freeze())).is_err() {
+                        return;
+                    }
+                }
+                Ok(None) => {
+                    if !buf.is_empty() {
+                        let _ = tx.send(Ok(buf.split().freeze()));
+                    }
+                    return;
+                }
+                Err(e) => {
+                    let _ = tx.send(Err(e));
+                    return;
+                }
             }
         }
     });
