@@ -153,3 +153,26 @@ fn an_object_no_bigger_than_a_part_is_read_by_one_get() {
     // One byte-range GET per 16 KiB part otherwise.
     assert_eq!(raw_gets(&server, "c", &["--s3-read-part-size", "16KiB"]), 4);
 }
+
+/// S3 answers 416 to any byte range of an empty object: the first ranged GET falls back
+/// to a plain one, and the run ends as it does with one GET stream.
+#[test]
+fn an_empty_object_reads_as_with_one_get_stream() {
+    let server = S3Server::start();
+    let bucket = Bucket::new(&server, "lake");
+    bucket.put("raw/a.csv", b"");
+    let one = run_via(
+        &server,
+        &server.endpoint,
+        "raw/a.csv",
+        "one",
+        &["--s3-read-concurrency", "1"],
+    );
+    let ranged = run_via(&server, &server.endpoint, "raw/a.csv", "ranged", &[]);
+    assert_ne!(one.code, 5, "{}", one.stderr);
+    assert_eq!(ranged.code, one.code, "{}", ranged.stderr);
+    assert_eq!(
+        ranged.error_line().split(": ").last(),
+        one.error_line().split(": ").last()
+    );
+}
