@@ -196,9 +196,9 @@ fn corrupting_proxy(server: &S3Server) -> String {
                         body_pos = Some(pos + n - from);
                     }
                     // Change the first digit at or after body offset 100_000.
-                    for i in from..n {
-                        if pos + (i - from) >= 100_000 && chunk[i].is_ascii_digit() {
-                            chunk[i] = if chunk[i] == b'9' { b'8' } else { chunk[i] + 1 };
+                    for (offset, b) in (pos..).zip(chunk[from..].iter_mut()) {
+                        if offset >= 100_000 && b.is_ascii_digit() {
+                            *b = if *b == b'9' { b'8' } else { *b + 1 };
                             done.store(true, Ordering::SeqCst);
                             break;
                         }
