@@ -168,6 +168,17 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     async fn head(&self, key: &str) -> StorageResult<Option<ObjectMeta>>;
     /// Streams `key`; [`StorageError::NotFound`] if it does not exist.
     async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>>;
+    /// Streams `key` if it is still the object a HEAD described as `seen` (same ETag,
+    /// where the backend has one), so that what is read is what the run recorded;
+    /// [`StorageError::PreconditionFailed`] if it was replaced in between.
+    async fn get_unchanged(
+        &self,
+        key: &str,
+        seen: &ObjectMeta,
+    ) -> StorageResult<Box<dyn ChunkSource>> {
+        let _ = seen;
+        self.get(key).await
+    }
     /// Writes a small object in one go.
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()>;
     /// Replaces `key` only while it is `revision` (S3 `If-Match` on PUT; locally under a

@@ -235,3 +235,47 @@ fn a_body_that_fails_its_checksum_fails_the_run_without_resuming() {
     assert!(!out.stderr.contains("resuming"), "{}", out.stderr);
     assert_nothing_published(&bucket);
 }
+
+/// The object replaced between the run's HEAD (whose size and ETag it records) and its
+/// first GET: the read is pinned to what the HEAD saw, so the run fails naming the change
+/// instead of publishing another object's rows under the first one's ETag.
+#[test]
+fn an_object_replaced_between_head_and_get_fails_the_run() {
+    for reads in READS {
+        let server = S3Server::start();
+        let bucket = raw_bucket(&server, 200_000);
+        // Holds the first GET of the raw object until the test has replaced it.
+        let (held_tx, held_rx) = mpsc::channel::<mpsc::Sender<()>>();
+        let held_tx = Mutex::new(Some(held_tx));
+        let endpoint = proxy(
+            server.addr,
+            move |req| {
+                if request_line_is(req, "GET ", "/raw/a.csv") {
+                    if let Some(tx) = held_tx.lock().unwrap().take() {
+                        let (ack_tx, ack_rx) = mpsc::channel();
+                        tx.send(ack_tx).unwrap();
+                        let _ = ack_rx.recv_timeout(Duration::from_secs(30));
+                    }
+                }
+                false
+            },
+            |mut s_read, mut c_write, _, _| {
+                let _ = std::io::copy(&mut s_read, &mut c_write);
+                let _ = c_write.shutdown(std::net::Shutdown::Both);
+            },
+        );
+        let flags = [FAST, reads].concat();
+        let out = run_changing(&server, &bucket, &endpoint, held_rx, &flags, |b| {
+            b.put("raw/a.csv", b"user_id,amount\n1,1.5\n2,2.5\n")
+        });
+        out.assert_code(5);
+        assert!(
+            out.error_line()
+                .contains("the object changed while it was being read (ETag")
+                && out.error_line().contains("at HEAD"),
+            "{reads:?}: {}",
+            out.stderr
+        );
+        assert_nothing_published(&bucket);
+    }
+}

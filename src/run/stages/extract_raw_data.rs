@@ -103,7 +103,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         }
         return Err(not_found());
     };
-    let source = match ctx.raw_store.get(&ctx.raw_key).await {
+    let source = match ctx.raw_store.get_unchanged(&ctx.raw_key, &meta).await {
         Ok(source) => source,
         // Deleted between HEAD and GET: still "not found", not a storage failure.
         Err(StorageError::NotFound { .. }) => return Err(not_found()),

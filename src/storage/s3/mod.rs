@@ -116,7 +116,15 @@ impl ObjectStore for S3Store {
     }
 
     async fn get(&self, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
-        ranged::open(self, key).await
+        ranged::open(self, key, None).await
+    }
+
+    async fn get_unchanged(
+        &self,
+        key: &str,
+        seen: &ObjectMeta,
+    ) -> StorageResult<Box<dyn ChunkSource>> {
+        ranged::open(self, key, seen.etag.as_deref()).await
     }
 
     async fn put(&self, key: &str, body: Bytes, mode: PutMode) -> StorageResult<()> {

@@ -21,28 +21,46 @@ use bytes::{Bytes, BytesMut};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use super::client::sdk_error;
-use super::download::{response_span, send_get, Pinned, RangeBody};
+use super::client::{is_precondition_failed, sdk_error};
+use super::download::{changed, response_span, send_get, Pinned, RangeBody};
 use super::S3Store;
 use crate::storage::{ChunkSource, ObjectStore, StorageError, StorageResult};
 
 /// Opens `key` for reading: by ranges when it is bigger than one part and the store
-/// reads with more than one GET in flight, else by one GET.
-pub(super) async fn open(store: &S3Store, key: &str) -> StorageResult<Box<dyn ChunkSource>> {
+/// reads with more than one GET in flight, else by one GET. With `seen` (an ETag from a
+/// HEAD, quotes removed), the read is pinned to that object from its first request.
+pub(super) async fn open(
+    store: &S3Store,
+    key: &str,
+    seen: Option<&str>,
+) -> StorageResult<Box<dyn ChunkSource>> {
     let uri = store.uri(key);
     let first = (store.read_concurrency > 1).then_some((0, store.read_part_size));
-    let out = match send_get(store, key, first, None).await {
+    let if_match = seen.map(|etag| format!("\"{etag}\""));
+    let replaced = |now: Option<&str>| {
+        changed(
+            &uri,
+            format!(
+                "ETag \"{}\" at HEAD -> {} at GET",
+                seen.unwrap_or("none"),
+                now.unwrap_or("another")
+            ),
+        )
+    };
+    let out = match send_get(store, key, first, if_match.as_deref()).await {
         Ok(out) => out,
         Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
             return Err(StorageError::NotFound { uri });
         }
+        Err(e) if is_precondition_failed(&e) => return Err(replaced(None)),
         // S3 answers 416 to any range of an empty object: read it whole.
         Err(e) if first.is_some() && is_invalid_range(&e) => {
-            match send_get(store, key, None, None).await {
+            match send_get(store, key, None, if_match.as_deref()).await {
                 Ok(out) => out,
                 Err(SdkError::ServiceError(e)) if e.err().is_no_such_key() => {
                     return Err(StorageError::NotFound { uri });
                 }
+                Err(e) if is_precondition_failed(&e) => return Err(replaced(None)),
                 Err(e) => return Err(sdk_error("read", uri, &e)),
             }
         }
@@ -55,10 +73,12 @@ pub(super) async fn open(store: &S3Store, key: &str) -> StorageResult<Box<dyn Ch
             "the server answered a GET without saying which bytes it sent",
         ));
     };
-    let pinned = Pinned {
-        etag: out.e_tag().map(str::to_string),
-        size,
-    };
+    // A server may ignore If-Match on GET (s3s-fs does): compare as well.
+    let etag = out.e_tag().map(str::to_string);
+    if seen.is_some() && etag.as_deref().map(|e| e.trim_matches('"')) != seen {
+        return Err(replaced(etag.as_deref()));
+    }
+    let pinned = Pinned { etag, size };
     let head = RangeBody::new(store.clone(), key, pinned.clone(), 0, end, out.body);
     if end >= size {
         return Ok(Box::new(head));
