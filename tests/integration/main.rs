@@ -9,6 +9,7 @@ mod compressed;
 mod concurrency;
 mod conformance;
 mod data_values;
+mod entity_grain;
 mod exit_codes;
 mod faults;
 mod features;
