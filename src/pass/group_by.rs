@@ -214,7 +214,12 @@ struct Bucketing {
     names: Vec<Box<[u8]>>,
     numbers: HashMap<Box<[u8]>, u32>,
     index: HashMap<(i64, i32), u32>,
-    last: Option<((i64, i32), u32)>,
+    /// The last few (truncated time, offset) pairs looked up and their numbers, tried
+    /// before `index` (whose SipHash costs more than the rest of the lookup): a day's
+    /// input has a handful of buckets.
+    recent: [((i64, i32), u32); RECENT],
+    /// The entry of `recent` replaced next.
+    next: usize,
 }
 
 impl Bucketing {
@@ -226,7 +231,8 @@ impl Bucketing {
             names: vec![empty.clone()],
             numbers: HashMap::from([(empty, 0)]),
             index: HashMap::new(),
-            last: None,
+            recent: [((i64::MIN, i32::MIN), 0); RECENT],
+            next: 0,
         }
     }
 
@@ -241,32 +247,31 @@ impl Bucketing {
             local - local.rem_euclid(width),
             t.offset().fix().local_minus_utc(),
         );
-        match self.last {
-            Some((k, n)) if k == key => n,
-            _ => {
-                let n = match self.index.get(&key) {
+        if let Some(&(_, n)) = self.recent.iter().find(|(k, _)| *k == key) {
+            return n;
+        }
+        let n = match self.index.get(&key) {
+            Some(&n) => n,
+            None => {
+                let name: Box<[u8]> = timestamp::bucket_start(t, self.every)
+                    .into_bytes()
+                    .into_boxed_slice();
+                let n = match self.numbers.get(&name) {
                     Some(&n) => n,
                     None => {
-                        let name: Box<[u8]> = timestamp::bucket_start(t, self.every)
-                            .into_bytes()
-                            .into_boxed_slice();
-                        let n = match self.numbers.get(&name) {
-                            Some(&n) => n,
-                            None => {
-                                let n = self.names.len() as u32;
-                                self.names.push(name.clone());
-                                self.numbers.insert(name, n);
-                                n
-                            }
-                        };
-                        self.index.insert(key, n);
+                        let n = self.names.len() as u32;
+                        self.names.push(name.clone());
+                        self.numbers.insert(name, n);
                         n
                     }
                 };
-                self.last = Some((key, n));
+                self.index.insert(key, n);
                 n
             }
-        }
+        };
+        self.recent[self.next] = (key, n);
+        self.next = (self.next + 1) % RECENT;
+        n
     }
 
     /// Each bucket number's rank in the byte order of the names.
@@ -280,6 +285,9 @@ impl Bucketing {
         ranks
     }
 }
+
+/// Entries of [`Bucketing`]'s `recent`.
+const RECENT: usize = 4;
 
 /// Bytes of a bucket number at the end of a key.
 const BUCKET: usize = 4;
@@ -745,28 +753,47 @@ impl GroupBy {
         let ranks = self.bucket.as_ref().map(Bucketing::ranks);
         let ranks = ranks.as_deref();
         // Sorted by the first 8 bytes of the encoded cells (big-endian, zero-padded),
-        // then (on a tie) by the whole encoded cells and the bucket name's rank. The
-        // encoding keeps the order of the cells (see `push_part`) and no encoding of
-        // the same number of cells is a proper prefix of another, so two keys whose
-        // first 8 bytes differ differ at a byte both have: the padding never decides.
-        let mut order: Vec<(u64, usize)> = (0..self.groups())
+        // then by the bucket name's rank when the cells fit in those 8 bytes, else (on a
+        // tie) by the whole encoded cells and the rank. The encoding keeps the order of
+        // the cells (see `push_part`) and no encoding of the same number of cells is a
+        // proper prefix of another, so two keys whose first 8 bytes differ differ at a
+        // byte both have (the padding never decides), and when they tie and one key's
+        // cells fit in 8 bytes, both keys' cells are equal. Each entry: that head, then
+        // [`WHOLE`] (the cells fit), the rank ([`RANK_BITS`]) and the group number.
+        let packed = ranks.is_none_or(|r| r.len() <= 1 << RANK_BITS);
+        let mut order: Vec<(u64, u64)> = (0..self.groups())
             .map(|g| {
-                let parts = split_key(groups.key(g), ranks).0;
+                let (cells, rank) = split_key(groups.key(g), ranks);
                 let mut head = [0; 8];
-                let n = parts.len().min(8);
-                head[..n].copy_from_slice(&parts[..n]);
-                (u64::from_be_bytes(head), g)
+                let n = cells.len().min(8);
+                head[..n].copy_from_slice(&cells[..n]);
+                let whole = if packed && cells.len() <= 8 {
+                    WHOLE | u64::from(rank) << GROUP_BITS
+                } else {
+                    0
+                };
+                (u64::from_be_bytes(head), whole | g as u64)
             })
             .collect();
         order.sort_unstable_by(|a, b| {
             a.0.cmp(&b.0).then_with(|| {
-                split_key(groups.key(a.1), ranks).cmp(&split_key(groups.key(b.1), ranks))
+                if a.1 & b.1 & WHOLE != 0 {
+                    (a.1 >> GROUP_BITS).cmp(&(b.1 >> GROUP_BITS))
+                } else {
+                    let (a, b) = ((a.1 & GROUP_MASK) as usize, (b.1 & GROUP_MASK) as usize);
+                    split_key(groups.key(a), ranks).cmp(&split_key(groups.key(b), ranks))
+                }
             })
         });
         let names = self.bucket.as_ref().map(|b| &b.names);
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut values: Vec<AggValue<'_>> = Vec::with_capacity(self.outputs.len());
-        for (_, g) in order {
+        for (i, &(_, entry)) in order.iter().enumerate() {
+            // In key order the rows are all over memory: fetch a few ahead.
+            if let Some(&(_, ahead)) = order.get(i + PREFETCH_AHEAD) {
+                groups.prefetch_row((ahead & GROUP_MASK) as usize);
+            }
+            let g = (entry & GROUP_MASK) as usize;
             let r = groups.row(g);
             values.clear();
             values.extend(self.outputs.iter().map(|&out| match out {
@@ -882,7 +909,18 @@ impl Batch {
 }
 
 /// Bytes per group of the sort order built at the end.
-const SORT_BYTES: usize = std::mem::size_of::<(u64, usize)>();
+const SORT_BYTES: usize = std::mem::size_of::<(u64, u64)>();
+
+/// The sort order's entries: the group number in the low [`GROUP_BITS`] (see
+/// [`KeyIndex`]), the bucket rank in the next [`RANK_BITS`], and [`WHOLE`].
+const GROUP_BITS: u32 = 40;
+const GROUP_MASK: u64 = (1 << GROUP_BITS) - 1;
+const RANK_BITS: u32 = 23;
+/// The key's cells fit in the sort head: the rank decides a tie.
+const WHOLE: u64 = 1 << 63;
+
+/// Rows prefetched ahead of the one being written out.
+const PREFETCH_AHEAD: usize = 16;
 
 /// The groups: their keys, rows and hash index.
 struct Groups {
