@@ -152,8 +152,8 @@ pub struct MemoryBudget {
 /// The setting's name in the pipeline file, as origins and messages spell it.
 pub const MEMORY_BUDGET_KEY: &str = "[features] memory_budget";
 
-/// The default budget: about 40 million keys of a `daily_user_features`-shaped job,
-/// a sixth of a 24 GiB machine.
+/// The default budget: 11 to 22 million keys of a `daily_user_features`-shaped job
+/// (about 190 bytes each, rows growing by doubling), a sixth of a 24 GiB machine.
 pub const DEFAULT_MEMORY_BUDGET: &str = "4GiB";
 
 impl Default for MemoryBudget {
