@@ -28,6 +28,12 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub prefix: PrefixArgs,
 
+    /// Entity grain: the most memory the groups may take (512MiB, 4GiB; K/M/G are powers
+    /// of 1000). Past it the run stops with exit 3, naming the keys seen
+    /// [default: 4GiB, or [features] memory_budget in the pipeline file]
+    #[arg(long, env = "DP_MEMORY_BUDGET", value_name = "SIZE")]
+    pub memory_budget: Option<String>,
+
     /// Do everything except write under the feature prefix; print the plan on stdout
     #[arg(long, env = "DP_DRY_RUN", value_parser = BoolValue)]
     pub dry_run: bool,
@@ -206,6 +212,7 @@ impl CommonArgs {
     pub fn flags(&self, sources: &Sources<'_>) -> Flags {
         Flags {
             raw: sources.setting("raw", self.raw.clone()),
+            memory_budget: sources.setting("memory_budget", self.memory_budget.clone()),
             dry_run: self.dry_run,
             force: self.force,
             skip_if_missing: self.skip_if_missing,
@@ -227,6 +234,7 @@ impl PrefixArgs {
             timezone: sources.setting("timezone", self.timezone.clone()),
             config: sources.setting("config", self.config.clone()),
             endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
+            memory_budget: None,
             dry_run: false,
             force: false,
             skip_if_missing: false,

@@ -12,8 +12,8 @@ use toml::Spanned;
 use super::origin::Origin;
 use super::spec::{
     check_delimiter, AggFunction, Aggregate, BucketWidth, Check, ColumnTest, ColumnType,
-    EntitySpec, Features, PipelineSpec, RowFeature, RowFeatureKind, Rule, Severity, SourceFormat,
-    TimeBucket, ValueType,
+    EntitySpec, Features, MemoryBudget, PipelineSpec, RowFeature, RowFeatureKind, Rule, Severity,
+    SourceFormat, TimeBucket, ValueType,
 };
 use crate::error::{Error, Result};
 
@@ -160,6 +160,9 @@ pub struct FeaturesSection {
     #[serde(default)]
     pub group_by: Vec<String>,
     pub time_bucket: Option<TimeBucketEntry>,
+    /// Entity grain: the most memory the groups may take (`"512MiB"`, `"4GiB"`); settings
+    /// resolution reads it (a flag or variable overrides it).
+    pub memory_budget: Option<Spanned<String>>,
     pub columns: Vec<Spanned<FeatureEntry>>,
 }
 
@@ -656,6 +659,12 @@ fn to_features(
             "[features] time_bucket needs group_by (it is a key of entity-grain features)".into(),
         ));
     }
+    if let (false, Some(budget)) = (entity, &section.memory_budget) {
+        return Err((
+            Some(budget.span().start),
+            "[features] memory_budget needs group_by (it bounds entity grain's groups)".into(),
+        ));
+    }
     let group_by: Vec<&str> = section.group_by.iter().map(String::as_str).collect();
     check_columns(&group_by).map_err(whole)?;
     let time_bucket = match &section.time_bucket {
@@ -715,6 +724,7 @@ fn to_features(
             group_by: section.group_by.clone(),
             time_bucket,
             aggregates,
+            memory_budget: MemoryBudget::default(),
         })
     } else {
         Features::Rows(rows)

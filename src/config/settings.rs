@@ -18,7 +18,10 @@ use toml::Spanned;
 
 use super::origin::{Origin, Setting};
 use super::pipeline_file::{self, LoadedFile};
-use super::spec::{PipelineSpec, DEFAULT_PIPELINE};
+use super::spec::{
+    parse_memory_size, Features, MemoryBudget, PipelineSpec, DEFAULT_MEMORY_BUDGET,
+    DEFAULT_PIPELINE, MEMORY_BUDGET_KEY,
+};
 use crate::error::{Error, Result};
 use crate::storage::s3::S3Options;
 use crate::storage::StorageUri;
@@ -36,6 +39,8 @@ pub struct Flags {
     /// The pipeline file.
     pub config: Option<Setting<PathBuf>>,
     pub endpoint_url: Option<Setting<String>>,
+    /// Entity grain's memory budget (`--memory-budget`, `DP_MEMORY_BUDGET`).
+    pub memory_budget: Option<Setting<String>>,
     pub dry_run: bool,
     pub force: bool,
     pub skip_if_missing: bool,
@@ -54,6 +59,7 @@ impl Flags {
             timezone: None,
             config: Some(file),
             endpoint_url: None,
+            memory_budget: None,
             dry_run: false,
             force: false,
             skip_if_missing: false,
@@ -238,17 +244,34 @@ pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
         check_endpoint_url(url)?;
         s3.endpoint_url = Some(url.value.clone());
     }
+    // Entity grain's; parsed whatever the grain, so that a bad value is never ignored.
+    let budget = pick_or(
+        &flags.memory_budget,
+        file,
+        |l| l.file.features.as_ref()?.memory_budget.as_ref(),
+        MEMORY_BUDGET_KEY,
+        DEFAULT_MEMORY_BUDGET,
+    );
+    let budget = MemoryBudget {
+        bytes: parse_memory_size(&budget.value).map_err(|e| at(&budget.origin, e))?,
+        origin: budget.origin,
+    };
+    let pipeline_file = loaded.as_ref().map(|l| l.path.clone());
+    let mut spec = match loaded {
+        Some(l) => l.spec,
+        None => PipelineSpec::built_in(),
+    };
+    if let Features::Entities(entity) = &mut spec.features {
+        entity.memory_budget = budget;
+    }
     Ok(PipelineSettings {
         pipeline: name.value,
         timezone,
         raw,
         features,
-        pipeline_file: loaded.as_ref().map(|l| l.path.clone()),
+        pipeline_file,
         s3,
-        spec: match loaded {
-            Some(l) => l.spec,
-            None => PipelineSpec::built_in(),
-        },
+        spec,
     })
 }
 

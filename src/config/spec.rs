@@ -5,6 +5,7 @@
 
 use serde::Serialize;
 
+use super::origin::Origin;
 pub use crate::values::timestamp::BucketWidth;
 
 /// The name of the built-in default pipeline.
@@ -134,6 +135,66 @@ pub struct EntitySpec {
     pub group_by: Vec<String>,
     pub time_bucket: Option<TimeBucket>,
     pub aggregates: Vec<Aggregate>,
+    /// How much memory the groups may take before the run stops (exit 3).
+    pub memory_budget: MemoryBudget,
+}
+
+/// The most memory entity grain's group table may take, and where that was set
+/// (`--memory-budget`, `DP_MEMORY_BUDGET`, `[features] memory_budget`, or the default).
+/// Past it the run stops with exit 3 naming the budget and the keys seen
+/// (`pass::group_by` docs: why it stops rather than spilling to disk).
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemoryBudget {
+    pub bytes: u64,
+    pub origin: Origin,
+}
+
+/// The setting's name in the pipeline file, as origins and messages spell it.
+pub const MEMORY_BUDGET_KEY: &str = "[features] memory_budget";
+
+/// The default budget: 11 to 22 million keys of a `daily_user_features`-shaped job
+/// (about 190 bytes each, rows growing by doubling), a sixth of a 24 GiB machine.
+pub const DEFAULT_MEMORY_BUDGET: &str = "4GiB";
+
+impl Default for MemoryBudget {
+    fn default() -> Self {
+        MemoryBudget {
+            bytes: 4 << 30,
+            origin: Origin::Default(MEMORY_BUDGET_KEY),
+        }
+    }
+}
+
+/// A memory size: bytes, or a number with a suffix K, M, G (powers of 1000) or KiB, MiB,
+/// GiB (powers of 1024), case-insensitive, e.g. `512MiB`, `4GiB`, `2000000000`. At least
+/// 1 MiB, so that a typo like `512` (bytes) is caught rather than failing every run.
+pub fn parse_memory_size(text: &str) -> Result<u64, String> {
+    let s = text.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (digits, suffix) = s.split_at(split);
+    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kb" => 1_000,
+        "m" | "mb" => 1_000_000,
+        "g" | "gb" => 1_000_000_000,
+        "kib" => 1 << 10,
+        "mib" => 1 << 20,
+        "gib" => 1 << 30,
+        _ => {
+            return Err(format!(
+                "{text:?} is not a size like 512MiB, 4GiB or 2000000000"
+            ))
+        }
+    };
+    let bytes = digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .ok_or_else(|| format!("{text:?} is not a size like 512MiB, 4GiB or 2000000000"))?;
+    if bytes < 1 << 20 {
+        return Err(format!("{text:?} is less than the smallest budget, 1MiB"));
+    }
+    Ok(bytes)
 }
 
 /// Rows are grouped by the start of the hour or day their timestamp falls in.

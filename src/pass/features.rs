@@ -12,7 +12,8 @@ use super::batch::RowBatch;
 use super::csv_scan::Record;
 use super::group_by::{AggValue, GroupBy};
 use super::row_features::RowFeatures;
-use crate::config::spec::{ColumnType, Features, SourceFormat};
+use crate::config::spec::{ColumnType, Features, SourceFormat, MEMORY_BUDGET_KEY};
+use crate::error::Error;
 
 /// What build_features asks of the pass: its feature set over the raw rows.
 pub struct FeatureSide {
@@ -64,6 +65,42 @@ impl FeatureSide {
         self.closed
     }
 
+    /// Entity grain: the error that stops the run once a new key would take the groups
+    /// past the memory budget (exit 3, as data the pipeline cannot take: see the
+    /// `group_by` module docs for why it stops rather than spilling to disk).
+    pub(super) fn over_budget(&self) -> Option<Error> {
+        let (Some(Bound::Entities(groups)), Features::Entities(spec)) =
+            (&self.bound, &self.features)
+        else {
+            return None;
+        };
+        let over = groups.over_budget()?;
+        let budget = &spec.memory_budget;
+        let per_key = over.bytes / over.keys.max(1);
+        Some(Error::RulesFailed(format!(
+            "entity grain needs more memory than its budget of {} ({budget_bytes} bytes, \
+             {origin}): {keys} keys ({columns}) take {held} and the next needs {needed}; \
+             raise the budget with --memory-budget, DP_MEMORY_BUDGET or \
+             {MEMORY_BUDGET_KEY} in the pipeline file (about {per_key} bytes per key \
+             here), or group by fewer keys",
+            mib(budget.bytes),
+            budget_bytes = budget.bytes,
+            origin = budget.origin,
+            keys = over.keys,
+            columns = spec.key_columns().join(", "),
+            held = mib(over.bytes),
+            needed = mib(over.needed),
+        )))
+    }
+
+    /// The input ended: entity grain folds in its last records (which may reach the
+    /// budget: check [`FeatureSide::over_budget`] after this).
+    pub(super) fn end_of_input(&mut self) {
+        if let Some(Bound::Entities(groups)) = self.bound.as_mut() {
+            groups.flush();
+        }
+    }
+
     pub(super) fn header(&mut self, record: &Record<'_>) {
         self.bound = Some(match &self.features {
             Features::Rows(rows) => Bound::Rows(RowFeatures::bind(record, rows, &self.source)),
@@ -97,7 +134,8 @@ impl FeatureSide {
     /// of groups for entity grain.
     pub(super) fn finish(mut self) -> Option<u64> {
         let groups = match self.bound.take() {
-            Some(Bound::Entities(groups)) => {
+            Some(Bound::Entities(mut groups)) => {
+                groups.flush();
                 let count = groups.groups() as u64;
                 groups.finish(|keys, values| self.push_group(keys, values));
                 Some(count)
@@ -140,4 +178,9 @@ impl FeatureSide {
             self.send_batch();
         }
     }
+}
+
+/// Bytes as MiB with one decimal.
+fn mib(bytes: u64) -> String {
+    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }

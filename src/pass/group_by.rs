@@ -28,24 +28,59 @@
 //!
 //! Cost per record: each referenced cell is looked at once (a numeric column shared by
 //! `sum`, `mean`, `max` is parsed once; a `by` column shared by several aggregates and
-//! the bucket, once), one hash lookup of the composite key built in a reused buffer, and
-//! no allocation unless the key is new, a `first` / `last` text longer than 23 bytes
-//! outgrows its buffer, or `count_distinct` sees a new (group, value) pair.
+//! the bucket, once), one hash lookup of the composite key, and no allocation unless the
+//! key is new, a `first` / `last` text longer than 23 bytes outgrows its buffer, or
+//! `count_distinct` sees a new value (or a new (group, value) pair past its column's
+//! first 64 values). The key is the encoded `group_by` cells plus the bucket's number (4
+//! bytes, not its 25-byte name), so a user id and a day fit in the row (no second place
+//! to compare). Records are folded in by batches of 16 ([`GroupBy::flush`]): the hash
+//! slots are prefetched as the records are read, then the rows they point to, then each
+//! record is folded in, in input order. With millions of groups nearly every record's
+//! slot and row miss the caches; in a batch the misses overlap instead of queueing.
 //!
-//! Memory per group: 8 to 16 bytes of hash table slot, and one row of 16 bytes (the
-//! encoded key, each part plus 2 bytes, when it fits in 15; else where it is, and the key
-//! elsewhere) + 8 per state word (`count`;
-//! per numeric column a count plus one word each for sum, min, max; `null_count`;
-//! `count_distinct`; two per `first` / `last`) + 24 per `first` / `last` text (inline
-//! up to 23 bytes, else a heap buffer of its own). `count_distinct` also keeps every
-//! distinct (group, value) pair: 5 + value length + 8 to 20 bytes each, so it grows with
-//! the number of distinct pairs, not with groups.
+//! Memory per group: 8 to 16 bytes of hash table slot, 16 bytes of the sort order built
+//! at the end, and one row of 16 bytes (the encoded key, each part plus 2 bytes, plus 4
+//! for the bucket, when it fits in 15; else where it is, and the key elsewhere) + 8 per
+//! state word (`count`; per numeric column a count plus one word each for sum, min, max;
+//! `null_count`; two per `count_distinct` (the count and a bitmap of the column's first
+//! 64 values); two per `first` / `last`) + 24 per `first` / `last` text (inline up to 23
+//! bytes, else a heap buffer of its own). Rows grow by doubling (up to 2x the bytes in
+//! use). `count_distinct` also numbers its column's distinct values (about 20 bytes +
+//! the value each, once per value, not per group) and keeps the (group, value) pairs of
+//! values numbered 64 and up: 21 to 43 bytes each.
 //!
-//! Measured (the `million_keys` test: 1M groups of 8-character keys, 5M rows, `count`,
-//! `sum`, `mean`, `max`, `last`; release build, AMD EPYC, shared 2 cores): ~106 bytes
-//! per group resident (VmRSS +101 MB), ~3.2 M rows/s for scan + observe with every
-//! record a cache miss (~7 M rows/s when the groups fit in the caches, 10k keys),
-//! finish (sort + emit) 0.3 s.
+//! Memory budget (`--memory-budget`, `DP_MEMORY_BUDGET`, `[features] memory_budget`,
+//! default 4 GiB): [`GroupBy::table_bytes`] counts every byte above, as allocated; before
+//! a new key is added, the bytes it would take (including a doubling of the rows or of
+//! the hash slots, old and new slots side by side while rehashing) are checked against
+//! the budget, and past it the run stops with exit 3 (data this pipeline cannot take
+//! with this budget) naming the budget, where it was set, how to raise it and the keys
+//! seen. Spilling sorted runs to disk and merging them was considered and not done: a
+//! group's state is not mergeable without changing results (`sum` adds in input order,
+//! so merging partial sums changes the last bits; `count_distinct` would need its value
+//! sets spilled too; `first` / `last` ties keep input order across runs), so a spill
+//! would have to write raw rows and re-aggregate, a second pass over the input's size on
+//! disk; at about 190 bytes per key (`daily_user_features`) the default budget holds
+//! 11 to 22 million keys (the rows grow by doubling), more than a daily drop has, and a
+//! stop names the fix.
+//!
+//! Measured (release build, shared 2-core AMD EPYC at load average 15-17, so CPU time
+//! and peak RSS from `/usr/bin/time -v`, not wall time; `featurepipe run` of
+//! `fixtures/pipelines/daily_user_features.toml`):
+//! - 1 GB from `examples/gen_events --seed 1` (14.2M rows, 2.06M user-day keys): 11.7
+//!   CPU-s (scanner thread 9.6-9.8 s, feature thread 0.9-1.0 s), 424-434 MB peak RSS;
+//!   before this layout 41.2 CPU-s and 734 MB. `feature.csv` byte-identical (sha256
+//!   `a45ea92b...`). In the same hour DuckDB 2.0.1 took 35.4 CPU-s and 2.28 GB for the
+//!   same aggregation, polars 2.1.0 30.0 CPU-s and 2.91 GB.
+//! - Where the time goes (`perf record`, 1 GB): folding in (`flush`) and reading the
+//!   cells (`observe`) ~37%, nearly all of it waiting on the prefetched slots and rows
+//!   (4 KiB pages: most random accesses into 300 MB of rows also miss the TLB); timestamp
+//!   parsing and zone offsets ~14%; writing, profiling and hashing 2M output rows ~8%;
+//!   CSV scanning ~5%; growing the hash index (rehashing) ~5%.
+//! - Bytes per key at peak RSS, one row per key (`user_id` unique): 1M keys 221 bytes
+//!   (216 MB over a 13 MB run), 10M keys 193 bytes (1.90 GB). The same 10M-key input
+//!   with `--memory-budget 1GiB` stops with exit 3 at 4.19M keys (768 MiB held, the
+//!   next doubling of the rows needs 1408 MiB) at 750 MB peak RSS.
 //!
 //! The hash is deterministic (no per-process seed): the output is sorted, so the hash
 //! never shows, but inputs crafted to collide could slow the table down.
@@ -56,7 +91,7 @@ use chrono::{DateTime, Offset};
 use chrono_tz::Tz;
 
 use super::csv_scan::Record;
-use super::key_table::{hash, KeyIndex, KeyTable};
+use super::key_table::{hash, prefetch, KeyIndex, KeyTable, PairSet};
 use crate::config::spec::{AggFunction, BucketWidth, EntitySpec};
 use crate::values::number::parse_cell_window;
 use crate::values::timestamp;
@@ -103,14 +138,26 @@ pub struct GroupBy {
     /// Byte offset of the texts in a row.
     text_base: usize,
     groups: Groups,
-    /// `first` / `last` texts longer than [`INLINE`] bytes; a row holds the number.
-    heap: Vec<Vec<u8>>,
-    /// Entries of `heap` no row uses.
-    free: Vec<usize>,
-    /// The encoded key of the current record.
-    scratch: Vec<u8>,
-    /// A (group, value) pair for `count_distinct`.
-    pair: Vec<u8>,
+    /// `first` / `last` texts longer than [`INLINE`] bytes.
+    texts: Texts,
+    /// Records read but not yet folded into their groups.
+    batch: Batch,
+    /// The most bytes the tables may take ([`GroupBy::table_bytes`]).
+    budget: u64,
+    /// Set when a new key would take the tables past `budget`: no record is observed
+    /// after it.
+    over_budget: Option<OverBudget>,
+}
+
+/// What the tables held when a new key would have taken them past the budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OverBudget {
+    /// Keys (output rows) so far, the refused one not included.
+    pub keys: u64,
+    /// Bytes the tables held.
+    pub bytes: u64,
+    /// Bytes they would have needed.
+    pub needed: u64,
 }
 
 /// The state words of one numeric column (shared by its sum, mean, min and max).
@@ -123,11 +170,16 @@ struct NumericCol {
     max: Option<usize>,
 }
 
+/// A `count_distinct` column: state words `word` (the count) and `bits` (which of the
+/// column's first 64 values the group has seen).
 struct DistinctCol {
     col: Option<usize>,
     word: usize,
-    /// Every (group number, value) pair seen.
-    seen: KeyTable,
+    bits: usize,
+    /// The column's distinct values, numbered in order of appearance.
+    values: KeyTable,
+    /// The (group, value number) pairs seen, for value numbers 64 and up.
+    pairs: PairSet,
 }
 
 /// A `first` or `last`: state words `word` (seconds) and `word + 1` (nanoseconds, or
@@ -167,18 +219,42 @@ enum Output {
     },
 }
 
-/// Names the bucket of a timestamp, caching the text per (truncated wall-clock time,
-/// offset), which determines it.
+/// Numbers the bucket of a timestamp: buckets are numbered in order of appearance, 0 is
+/// the empty bucket (no timestamp). The key holds the number, 4 bytes instead of the
+/// 25-byte name, and the groups are sorted by the names' order at the end. The number is
+/// cached per (truncated wall-clock time, offset), which determines the name (two such
+/// pairs may name one bucket: a day with a DST change, both sides of it).
 struct Bucketing {
     time: usize,
     every: BucketWidth,
+    /// Bucket names by number.
     names: Vec<Box<[u8]>>,
-    index: HashMap<(i64, i32), usize>,
-    last: Option<((i64, i32), usize)>,
+    numbers: HashMap<Box<[u8]>, u32>,
+    index: HashMap<(i64, i32), u32>,
+    /// The last few (truncated time, offset) pairs looked up and their numbers, tried
+    /// before `index` (whose SipHash costs more than the rest of the lookup): a day's
+    /// input has a handful of buckets.
+    recent: [((i64, i32), u32); RECENT],
+    /// The entry of `recent` replaced next.
+    next: usize,
 }
 
 impl Bucketing {
-    fn name(&mut self, t: &DateTime<Tz>) -> &[u8] {
+    fn new(time: usize, every: BucketWidth) -> Self {
+        let empty: Box<[u8]> = Box::new([]);
+        Bucketing {
+            time,
+            every,
+            names: vec![empty.clone()],
+            numbers: HashMap::from([(empty, 0)]),
+            index: HashMap::new(),
+            recent: [((i64::MIN, i32::MIN), 0); RECENT],
+            next: 0,
+        }
+    }
+
+    #[inline]
+    fn number(&mut self, t: &DateTime<Tz>) -> u32 {
         let width = match self.every {
             BucketWidth::Hour => 3600,
             BucketWidth::Day => 86_400,
@@ -188,25 +264,50 @@ impl Bucketing {
             local - local.rem_euclid(width),
             t.offset().fix().local_minus_utc(),
         );
-        let i = match self.last {
-            Some((k, i)) if k == key => i,
-            _ => {
-                let i = match self.index.get(&key) {
-                    Some(&i) => i,
+        if let Some(&(_, n)) = self.recent.iter().find(|(k, _)| *k == key) {
+            return n;
+        }
+        let n = match self.index.get(&key) {
+            Some(&n) => n,
+            None => {
+                let name: Box<[u8]> = timestamp::bucket_start(t, self.every)
+                    .into_bytes()
+                    .into_boxed_slice();
+                let n = match self.numbers.get(&name) {
+                    Some(&n) => n,
                     None => {
-                        let name = timestamp::bucket_start(t, self.every);
-                        self.names.push(name.into_bytes().into_boxed_slice());
-                        self.index.insert(key, self.names.len() - 1);
-                        self.names.len() - 1
+                        let n = self.names.len() as u32;
+                        self.names.push(name.clone());
+                        self.numbers.insert(name, n);
+                        n
                     }
                 };
-                self.last = Some((key, i));
-                i
+                self.index.insert(key, n);
+                n
             }
         };
-        &self.names[i]
+        self.recent[self.next] = (key, n);
+        self.next = (self.next + 1) % RECENT;
+        n
+    }
+
+    /// Each bucket number's rank in the byte order of the names.
+    fn ranks(&self) -> Vec<u32> {
+        let mut order: Vec<usize> = (0..self.names.len()).collect();
+        order.sort_unstable_by(|&a, &b| self.names[a].cmp(&self.names[b]));
+        let mut ranks = vec![0; order.len()];
+        for (rank, &n) in order.iter().enumerate() {
+            ranks[n] = rank as u32;
+        }
+        ranks
     }
 }
+
+/// Entries of [`Bucketing`]'s `recent`.
+const RECENT: usize = 4;
+
+/// Bytes of a bucket number at the end of a key.
+const BUCKET: usize = 4;
 
 /// Bytes at the start of a row: the group's encoded key when it is at most
 /// [`KEY_INLINE`] bytes (byte 0 its length, the key from byte 1), so that finding a group
@@ -284,13 +385,10 @@ impl GroupBy {
                 times.len() - 1
             }
         };
-        let bucket = spec.time_bucket.as_ref().map(|b| Bucketing {
-            time: time_index(&b.column),
-            every: b.every,
-            names: Vec::new(),
-            index: HashMap::new(),
-            last: None,
-        });
+        let bucket = spec
+            .time_bucket
+            .as_ref()
+            .map(|b| Bucketing::new(time_index(&b.column), b.every));
 
         let mut count_word = None;
         let mut numeric: Vec<(String, NumericCol)> = Vec::new();
@@ -360,7 +458,9 @@ impl GroupBy {
                             DistinctCol {
                                 col: col(c),
                                 word: w,
-                                seen: KeyTable::new(),
+                                bits: word(0),
+                                values: KeyTable::new(),
+                                pairs: PairSet::new(),
                             },
                         ));
                         Output::Int(w)
@@ -424,15 +524,21 @@ impl GroupBy {
                 rows: Vec::new(),
                 key_bytes: Vec::new(),
             },
-            heap: Vec::new(),
-            free: Vec::new(),
-            scratch: Vec::with_capacity(64),
-            pair: Vec::with_capacity(64),
+            texts: Texts::default(),
+            batch: Batch::default(),
+            budget: spec.memory_budget.bytes,
+            over_budget: None,
         }
     }
 
-    /// Adds one data record to its group (creating the group on its first record).
+    /// Adds one data record to its group (creating the group on its first record): reads
+    /// the cells it needs into the batch, which is folded in when full
+    /// ([`GroupBy::flush`]). Once a new key would take the tables past the budget, does
+    /// nothing ([`GroupBy::over_budget`] says so).
     pub fn observe(&mut self, record: &Record<'_>) {
+        if self.over_budget.is_some() {
+            return;
+        }
         let is_null = &self.is_null;
         let present = |col: Option<usize>| {
             let i = col?;
@@ -447,94 +553,210 @@ impl GroupBy {
             *val = present(col).and_then(|cell| timestamp::parse_in(cell, self.tz));
         }
 
-        self.scratch.clear();
+        let b = &mut self.batch;
+        let start = b.keys.len();
         for &col in &self.key_cols {
-            push_part(&mut self.scratch, present(col).unwrap_or_default());
+            push_part(&mut b.keys, present(col).unwrap_or_default());
         }
         if let Some(bucket) = &mut self.bucket {
-            match &self.time_vals[bucket.time] {
-                Some(t) => push_part(&mut self.scratch, bucket.name(t)),
-                None => push_part(&mut self.scratch, b""),
-            }
+            let number = match &self.time_vals[bucket.time] {
+                Some(t) => bucket.number(t),
+                None => 0,
+            };
+            b.keys.extend_from_slice(&number.to_le_bytes());
         }
-        let group = self.groups.intern(&self.scratch);
-        let row = self.groups.row_mut(group);
+        b.key_ends.push(b.keys.len());
+        let h = hash(&b.keys[start..]);
+        b.hashes.push(h);
+        // Fetched while the other cells are read.
+        self.groups.index.prefetch(h);
 
-        if let Some(w) = self.count_word {
-            set(row, w, get(row, w) + 1);
-        }
+        b.times.extend(
+            self.time_vals
+                .iter()
+                .map(|t| t.map(|t| (t.timestamp(), t.timestamp_subsec_nanos()))),
+        );
         for num in &self.numeric {
-            let Some(i) = num.col.filter(|&i| i < record.len()) else {
-                continue;
-            };
-            let (cell, window) = record.field_and_window(i);
-            if is_null(cell) {
-                continue;
-            }
-            let Some(v) = parse_cell_window(cell, window) else {
-                continue;
-            };
-            set(row, num.n, get(row, num.n) + 1);
-            if let Some(w) = num.sum {
-                set(row, w, (f64::from_bits(get(row, w)) + v).to_bits());
-            }
-            // NaN is skipped; a NaN current value means "none yet".
-            if let Some(w) = num.min {
-                let cur = f64::from_bits(get(row, w));
-                if !v.is_nan() && (cur.is_nan() || v < cur) {
-                    set(row, w, v.to_bits());
+            let value = num.col.filter(|&i| i < record.len()).and_then(|i| {
+                let (cell, window) = record.field_and_window(i);
+                if is_null(cell) {
+                    return None;
                 }
-            }
-            if let Some(w) = num.max {
-                let cur = f64::from_bits(get(row, w));
-                if !v.is_nan() && (cur.is_nan() || v > cur) {
-                    set(row, w, v.to_bits());
-                }
-            }
+                parse_cell_window(cell, window)
+            });
+            b.numbers.push(value);
         }
-        for &(col, w) in &self.null_counts {
-            if present(col).is_none() {
-                set(row, w, get(row, w) + 1);
-            }
+        for &(col, _) in &self.null_counts {
+            b.nulls.push(present(col).is_none());
         }
         for d in &mut self.distinct {
-            if let Some(cell) = present(d.col) {
-                self.pair.clear();
-                self.pair.extend_from_slice(&group_prefix(group));
-                self.pair.extend_from_slice(cell);
-                if d.seen.intern(&self.pair).1 {
-                    set(row, d.word, get(row, d.word) + 1);
-                }
-            }
+            b.values.push(present(d.col).map(|cell| {
+                let (value, new) = d.values.intern(cell);
+                b.grew |= new;
+                value
+            }));
         }
         for p in &self.picks {
-            let Some(t) = &self.time_vals[p.time] else {
-                continue;
-            };
-            let at = (t.timestamp(), u64::from(t.timestamp_subsec_nanos()));
-            let take = get(row, p.word + 1) == NO_TIME || {
-                let best = (get(row, p.word) as i64, get(row, p.word + 1));
-                if p.last {
-                    at >= best
-                } else {
-                    at < best
-                }
-            };
-            if take {
-                set(row, p.word, at.0 as u64);
-                set(row, p.word + 1, at.1);
-                let at = self.text_base + TEXT * p.text;
-                set_text(
-                    &mut row[at..at + TEXT],
-                    present(p.col),
-                    &mut self.heap,
-                    &mut self.free,
-                );
-            }
+            b.picks.push(present(p.col).map(|cell| {
+                let at = b.texts.len();
+                b.texts.extend_from_slice(cell);
+                (at, b.texts.len())
+            }));
+        }
+        b.len += 1;
+        if b.len == BATCH {
+            self.flush();
         }
     }
 
-    /// Number of groups so far.
+    /// Folds the batch's records into their groups: the rows their hash slots point to
+    /// are prefetched together first (the slots were as the records were read), then
+    /// each record is folded in, in input order.
+    pub fn flush(&mut self) {
+        let GroupBy {
+            numeric,
+            null_counts,
+            distinct,
+            picks,
+            count_word,
+            text_base,
+            groups,
+            texts,
+            batch: b,
+            budget,
+            over_budget,
+            times,
+            ..
+        } = self;
+        for &h in &b.hashes {
+            if let Some(g) = groups.index.likely(h) {
+                groups.prefetch_row(g);
+            }
+        }
+        let mut grew = b.grew;
+        let mut start = 0;
+        for i in 0..b.len {
+            if over_budget.is_some() {
+                break;
+            }
+            let key = &b.keys[start..b.key_ends[i]];
+            start = b.key_ends[i];
+            let group = match groups.find_hashed(key, b.hashes[i]) {
+                Ok(group) => group,
+                Err(slot) => {
+                    let held = table_bytes(groups, texts, distinct);
+                    let needed = held + groups.growth_bytes(key) as u64;
+                    if needed > *budget {
+                        *over_budget = Some(OverBudget {
+                            keys: groups.index.len() as u64,
+                            bytes: held,
+                            needed,
+                        });
+                        break;
+                    }
+                    groups.insert(key, (slot, b.hashes[i]))
+                }
+            };
+            let row = groups.row_mut(group);
+
+            if let Some(w) = *count_word {
+                set(row, w, get(row, w) + 1);
+            }
+            let numbers = &b.numbers[i * numeric.len()..(i + 1) * numeric.len()];
+            for (num, &v) in numeric.iter().zip(numbers) {
+                let Some(v) = v else { continue };
+                set(row, num.n, get(row, num.n) + 1);
+                if let Some(w) = num.sum {
+                    set(row, w, (f64::from_bits(get(row, w)) + v).to_bits());
+                }
+                // NaN is skipped; a NaN current value means "none yet".
+                if let Some(w) = num.min {
+                    let cur = f64::from_bits(get(row, w));
+                    if !v.is_nan() && (cur.is_nan() || v < cur) {
+                        set(row, w, v.to_bits());
+                    }
+                }
+                if let Some(w) = num.max {
+                    let cur = f64::from_bits(get(row, w));
+                    if !v.is_nan() && (cur.is_nan() || v > cur) {
+                        set(row, w, v.to_bits());
+                    }
+                }
+            }
+            let nulls = &b.nulls[i * null_counts.len()..(i + 1) * null_counts.len()];
+            for (&(_, w), &null) in null_counts.iter().zip(nulls) {
+                if null {
+                    set(row, w, get(row, w) + 1);
+                }
+            }
+            let values = &b.values[i * distinct.len()..(i + 1) * distinct.len()];
+            for (d, &value) in distinct.iter_mut().zip(values) {
+                let Some(value) = value else { continue };
+                let new = if value < 64 {
+                    let bits = get(row, d.bits);
+                    set(row, d.bits, bits | (1 << value));
+                    bits & (1 << value) == 0
+                } else {
+                    let new = d.pairs.insert(group as u64, value as u64);
+                    grew |= new;
+                    new
+                };
+                if new {
+                    set(row, d.word, get(row, d.word) + 1);
+                }
+            }
+            let record_times = &b.times[i * times.len()..(i + 1) * times.len()];
+            let cells = &b.picks[i * picks.len()..(i + 1) * picks.len()];
+            for (p, &cell) in picks.iter().zip(cells) {
+                let Some((secs, nanos)) = record_times[p.time] else {
+                    continue;
+                };
+                let at = (secs, u64::from(nanos));
+                let take = get(row, p.word + 1) == NO_TIME || {
+                    let best = (get(row, p.word) as i64, get(row, p.word + 1));
+                    if p.last {
+                        at >= best
+                    } else {
+                        at < best
+                    }
+                };
+                if take {
+                    set(row, p.word, at.0 as u64);
+                    set(row, p.word + 1, at.1);
+                    let at = *text_base + TEXT * p.text;
+                    let cell = cell.map(|(from, to)| &b.texts[from..to]);
+                    grew |= texts.set(&mut row[at..at + TEXT], cell);
+                }
+            }
+        }
+        // What grows besides the keys: checked after the fact (one batch's values and
+        // texts at most past the budget).
+        if grew && over_budget.is_none() {
+            let bytes = table_bytes(groups, texts, distinct);
+            if bytes > *budget {
+                *over_budget = Some(OverBudget {
+                    keys: groups.index.len() as u64,
+                    bytes,
+                    needed: bytes,
+                });
+            }
+        }
+        b.clear();
+    }
+
+    /// Whether (and where) the tables reached the budget: the caller stops the run.
+    pub fn over_budget(&self) -> Option<OverBudget> {
+        self.over_budget
+    }
+
+    /// The bytes the state takes that grow with the input: the group table (rows, long
+    /// keys, hash slots), `first` / `last` texts on the heap, `count_distinct` values and
+    /// pairs, and the sort order [`GroupBy::finish`] will build (16 bytes per group).
+    pub fn table_bytes(&self) -> u64 {
+        table_bytes(&self.groups, &self.texts, &self.distinct)
+    }
+
+    /// Number of groups so far (of the records folded in: see [`GroupBy::flush`]).
     pub fn groups(&self) -> usize {
         self.groups.index.len()
     }
@@ -542,14 +764,53 @@ impl GroupBy {
     /// Consumes the state; calls `row` once per group in ascending key order (key cells
     /// compared as byte strings, `group_by` columns first, then the bucket), with the key
     /// cells (a null key cell is empty) and the aggregate values in spec order.
-    pub fn finish(self, mut row: impl FnMut(&[&[u8]], &[AggValue<'_>])) {
+    pub fn finish(mut self, mut row: impl FnMut(&[&[u8]], &[AggValue<'_>])) {
+        self.flush();
         let groups = &self.groups;
-        let mut order: Vec<usize> = (0..self.groups()).collect();
-        // The encoding keeps the order of the parts (see `push_part`).
-        order.sort_unstable_by(|&a, &b| groups.key(a).cmp(groups.key(b)));
+        let ranks = self.bucket.as_ref().map(Bucketing::ranks);
+        let ranks = ranks.as_deref();
+        // Sorted by the first 8 bytes of the encoded cells (big-endian, zero-padded),
+        // then by the bucket name's rank when the cells fit in those 8 bytes, else (on a
+        // tie) by the whole encoded cells and the rank. The encoding keeps the order of
+        // the cells (see `push_part`) and no encoding of the same number of cells is a
+        // proper prefix of another, so two keys whose first 8 bytes differ differ at a
+        // byte both have (the padding never decides), and when they tie and one key's
+        // cells fit in 8 bytes, both keys' cells are equal. Each entry: that head, then
+        // [`WHOLE`] (the cells fit), the rank ([`RANK_BITS`]) and the group number.
+        let packed = ranks.is_none_or(|r| r.len() <= 1 << RANK_BITS);
+        let mut order: Vec<(u64, u64)> = (0..self.groups())
+            .map(|g| {
+                let (cells, rank) = split_key(groups.key(g), ranks);
+                let mut head = [0; 8];
+                let n = cells.len().min(8);
+                head[..n].copy_from_slice(&cells[..n]);
+                let whole = if packed && cells.len() <= 8 {
+                    WHOLE | u64::from(rank) << GROUP_BITS
+                } else {
+                    0
+                };
+                (u64::from_be_bytes(head), whole | g as u64)
+            })
+            .collect();
+        order.sort_unstable_by(|a, b| {
+            a.0.cmp(&b.0).then_with(|| {
+                if a.1 & b.1 & WHOLE != 0 {
+                    (a.1 >> GROUP_BITS).cmp(&(b.1 >> GROUP_BITS))
+                } else {
+                    let (a, b) = ((a.1 & GROUP_MASK) as usize, (b.1 & GROUP_MASK) as usize);
+                    split_key(groups.key(a), ranks).cmp(&split_key(groups.key(b), ranks))
+                }
+            })
+        });
+        let names = self.bucket.as_ref().map(|b| &b.names);
         let mut parts: Vec<&[u8]> = Vec::new();
         let mut values: Vec<AggValue<'_>> = Vec::with_capacity(self.outputs.len());
-        for g in order {
+        for (i, &(_, entry)) in order.iter().enumerate() {
+            // In key order the rows are all over memory: fetch a few ahead.
+            if let Some(&(_, ahead)) = order.get(i + PREFETCH_AHEAD) {
+                groups.prefetch_row((ahead & GROUP_MASK) as usize);
+            }
+            let g = (entry & GROUP_MASK) as usize;
             let r = groups.row(g);
             values.clear();
             values.extend(self.outputs.iter().map(|&out| match out {
@@ -569,20 +830,114 @@ impl GroupBy {
                 Output::Pick { word, .. } if get(r, word + 1) == NO_TIME => AggValue::Null,
                 Output::Pick { text, .. } => {
                     let at = self.text_base + TEXT * text;
-                    text_value(&r[at..at + TEXT], &self.heap)
+                    self.texts.value(&r[at..at + TEXT])
                 }
             }));
             let key = groups.key(g);
-            if split_plain(key, &mut parts) {
+            let (cells, bucket) = match names {
+                Some(names) => {
+                    let (cells, number) = key.split_at(key.len() - BUCKET);
+                    (cells, Some(&*names[bucket_number(number)]))
+                }
+                None => (key, None),
+            };
+            if split_plain(cells, &mut parts) {
+                parts.extend(bucket);
                 row(&parts, &values);
             } else {
-                let owned = decode_parts(key);
-                let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).collect();
+                let owned = decode_parts(cells);
+                let refs: Vec<&[u8]> = owned.iter().map(Vec::as_slice).chain(bucket).collect();
                 row(&refs, &values);
             }
         }
     }
 }
+
+/// A key's encoded `group_by` cells, and its bucket name's rank in `ranks` (0 without
+/// a bucket).
+fn split_key<'k>(key: &'k [u8], ranks: Option<&[u32]>) -> (&'k [u8], u32) {
+    match ranks {
+        Some(ranks) => {
+            let (cells, number) = key.split_at(key.len() - BUCKET);
+            (cells, ranks[bucket_number(number)])
+        }
+        None => (key, 0),
+    }
+}
+
+/// The bucket number at the end of a key.
+fn bucket_number(bytes: &[u8]) -> usize {
+    let mut b = [0; BUCKET];
+    b.copy_from_slice(bytes);
+    u32::from_le_bytes(b) as usize
+}
+
+/// See [`GroupBy::table_bytes`].
+fn table_bytes(groups: &Groups, texts: &Texts, distinct: &[DistinctCol]) -> u64 {
+    let distinct: usize = distinct
+        .iter()
+        .map(|d| d.values.heap_bytes() + d.pairs.heap_bytes())
+        .sum();
+    (groups.heap_bytes() + SORT_BYTES * groups.index.len() + texts.bytes() + distinct) as u64
+}
+
+/// Records per batch: enough cache misses in flight to keep the memory busy, few enough
+/// that the batch stays in the L1 cache.
+const BATCH: usize = 16;
+
+/// Records read (their cells parsed, or copied) but not yet folded into their groups:
+/// per record one entry in each list (per column lists: one per column, record-major).
+#[derive(Default)]
+struct Batch {
+    len: usize,
+    /// The encoded keys back to back; record `i`'s ends at `key_ends[i]`.
+    keys: Vec<u8>,
+    key_ends: Vec<usize>,
+    hashes: Vec<u64>,
+    /// Per `times` entry: seconds and nanoseconds since the epoch (`None`: no timestamp).
+    times: Vec<Option<(i64, u32)>>,
+    /// Per numeric column: the cell's number (`None`: null, missing or not a number).
+    numbers: Vec<Option<f64>>,
+    /// Per `null_count` column: whether the cell is null.
+    nulls: Vec<bool>,
+    /// Per `count_distinct` column: the cell's value number (`None`: null).
+    values: Vec<Option<usize>>,
+    /// Per `first` / `last`: where the cell is in `texts` (`None`: null).
+    picks: Vec<Option<(usize, usize)>>,
+    texts: Vec<u8>,
+    /// A `count_distinct` column numbered a new value.
+    grew: bool,
+}
+
+impl Batch {
+    fn clear(&mut self) {
+        self.len = 0;
+        self.keys.clear();
+        self.key_ends.clear();
+        self.hashes.clear();
+        self.times.clear();
+        self.numbers.clear();
+        self.nulls.clear();
+        self.values.clear();
+        self.picks.clear();
+        self.texts.clear();
+        self.grew = false;
+    }
+}
+
+/// Bytes per group of the sort order built at the end.
+const SORT_BYTES: usize = std::mem::size_of::<(u64, u64)>();
+
+/// The sort order's entries: the group number in the low [`GROUP_BITS`] (see
+/// [`KeyIndex`]), the bucket rank in the next [`RANK_BITS`], and [`WHOLE`].
+const GROUP_BITS: u32 = 40;
+const GROUP_MASK: u64 = (1 << GROUP_BITS) - 1;
+const RANK_BITS: u32 = 23;
+/// The key's cells fit in the sort head: the rank decides a tie.
+const WHOLE: u64 = 1 << 63;
+
+/// Rows prefetched ahead of the one being written out.
+const PREFETCH_AHEAD: usize = 16;
 
 /// The groups: their keys, rows and hash index.
 struct Groups {
@@ -612,84 +967,148 @@ impl Groups {
         row_key(self.row(g), &self.key_bytes)
     }
 
-    /// The number of the group with encoded key `key`, inserted if new.
+    /// Bytes allocated: rows, long keys, hash slots.
+    fn heap_bytes(&self) -> usize {
+        self.rows.capacity() + self.key_bytes.capacity() + self.index.slot_bytes()
+    }
+
+    /// The bytes one more group allocates besides what [`Groups::heap_bytes`] holds: a
+    /// doubling of the rows or the slots (old and new slots live together while the new
+    /// are filled), a long key, and its share of the sort at the end. Conservative by a
+    /// key length for long keys.
+    fn growth_bytes(&self, key: &[u8]) -> usize {
+        let stride = self.init.len();
+        let rows = if self.rows.len() + stride > self.rows.capacity() {
+            self.rows.capacity().max(stride * 16)
+        } else {
+            0
+        };
+        let long_key = if key.len() > KEY_INLINE {
+            key.len().max(self.key_bytes.capacity())
+        } else {
+            0
+        };
+        rows + long_key + self.index.growth_bytes() + SORT_BYTES
+    }
+
+    /// The number of the group with encoded key `key` (whose hash is `h`), or the slot
+    /// where to insert it.
     #[inline]
-    fn intern(&mut self, key: &[u8]) -> usize {
-        let h = hash(key);
-        match self.index.find(key, h, |g| self.key(g)) {
-            Ok(g) => g,
-            Err(slot) => {
-                let g = self.index.len();
-                let at = self.rows.len();
-                self.rows.extend_from_slice(&self.init);
-                let head = &mut self.rows[at..at + HEAD];
-                if key.len() <= KEY_INLINE {
-                    head[0] = key.len() as u8;
-                    head[1..1 + key.len()].copy_from_slice(key);
-                } else {
-                    // Keys are cells of one record (at most 64 MB, NULs doubled) plus a
-                    // bucket: their length fits in 32 bits.
-                    head[0] = KEY_OUT;
-                    head[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
-                    head[8..16].copy_from_slice(&(self.key_bytes.len() as u64).to_le_bytes());
-                    self.key_bytes.extend_from_slice(key);
-                }
-                let (rows, key_bytes, stride) = (&self.rows, &self.key_bytes, self.init.len());
-                self.index.insert(slot, h, |g| {
-                    hash(row_key(&rows[g * stride..(g + 1) * stride], key_bytes))
+    fn find_hashed(&self, key: &[u8], h: u64) -> Result<usize, usize> {
+        self.index.find(key, h, |g| self.key(g))
+    }
+
+    /// Asks the CPU to fetch group `g`'s row (see [`prefetch`]).
+    #[inline]
+    fn prefetch_row(&self, g: usize) {
+        let stride = self.init.len();
+        let row = &self.rows[g * stride..(g + 1) * stride];
+        for line in row.iter().step_by(64) {
+            prefetch(line);
+        }
+        if let Some(last) = row.last() {
+            prefetch(last);
+        }
+    }
+
+    /// Inserts the group `key`, which [`Groups::find`] did not find; its number.
+    fn insert(&mut self, key: &[u8], (slot, h): (usize, u64)) -> usize {
+        let g = self.index.len();
+        let at = self.rows.len();
+        if at + self.init.len() > self.rows.capacity() {
+            // Doubling, as `growth_bytes` counted it.
+            let more = self.rows.capacity().max(self.init.len() * 16);
+            self.rows.reserve_exact(more);
+        }
+        self.rows.extend_from_slice(&self.init);
+        let head = &mut self.rows[at..at + HEAD];
+        if key.len() <= KEY_INLINE {
+            head[0] = key.len() as u8;
+            head[1..1 + key.len()].copy_from_slice(key);
+        } else {
+            // Keys are cells of one record (at most 64 MB, NULs doubled) plus a
+            // bucket: their length fits in 32 bits.
+            head[0] = KEY_OUT;
+            head[1..5].copy_from_slice(&(key.len() as u32).to_le_bytes());
+            head[8..16].copy_from_slice(&(self.key_bytes.len() as u64).to_le_bytes());
+            self.key_bytes.extend_from_slice(key);
+        }
+        let (rows, key_bytes, stride) = (&self.rows, &self.key_bytes, self.init.len());
+        self.index.insert(slot, h, |g| {
+            hash(row_key(&rows[g * stride..(g + 1) * stride], key_bytes))
+        });
+        g
+    }
+}
+
+/// The `first` / `last` texts longer than [`INLINE`] bytes; a row holds the entry
+/// number.
+#[derive(Default)]
+struct Texts {
+    heap: Vec<Vec<u8>>,
+    /// Entries of `heap` no row uses.
+    free: Vec<usize>,
+    /// The entries' buffers' bytes.
+    buffers: usize,
+}
+
+impl Texts {
+    /// Stores a `first` / `last` value in its [`TEXT`] bytes of a row: inline when it
+    /// fits, else in a heap entry (the row's own entry reused, so a changing long value
+    /// does not allocate once its entry is large enough; an entry the row no longer needs
+    /// is freed and recycled). Whether it allocated.
+    fn set(&mut self, slot: &mut [u8], value: Option<&[u8]>) -> bool {
+        let held = (slot[0] == HEAP).then(|| read_u64(slot, 1) as usize);
+        match value {
+            Some(v) if v.len() > INLINE => {
+                let mut grew = false;
+                let entry = held.or_else(|| self.free.pop()).unwrap_or_else(|| {
+                    grew = true;
+                    self.heap.push(Vec::new());
+                    self.heap.len() - 1
                 });
-                g
+                let buffer = &mut self.heap[entry];
+                let before = buffer.capacity();
+                buffer.clear();
+                buffer.extend_from_slice(v);
+                grew |= buffer.capacity() > before;
+                self.buffers = self.buffers - before + buffer.capacity();
+                slot[0] = HEAP;
+                slot[1..9].copy_from_slice(&(entry as u64).to_le_bytes());
+                grew
             }
-        }
-    }
-}
-
-/// Stores a `first` / `last` value in its [`TEXT`] bytes of a row: inline when it fits,
-/// else in a heap entry (the row's own entry reused, so a changing long value does not
-/// allocate once its entry is large enough; an entry the row no longer needs is freed
-/// and recycled).
-fn set_text(slot: &mut [u8], value: Option<&[u8]>, heap: &mut Vec<Vec<u8>>, free: &mut Vec<usize>) {
-    let held = (slot[0] == HEAP).then(|| read_u64(slot, 1) as usize);
-    match value {
-        Some(v) if v.len() > INLINE => {
-            let entry = held.or_else(|| free.pop()).unwrap_or_else(|| {
-                heap.push(Vec::new());
-                heap.len() - 1
-            });
-            heap[entry].clear();
-            heap[entry].extend_from_slice(v);
-            slot[0] = HEAP;
-            slot[1..9].copy_from_slice(&(entry as u64).to_le_bytes());
-        }
-        short => {
-            if let Some(entry) = held {
-                heap[entry] = Vec::new();
-                free.push(entry);
-            }
-            match short {
-                None => slot[0] = 0,
-                Some(v) => {
-                    slot[0] = 1 + v.len() as u8;
-                    slot[1..1 + v.len()].copy_from_slice(v);
+            short => {
+                if let Some(entry) = held {
+                    self.buffers -= self.heap[entry].capacity();
+                    self.heap[entry] = Vec::new();
+                    self.free.push(entry);
                 }
+                match short {
+                    None => slot[0] = 0,
+                    Some(v) => {
+                        slot[0] = 1 + v.len() as u8;
+                        slot[1..1 + v.len()].copy_from_slice(v);
+                    }
+                }
+                false
             }
         }
     }
-}
 
-fn text_value<'a>(slot: &'a [u8], heap: &'a [Vec<u8>]) -> AggValue<'a> {
-    match slot[0] {
-        0 => AggValue::Null,
-        HEAP => AggValue::Text(&heap[read_u64(slot, 1) as usize]),
-        tag => AggValue::Text(&slot[1..usize::from(tag)]),
+    /// Bytes allocated: the entries and their buffers.
+    fn bytes(&self) -> usize {
+        self.heap.capacity() * std::mem::size_of::<Vec<u8>>()
+            + self.free.capacity() * std::mem::size_of::<usize>()
+            + self.buffers
     }
-}
 
-/// The group number as the 5-byte prefix of a `count_distinct` pair (groups are
-/// numbered below 2^40, see [`KeyIndex`]).
-fn group_prefix(group: usize) -> [u8; 5] {
-    let b = (group as u64).to_le_bytes();
-    [b[0], b[1], b[2], b[3], b[4]]
+    fn value<'a>(&'a self, slot: &'a [u8]) -> AggValue<'a> {
+        match slot[0] {
+            0 => AggValue::Null,
+            HEAP => AggValue::Text(&self.heap[read_u64(slot, 1) as usize]),
+            tag => AggValue::Text(&slot[1..usize::from(tag)]),
+        }
+    }
 }
 
 /// Appends one key part: NUL bytes escaped as `00 FF`, then the terminator `00 01`. The
@@ -757,7 +1176,7 @@ mod tests {
     use chrono_tz::{America, Asia};
 
     use super::*;
-    use crate::config::spec::{Aggregate, TimeBucket};
+    use crate::config::spec::{Aggregate, MemoryBudget, TimeBucket};
     use crate::pass::csv_scan::{CsvScanner, RecordSink};
     use crate::test_rng::rng;
     use crate::values::number::parse_cell;
@@ -1150,6 +1569,7 @@ mod tests {
                 name: s("bucket"),
             }),
             aggregates: all_aggregates(),
+            memory_budget: MemoryBudget::default(),
         }
     }
 
@@ -1233,6 +1653,7 @@ mod tests {
         let spec = EntitySpec {
             group_by: vec![s("k1"), s("k2")],
             time_bucket: None,
+            memory_budget: MemoryBudget::default(),
             aggregates: vec![agg("n", AggFunction::Count)],
         };
         let got = run(csv.as_bytes(), &spec, Asia::Seoul, 3);
@@ -1272,6 +1693,7 @@ mod tests {
                 every: BucketWidth::Day,
                 name: s("day"),
             }),
+            memory_budget: MemoryBudget::default(),
             aggregates: vec![
                 agg("sum", AggFunction::Sum(s("amount"))),
                 agg("nulls", AggFunction::NullCount(s("amount"))),
@@ -1322,6 +1744,7 @@ mod tests {
         let spec = EntitySpec {
             group_by: vec![s("k")],
             time_bucket: None,
+            memory_budget: MemoryBudget::default(),
             aggregates: vec![
                 agg("sum", AggFunction::Sum(s("v"))),
                 agg("mean", AggFunction::Mean(s("v"))),
@@ -1364,6 +1787,7 @@ mod tests {
         let spec = EntitySpec {
             group_by: vec![s("k")],
             time_bucket: None,
+            memory_budget: MemoryBudget::default(),
             aggregates: vec![
                 agg(
                     "first",
@@ -1387,7 +1811,7 @@ mod tests {
 
     #[test]
     fn texts_inline_heap_and_recycle() {
-        let (mut heap, mut free) = (Vec::new(), Vec::new());
+        let mut texts = Texts::default();
         let mut slot = [0u8; TEXT];
         let long_a = "a_value_longer_than_23_bytes";
         let long_b = "b_value_longer_than_23_bytes";
@@ -1403,12 +1827,14 @@ mod tests {
             (Some("x"), 0),
         ];
         for (value, in_use) in steps {
-            set_text(&mut slot, value.map(str::as_bytes), &mut heap, &mut free);
+            texts.set(&mut slot, value.map(str::as_bytes));
             let want = value.map_or(AggValue::Null, |v| AggValue::Text(v.as_bytes()));
-            assert_eq!(text_value(&slot, &heap), want);
+            assert_eq!(texts.value(&slot), want);
             // One heap entry at most, recycled rather than leaked.
-            assert!(heap.len() <= 1);
-            assert_eq!(heap.len() - free.len(), in_use, "{value:?}");
+            assert!(texts.heap.len() <= 1);
+            assert_eq!(texts.heap.len() - texts.free.len(), in_use, "{value:?}");
+            let buffers: usize = texts.heap.iter().map(Vec::capacity).sum();
+            assert_eq!(texts.buffers, buffers, "{value:?}");
         }
     }
 
@@ -1440,6 +1866,7 @@ mod tests {
         let spec = EntitySpec {
             group_by: vec![s("user")],
             time_bucket: None,
+            memory_budget: MemoryBudget::default(),
             aggregates: vec![
                 agg("n", AggFunction::Count),
                 agg("sum", AggFunction::Sum(s("amount"))),
@@ -1492,14 +1919,11 @@ mod tests {
             busy += start.elapsed();
         }
         scanner.finish(&mut feed).unwrap();
-        let group = feed.group.take().unwrap();
+        let mut group = feed.group.take().unwrap();
+        group.flush();
         let (rss1, hwm1) = (status_kb("VmRSS:"), status_kb("VmHWM:"));
         let groups = group.groups();
-        let accounted = group.groups.index.slot_bytes()
-            + group.groups.key_bytes.capacity()
-            + group.groups.rows.capacity()
-            + group.heap.capacity() * 24
-            + group.heap.iter().map(Vec::capacity).sum::<usize>();
+        let accounted = group.table_bytes();
         let start = std::time::Instant::now();
         let mut out_rows = 0u64;
         group.finish(|_, _| out_rows += 1);

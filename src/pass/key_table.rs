@@ -1,6 +1,7 @@
-//! Insert-only sets of byte strings with a compact open-addressing index: the keys of
-//! entity-grain groups, the `count_distinct` pairs and `unique`'s keys. One allocation
-//! per table growth instead of one per key, about 20 bytes per key beside its bytes.
+//! Insert-only sets with a compact open-addressing index: byte strings (the keys of
+//! entity-grain groups, `count_distinct`'s values and `unique`'s keys), about 20 bytes per
+//! key beside its bytes, and pairs of numbers (`count_distinct`'s (group, value) pairs),
+//! 21 to 43 bytes per pair. One allocation per table growth instead of one per key.
 
 /// Bits of a [`KeyIndex`] slot holding the entry number plus one; the rest hold a tag
 /// from the hash.
@@ -31,10 +32,19 @@ impl KeyIndex {
         self.len
     }
 
-    /// Bytes the slots take (for the memory measurement test).
-    #[cfg(test)]
+    /// Bytes the slots take.
     pub(crate) fn slot_bytes(&self) -> usize {
         self.slots.capacity() * std::mem::size_of::<u64>()
+    }
+
+    /// The bytes of the slots the next insertion allocates (the table doubles, the old
+    /// slots live until the new ones are filled), or 0 when it fits.
+    pub(crate) fn growth_bytes(&self) -> usize {
+        if (self.len + 1) * 4 > self.slots.len() * 3 {
+            2 * self.slot_bytes()
+        } else {
+            0
+        }
     }
 
     /// `Ok(number)` of `key` (whose hash is `h`), or `Err(slot)` where it would go.
@@ -58,6 +68,31 @@ impl KeyIndex {
                 if key_of(i) == key {
                     return Ok(i);
                 }
+            }
+            pos = (pos + 1) & mask;
+        }
+    }
+
+    /// Asks the CPU to fetch the slot where a lookup of hash `h` starts (see [`prefetch`]).
+    #[inline]
+    pub(crate) fn prefetch(&self, h: u64) {
+        prefetch(&self.slots[h as usize & (self.slots.len() - 1)]);
+    }
+
+    /// The entry the first slot with `h`'s tag holds: the likely answer of a lookup,
+    /// found without comparing keys, so that its data can be prefetched.
+    #[inline]
+    pub(crate) fn likely(&self, h: u64) -> Option<usize> {
+        let tag = h >> INDEX_BITS;
+        let mask = self.slots.len() - 1;
+        let mut pos = h as usize & mask;
+        loop {
+            let slot = self.slots[pos];
+            if slot == 0 {
+                return None;
+            }
+            if slot >> INDEX_BITS == tag {
+                return Some((slot & INDEX_MASK) as usize - 1);
             }
             pos = (pos + 1) & mask;
         }
@@ -119,6 +154,13 @@ impl KeyTable {
         &self.bytes[KeyTable::range(&self.ends, i)]
     }
 
+    /// Bytes allocated: slots, ends and key bytes.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.index.slot_bytes()
+            + self.ends.capacity() * std::mem::size_of::<usize>()
+            + self.bytes.capacity()
+    }
+
     /// The number of `key`, and whether it was inserted just now.
     pub(crate) fn intern(&mut self, key: &[u8]) -> (usize, bool) {
         let h = hash(key);
@@ -140,18 +182,99 @@ impl KeyTable {
     }
 }
 
+/// An insert-only set of pairs of numbers below `u64::MAX` (`count_distinct`'s (group,
+/// value number) pairs): open addressing with linear probing, at most 3/4 full, the pair
+/// itself in the slot (no key bytes elsewhere to compare).
+pub(crate) struct PairSet {
+    /// [`NO_PAIR`]: empty.
+    slots: Vec<(u64, u64)>,
+    len: usize,
+}
+
+const NO_PAIR: (u64, u64) = (u64::MAX, u64::MAX);
+
+impl PairSet {
+    pub(crate) fn new() -> Self {
+        PairSet {
+            slots: vec![NO_PAIR; 16],
+            len: 0,
+        }
+    }
+
+    /// Adds `(a, b)` (neither `u64::MAX`); whether it was new.
+    #[inline]
+    pub(crate) fn insert(&mut self, a: u64, b: u64) -> bool {
+        debug_assert!(a != u64::MAX && b != u64::MAX);
+        let mask = self.slots.len() - 1;
+        let mut pos = pair_hash(a, b) as usize & mask;
+        loop {
+            let slot = self.slots[pos];
+            if slot == (a, b) {
+                return false;
+            }
+            if slot == NO_PAIR {
+                break;
+            }
+            pos = (pos + 1) & mask;
+        }
+        self.slots[pos] = (a, b);
+        self.len += 1;
+        if self.len * 4 > self.slots.len() * 3 {
+            let mut slots = vec![NO_PAIR; self.slots.len() * 2];
+            let mask = slots.len() - 1;
+            for &pair in self.slots.iter().filter(|&&p| p != NO_PAIR) {
+                let mut pos = pair_hash(pair.0, pair.1) as usize & mask;
+                while slots[pos] != NO_PAIR {
+                    pos = (pos + 1) & mask;
+                }
+                slots[pos] = pair;
+            }
+            self.slots = slots;
+        }
+        true
+    }
+
+    /// Bytes allocated.
+    pub(crate) fn heap_bytes(&self) -> usize {
+        self.slots.capacity() * std::mem::size_of::<(u64, u64)>()
+    }
+}
+
+/// Asks the CPU to bring the cache line of `value` into its caches, without waiting for
+/// it: a table lookup that would miss the caches can then overlap with other work.
+#[inline(always)]
+pub(crate) fn prefetch<T>(value: &T) {
+    #[cfg(target_arch = "x86_64")]
+    // SAFETY: prefetching is a hint that never faults and changes no memory; the
+    // pointer comes from a reference, so it is valid anyway. (SSE is part of x86_64.)
+    unsafe {
+        use std::arch::x86_64::{_mm_prefetch, _MM_HINT_T0};
+        _mm_prefetch::<_MM_HINT_T0>((value as *const T).cast());
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    let _ = value;
+}
+
+const K1: u64 = 0x9E37_79B9_7F4A_7C15;
+const K2: u64 = 0xD6E8_FEB8_6659_FD93;
+
+/// The folded multiply: both halves of the 128-bit product, xored.
+#[inline]
+fn fold(a: u64, b: u64) -> u64 {
+    let r = u128::from(a) * u128::from(b);
+    (r as u64) ^ ((r >> 64) as u64)
+}
+
+#[inline]
+fn pair_hash(a: u64, b: u64) -> u64 {
+    fold(fold(a ^ K1, K2) ^ b, K1)
+}
+
 /// A deterministic 64-bit hash of a byte string: 8 bytes at a time through a folded
 /// multiply, then a final one, so that the low bits (the table position) and the high
 /// bits (the tag) both depend on every input byte.
 #[inline]
 pub(crate) fn hash(bytes: &[u8]) -> u64 {
-    const K1: u64 = 0x9E37_79B9_7F4A_7C15;
-    const K2: u64 = 0xD6E8_FEB8_6659_FD93;
-    #[inline]
-    fn fold(a: u64, b: u64) -> u64 {
-        let r = u128::from(a) * u128::from(b);
-        (r as u64) ^ ((r >> 64) as u64)
-    }
     let mut h = (bytes.len() as u64).wrapping_mul(K1);
     let mut chunks = bytes.chunks_exact(8);
     for c in &mut chunks {
@@ -190,5 +313,18 @@ mod tests {
             assert_eq!(table.key(i), key.as_slice());
         }
         assert!(table.ends.len() > 10_000);
+    }
+
+    #[test]
+    fn pair_set_tells_new_pairs_and_survives_growth() {
+        let mut set = PairSet::new();
+        let mut next = rng(9);
+        let mut reference = std::collections::HashSet::new();
+        for _ in 0..50_000 {
+            let (a, b) = (next() % 3000, next() % 7);
+            assert_eq!(set.insert(a, b), reference.insert((a, b)), "{a} {b}");
+        }
+        assert_eq!(set.len, reference.len());
+        assert!(set.len > 10_000);
     }
 }

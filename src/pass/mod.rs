@@ -15,7 +15,8 @@
 //!
 //! Every channel between them is bounded, so a slow side applies back-pressure instead of
 //! buffering: memory depends on chunk, batch and block sizes, never on the input size
-//! (entity grain adds its groups, `unique` its keys: they grow with distinct keys only).
+//! (entity grain adds its groups, `unique` its keys: they grow with distinct keys only;
+//! entity grain's stop at a memory budget, see [`group_by`]).
 
 pub mod batch;
 pub mod column_checks;
@@ -225,8 +226,15 @@ fn scan(
         if sides.features.closed() {
             return Err(Error::Internal("the feature thread stopped".into()));
         }
+        if let Some(e) = sides.features.over_budget() {
+            return Err(e);
+        }
     }
     let scan = scanner.finish(&mut sides).map_err(malformed)?;
+    sides.features.end_of_input();
+    if let Some(e) = sides.features.over_budget() {
+        return Err(e);
+    }
     let Sides {
         validation,
         features,

@@ -10,6 +10,7 @@ mod concurrency;
 mod conformance;
 mod data_values;
 mod downloads;
+mod entity_grain;
 mod exit_codes;
 mod faults;
 mod features;
