@@ -110,17 +110,21 @@ pub struct SourceInfo {
     pub csv_bytes: u64,
 }
 
+/// The build that wrote a document: two builds of one version number can differ.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolInfo {
     pub name: &'static str,
     pub version: &'static str,
+    /// The git commit of the build ("unknown" when built without git).
+    pub git_commit: &'static str,
 }
 
 impl ToolInfo {
     pub fn current() -> Self {
         ToolInfo {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
+            name: crate::build_info::NAME,
+            version: crate::build_info::VERSION,
+            git_commit: crate::build_info::GIT_COMMIT,
         }
     }
 }
