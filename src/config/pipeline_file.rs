@@ -224,6 +224,11 @@ pub struct LoadedFile {
 }
 
 impl LoadedFile {
+    /// SHA-256 of the file as it was read: which file, byte for byte, a run used.
+    pub fn sha256(&self) -> String {
+        crate::values::digest::sha256_hex(self.text.as_bytes())
+    }
+
     /// Where a value of this file came from: its line and key, for error messages.
     pub fn origin(&self, span: Range<usize>, key: &'static str) -> Origin {
         Origin::File {

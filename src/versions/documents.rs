@@ -85,7 +85,24 @@ pub struct Metadata {
     pub timings_ms: serde_json::Map<String, serde_json::Value>,
     /// The one pass over the raw object: where its time went.
     pub pass: PassTimings,
+    /// The pipeline that produced this version, as resolved.
+    pub producer: Producer,
     pub tool: ToolInfo,
+}
+
+/// What produced a version (with `tool`): enough to tell whether two versions were made
+/// the same way (`versions diff`), and to find the exact pipeline file again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Producer {
+    /// The pipeline file as given (`--config`), or null for the built-in pipeline.
+    pub pipeline_file: Option<String>,
+    /// SHA-256 of the pipeline file's bytes as the run read them.
+    pub pipeline_file_sha256: Option<String>,
+    /// SHA-256 of `spec`: equal exactly when the source format, rules and features were
+    /// the same, whatever the file's comments or layout.
+    pub spec_sha256: String,
+    /// The resolved source format, rules and features (as `check-config` prints them).
+    pub spec: serde_json::Value,
 }
 
 /// The pass's wall time and each of its threads' CPU time (`None` where the platform

@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::describe;
 use crate::config::spec::Features;
 use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Step};
@@ -17,8 +18,8 @@ use crate::pass::{FeatureSide, FeaturesBuilt};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
 use crate::versions::documents::{
-    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Schema, SourceInfo,
-    TimeBucketSchema, ToolInfo,
+    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Producer, Schema,
+    SourceInfo, TimeBucketSchema, ToolInfo,
 };
 use crate::versions::history::Drift;
 use crate::versions::layout;
@@ -183,6 +184,15 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
             wall_ms: millis(Some(validated.timing.wall)).unwrap_or_default(),
             scan_cpu_ms: millis(validated.timing.scan_cpu),
             write_cpu_ms: millis(validated.timing.write_cpu),
+        },
+        producer: Producer {
+            pipeline_file: settings
+                .pipeline_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            pipeline_file_sha256: settings.pipeline_file_sha256.clone(),
+            spec_sha256: describe::spec_sha256(&settings.spec),
+            spec: describe::spec(&settings.spec),
         },
         tool: ToolInfo::current(),
     };
