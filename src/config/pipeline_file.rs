@@ -12,8 +12,8 @@ use toml::Spanned;
 use super::origin::Origin;
 use super::spec::{
     check_delimiter, AggFunction, Aggregate, BucketWidth, Check, ColumnTest, ColumnType,
-    EntitySpec, Features, PipelineSpec, RowFeature, RowFeatureKind, Rule, Severity, SourceFormat,
-    TimeBucket, ValueType,
+    EntitySpec, Features, PipelineSpec, RowFeature, RowFeatureKind, Rule, SchemaAllow, Severity,
+    SourceFormat, TimeBucket, ValueType,
 };
 use crate::error::{Error, Result};
 
@@ -148,6 +148,13 @@ pub enum RuleEntry {
     },
     NullRateChange {
         max_change: f64,
+        #[serde(default)]
+        severity: Severity,
+    },
+    /// The header and output schema against the previous complete version's.
+    SchemaChange {
+        #[serde(default)]
+        allow: SchemaAllow,
         #[serde(default)]
         severity: Severity,
     },
@@ -603,6 +610,9 @@ fn to_rule(entry: &RuleEntry) -> std::result::Result<Rule, String> {
                 *severity,
                 None,
             )
+        }
+        RuleEntry::SchemaChange { allow, severity } => {
+            (Check::SchemaChange { allow: *allow }, *severity, None)
         }
     };
     if let Some(m) = mostly {

@@ -20,6 +20,7 @@ pub mod latest;
 pub mod lease;
 pub mod publish;
 pub mod run_record;
+pub mod schema_diff;
 
 /// File names inside a version directory and beside it.
 pub mod layout {

@@ -178,7 +178,7 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
         validation: validated.rules.clone(),
         feature_groups: feature.groups,
         profile: profile_json(&feature.profile)?,
-        drift: drift(validated, &feature.profile),
+        drift: drift(validated, &feature),
         timings_ms: serde_json::Map::new(),
         pass: PassTimings {
             wall_ms: millis(Some(validated.timing.wall)).unwrap_or_default(),
@@ -210,19 +210,25 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
     Ok(())
 }
 
-/// Row count, null rate and numeric column means against the previous complete version.
-fn drift(
-    validated: &super::validate_data::Validated,
-    profile: &[(String, ColumnProfile)],
-) -> Drift {
-    let means: Vec<(String, f64)> = profile
+/// Row count, null rate, numeric column means and the schema against the previous
+/// complete version.
+fn drift(validated: &super::validate_data::Validated, feature: &FeaturesBuilt) -> Drift {
+    let means: Vec<(String, f64)> = feature
+        .profile
         .iter()
         .filter_map(|(column, p)| Some((column.clone(), p.mean()?)))
+        .collect();
+    let columns: Vec<(String, String)> = feature
+        .columns
+        .iter()
+        .map(|(name, ty)| (name.clone(), ty.as_str().to_string()))
         .collect();
     Drift::new(
         &validated.history,
         validated.stats.rows,
         validated.stats.null_rate(),
         &means,
+        validated.stats.header.as_deref().unwrap_or_default(),
+        &columns,
     )
 }
