@@ -6,8 +6,10 @@ pub mod args;
 pub mod backfill;
 pub mod check_config;
 pub mod output;
+pub mod prefix;
 pub mod run;
 pub mod status;
+pub mod versions;
 
 use crate::error::{Error, Result};
 

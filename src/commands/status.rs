@@ -4,7 +4,6 @@
 //! `--max-age` it exits 6 ([`exit_code::STALE`]) when that version is older than allowed or
 //! there is none. It reads the prefix (`versions::freshness`) and writes nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +14,6 @@ use super::args::{PrefixArgs, S3Args, Sources};
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::log::LogFormat;
-use crate::storage::{ObjectStore, Opener, StorageUri};
 use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::versions::freshness::{self, Freshness};
 
@@ -175,7 +173,7 @@ fn execute(
     let prefix = settings.fixed_prefix()?;
     let runtime = super::runtime()?;
     let (uri, found) = runtime.block_on(async {
-        let store = open(&prefix, &settings).await?;
+        let store = super::prefix::open_store(&prefix, &settings.s3).await?;
         let found = freshness::read(store.as_ref(), tz).await?;
         Ok::<_, Error>((store.uri(""), found))
     })?;
@@ -194,28 +192,6 @@ fn execute(
         Some(why) => Err(Error::Stale(why)),
         None => Ok(Finished::success()),
     }
-}
-
-/// The store rooted at the prefix; a bucket that does not exist is a usage error naming
-/// where the prefix was set (a typo must not read as "stale").
-async fn open(
-    prefix: &Setting<StorageUri>,
-    settings: &PipelineSettings,
-) -> Result<Arc<dyn ObjectStore>> {
-    let store = Opener::new(settings.s3.clone())
-        .open(&prefix.value)
-        .await
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    if let StorageUri::S3 { bucket, .. } = &prefix.value {
-        if store.container_exists().await == Some(false) {
-            return Err(Error::Usage(format!(
-                "{}: bucket {bucket:?} does not exist (or is not visible to these \
-                 credentials)",
-                prefix.origin
-            )));
-        }
-    }
-    Ok(store)
 }
 
 /// What `status` prints.

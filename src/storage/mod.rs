@@ -22,6 +22,8 @@
 
 pub mod local;
 pub mod s3;
+#[cfg(test)]
+pub(crate) mod spy;
 mod uri;
 
 use std::fmt;

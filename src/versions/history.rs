@@ -164,7 +164,7 @@ pub struct Change {
 }
 
 impl Change {
-    fn new(previous: Option<f64>, current: f64) -> Self {
+    pub fn new(previous: Option<f64>, current: f64) -> Self {
         let change = previous.map(|p| current - p);
         Change {
             previous,

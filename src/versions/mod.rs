@@ -12,6 +12,8 @@
 //! <prefix>/_leases/<version>/...            one writer per version
 //! ```
 
+pub mod catalog;
+pub mod compare;
 pub mod completeness;
 pub mod documents;
 pub mod freshness;

@@ -20,4 +20,5 @@ mod rules;
 mod schema_change;
 mod signals;
 mod unattended;
+mod version_commands;
 mod versions;
