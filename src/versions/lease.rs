@@ -399,7 +399,7 @@ async fn read_record(store: &dyn ObjectStore, key: &str) -> StorageResult<Option
 }
 
 /// `<dir>/<generation>.json`, zero-padded so the names sort like the numbers.
-fn generation_key(dir: &str, generation: u64) -> String {
+pub(crate) fn generation_key(dir: &str, generation: u64) -> String {
     format!("{dir}/{generation:012}.json")
 }
 
