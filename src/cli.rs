@@ -7,6 +7,7 @@ use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
 use crate::commands::run::{self, RunArgs};
+use crate::commands::runs::{self, RunsArgs};
 use crate::commands::status::{self, StatusArgs};
 use crate::commands::versions::{self, VersionsArgs};
 use crate::config::spec::DEFAULT_PIPELINE;
@@ -45,6 +46,10 @@ pub enum Command {
     /// List, show and compare the versions under a prefix (documents only, read-only).
     #[command(after_help = versions::VERSIONS_AFTER_HELP)]
     Versions(VersionsArgs),
+    /// How the pipeline has been doing: runs, successes, failures, skips, durations and
+    /// rules per day or week, from the run records (table, JSON or CSV).
+    #[command(after_help = runs::RUNS_AFTER_HELP)]
+    Runs(RunsArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -87,6 +92,10 @@ pub fn execute() -> Result<Finished> {
         }
         Command::Versions(args) => {
             let prepared = versions::prepare(args, sub_matches, sub_definition);
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
+        }
+        Command::Runs(args) => {
+            let prepared = runs::prepare(args, &sources);
             (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
     };

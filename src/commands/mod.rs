@@ -8,6 +8,7 @@ pub mod check_config;
 pub mod output;
 pub mod prefix;
 pub mod run;
+pub mod runs;
 pub mod status;
 pub mod versions;
 

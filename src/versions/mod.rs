@@ -21,6 +21,7 @@ pub mod history;
 pub mod latest;
 pub mod lease;
 pub mod publish;
+pub mod run_history;
 pub mod run_record;
 pub mod schema_diff;
 

@@ -17,6 +17,7 @@ mod logs;
 mod pipeline_files;
 mod publish;
 mod rules;
+mod runs;
 mod schema_change;
 mod signals;
 mod unattended;
