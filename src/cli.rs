@@ -6,6 +6,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
+use crate::commands::gc::{self, GcArgs};
 use crate::commands::run::{self, RunArgs};
 use crate::commands::runs::{self, RunsArgs};
 use crate::commands::status::{self, StatusArgs};
@@ -50,6 +51,10 @@ pub enum Command {
     /// rules per day or week, from the run records (table, JSON or CSV).
     #[command(after_help = runs::RUNS_AFTER_HELP)]
     Runs(RunsArgs),
+    /// Delete old versions (--keep N, --older-than AGE) and stale leftovers; never the
+    /// version _latest names, nor one a run is writing.
+    #[command(after_help = gc::GC_AFTER_HELP)]
+    Gc(GcArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -96,6 +101,10 @@ pub fn execute() -> Result<Finished> {
         }
         Command::Runs(args) => {
             let prepared = runs::prepare(args, &sources);
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
+        }
+        Command::Gc(args) => {
+            let prepared = gc::prepare(args, &sources);
             (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
     };

@@ -5,6 +5,7 @@
 pub mod args;
 pub mod backfill;
 pub mod check_config;
+pub mod gc;
 pub mod output;
 pub mod prefix;
 pub mod run;

@@ -239,24 +239,23 @@ where
     Ok(results.into_iter().flatten().collect())
 }
 
+/// Versions written as a run would leave them, for tests here and in `gc`.
 #[cfg(test)]
-mod tests {
+pub(crate) mod fixtures {
     use super::*;
-    use crate::storage::local::LocalStore;
-    use crate::storage::spy::Spy;
     use crate::storage::PutMode;
     use crate::versions::documents::{digest, to_pretty_json};
     use bytes::Bytes;
 
-    async fn put(store: &dyn ObjectStore, key: &str, body: &[u8]) {
+    pub async fn put(store: &dyn ObjectStore, key: &str, body: &[u8]) {
         store
             .put(key, Bytes::copy_from_slice(body), PutMode::Overwrite)
             .await
             .unwrap();
     }
 
-    /// A complete version whose documents say `rows`.
-    async fn version(store: &dyn ObjectStore, v: &str, rows: u64) {
+    /// A complete version whose documents say `rows`, and the record of its run.
+    pub async fn version(store: &dyn ObjectStore, v: &str, rows: u64) {
         let files: Vec<(&str, Vec<u8>)> = vec![
             ("feature.csv", b"a\r\n1\r\n".to_vec()),
             ("schema.json", br#"{"columns": {"a": "float"}}"#.to_vec()),
@@ -284,7 +283,29 @@ mod tests {
             &to_pretty_json(&manifest).unwrap(),
         )
         .await;
+        put(
+            store,
+            &run_record::record_key(v, &format!("r-{v}")),
+            br#"{"status": "success"}"#,
+        )
+        .await;
     }
+
+    /// `_latest` naming `v`.
+    pub async fn latest(store: &dyn ObjectStore, v: &str) {
+        let body = format!(
+            r#"{{"feature_version": "{v}", "path": "p", "execution_date": "e", "run_id": "r", "updated_at": "u"}}"#
+        );
+        put(store, "_latest", body.as_bytes()).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::fixtures::{latest, put, version};
+    use super::*;
+    use crate::storage::local::LocalStore;
+    use crate::storage::spy::Spy;
 
     #[tokio::test]
     async fn listing_and_documents_never_read_a_feature_file() {
@@ -293,12 +314,7 @@ mod tests {
         version(spy.as_ref(), "v_20251118T000000", 10).await;
         version(spy.as_ref(), "v_20251119T000000", 12).await;
         put(spy.as_ref(), "v_20251120T000000/feature.csv", b"half").await;
-        put(
-            spy.as_ref(),
-            "_latest",
-            br#"{"feature_version": "v_20251119T000000", "path": "p", "execution_date": "e", "run_id": "r", "updated_at": "u"}"#,
-        )
-        .await;
+        latest(spy.as_ref(), "v_20251119T000000").await;
 
         let listing = list(spy.clone()).await.unwrap();
         let ids: Vec<_> = listing
