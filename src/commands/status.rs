@@ -14,6 +14,7 @@ use super::args::{PrefixArgs, S3Args, Sources};
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::log::LogFormat;
+use crate::values::duration::Span;
 use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::versions::freshness::{self, Freshness};
 
@@ -72,42 +73,17 @@ pub struct Age {
     pub duration: Duration,
 }
 
-/// An age such as `26h`, `90m`, `2d` or `1d12h`: numbers each followed by a unit, `s`,
-/// `m`, `h`, `d` or `w`.
+/// An age such as `26h`, `90m`, `2d` or `1d12h` (`values::duration`, the one parser of
+/// such spans), more than 0 and at most ten years.
 pub fn parse_age(s: &str) -> std::result::Result<Age, String> {
-    let text = s.trim();
-    let bad = || format!("{s:?} is not an age like 26h, 90m, 2d or 1d12h (units s, m, h, d, w)");
-    let mut secs: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        secs = n
-            .checked_mul(unit)
-            .and_then(|x| secs.checked_add(x))
-            .ok_or_else(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || text.is_empty() {
-        return Err(bad());
-    }
+    let span = Span::parse(s)?;
+    let secs = span.duration().as_secs();
     if secs == 0 || secs > 3650 * 86_400 {
         return Err(format!("{s:?} must be more than 0 and at most 3650d"));
     }
     Ok(Age {
-        text: text.to_string(),
-        duration: Duration::from_secs(secs),
+        text: s.trim().to_string(),
+        duration: span.duration(),
     })
 }
 

@@ -5,7 +5,8 @@
 use std::fmt;
 use std::time::Duration;
 
-/// A span of time given as `<number><unit>` pairs: `s`, `m`, `h`, `d` (24 h) or `w` (7 d).
+/// A span of time given as `<number><unit>` pairs: `s`, `m`, `h`, `d` (24 h) or `w` (7 d),
+/// in either case.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Span(Duration);
 
@@ -45,7 +46,7 @@ impl Span {
                 digits.push(c);
                 continue;
             }
-            let unit = match c {
+            let unit = match c.to_ascii_lowercase() {
                 's' => 1,
                 'm' => 60,
                 'h' => 3600,
@@ -107,6 +108,7 @@ mod tests {
         assert_eq!(secs("12h"), 43_200);
         assert_eq!(secs("30d"), 30 * 86_400);
         assert_eq!(secs("2w"), 14 * 86_400);
+        assert_eq!(secs("2W"), 14 * 86_400);
         assert_eq!(secs(" 1d12h "), 36 * 3600);
         assert_eq!(secs("0d"), 0);
     }
