@@ -31,7 +31,7 @@ impl Span {
     pub fn parse(text: &str) -> Result<Self, String> {
         let bad = || {
             format!(
-                "{:?} is not a duration (use a number and a unit: 45s, 90m, 12h, 30d, 2w; or several, 1d12h)",
+                "{:?} is not a duration (use a number and a unit: 45s, 90m, 26h, 30d, 2w; or several, 1d12h)",
                 super::shorten(text)
             )
         };
