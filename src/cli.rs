@@ -6,8 +6,11 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
+use crate::commands::gc::{self, GcArgs};
 use crate::commands::run::{self, RunArgs};
+use crate::commands::runs::{self, RunsArgs};
 use crate::commands::status::{self, StatusArgs};
+use crate::commands::versions::{self, VersionsArgs};
 use crate::config::spec::DEFAULT_PIPELINE;
 use crate::error::{Error, Finished, Result};
 use crate::log::{self, LogFormat};
@@ -41,6 +44,17 @@ pub enum Command {
     /// null rate, and the last run; with --max-age, exit 6 when it is too old.
     #[command(after_help = status::STATUS_AFTER_HELP)]
     Status(StatusArgs),
+    /// List, show and compare the versions under a prefix (documents only, read-only).
+    #[command(after_help = versions::VERSIONS_AFTER_HELP)]
+    Versions(VersionsArgs),
+    /// How the pipeline has been doing: runs, successes, failures, skips, durations and
+    /// rules per day or week, from the run records (table, JSON or CSV).
+    #[command(after_help = runs::RUNS_AFTER_HELP)]
+    Runs(RunsArgs),
+    /// Delete old versions (--keep N, --older-than AGE) and stale leftovers; never the
+    /// version _latest names, nor one a run is writing.
+    #[command(after_help = gc::GC_AFTER_HELP)]
+    Gc(GcArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -81,6 +95,18 @@ pub fn execute() -> Result<Finished> {
             let prepared = status::prepare(args, &sources);
             (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
+        Command::Versions(args) => {
+            let prepared = versions::prepare(args, sub_matches, sub_definition);
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
+        }
+        Command::Runs(args) => {
+            let prepared = runs::prepare(args, &sources);
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
+        }
+        Command::Gc(args) => {
+            let prepared = gc::prepare(args, &sources);
+            (prepared.log_setup(), Box::new(move || prepared.execute()))
+        }
     };
     log::init(format, tz);
     job()
@@ -102,9 +128,13 @@ fn rejected(err: clap::Error) -> Result<Finished> {
     }
     let command = std::env::args().nth(1);
     let help = match command.as_deref() {
-        Some(command @ ("run" | "backfill" | "check-config" | "status")) => {
+        Some(command @ ("run" | "backfill" | "check-config" | "status" | "gc" | "runs")) => {
             format!("featurepipe {command} --help")
         }
+        Some("versions") => match std::env::args().nth(2).as_deref() {
+            Some(sub @ ("list" | "show" | "diff")) => format!("featurepipe versions {sub} --help"),
+            _ => "featurepipe versions --help".to_string(),
+        },
         _ => "featurepipe --help".to_string(),
     };
     let error = Error::Usage(format!("{} (see {help})", sentence(&err)));

@@ -142,6 +142,20 @@ impl Error {
         }
     }
 
+    /// Every [`Self::kind`] one run can end with (`backfill` is a backfill's own), in a
+    /// fixed order: the failure columns of `featurepipe runs --output csv`.
+    pub const RUN_KINDS: [&'static str; 9] = [
+        "usage",
+        "rules_failed",
+        "malformed_csv",
+        "undecodable_input",
+        "raw_not_found",
+        "storage",
+        "busy",
+        "interrupted",
+        "internal",
+    ];
+
     /// Short machine-friendly kind, logged as `error_kind=` for Grafana filters.
     pub fn kind(&self) -> &'static str {
         match self {
@@ -175,6 +189,26 @@ mod tests {
         assert_eq!(most_severe(&[2, 75, 3]), 75);
         assert_eq!(most_severe(&[3, 5, 75]), 5);
         assert_eq!(most_severe(&[5, 1, 4]), 1);
+    }
+
+    #[test]
+    fn every_kind_a_run_can_end_with_is_listed() {
+        let errors = [
+            Error::Usage(String::new()),
+            Error::RulesFailed(String::new()),
+            Error::Malformed {
+                line: 1,
+                message: String::new(),
+            },
+            Error::Undecodable(String::new()),
+            Error::RawNotFound(String::new()),
+            Error::Storage(StorageError::NotFound { uri: String::new() }),
+            Error::Busy(String::new()),
+            Error::Interrupted(Signal::Terminate),
+            Error::Internal(String::new()),
+        ];
+        let kinds: Vec<&str> = errors.iter().map(Error::kind).collect();
+        assert_eq!(kinds, Error::RUN_KINDS);
     }
 
     #[test]

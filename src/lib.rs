@@ -12,8 +12,10 @@
 //! - `versions/`: the on-storage format (documents, `_latest`, leases, run records,
 //!   earlier versions);
 //! - `storage/`: the storage trait, local folders and S3; `values/`: numbers, timestamps,
-//!   execution dates; `log/`: `[DP]` lines; `interrupt`: SIGINT / SIGTERM.
+//!   execution dates; `log/`: `[DP]` lines; `interrupt`: SIGINT / SIGTERM; `build_info`:
+//!   this binary's version and git commit.
 
+pub mod build_info;
 pub mod cli;
 pub mod commands;
 pub mod config;

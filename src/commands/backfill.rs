@@ -17,6 +17,7 @@ use serde_json::json;
 use tokio::task::JoinSet;
 
 use super::args::{parse_date, parse_time_of_day, BoolValue, CommonArgs, Sources};
+use super::output::{self, ReportFormat};
 use crate::config::{self, Flags, Rerun, RunSettings, When};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::interrupt::Interrupt;
@@ -100,13 +101,6 @@ impl Reprocess {
             Reprocess::All => "all",
         }
     }
-}
-
-/// `--output` of `backfill`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum ReportFormat {
-    Table,
-    Json,
 }
 
 pub const BACKFILL_AFTER_HELP: &str = "\
@@ -530,19 +524,7 @@ impl Summary<'_> {
                     .to_string(),
             ]);
         }
-        let widths: Vec<usize> = (0..header.len())
-            .map(|c| rows.iter().map(|row| row[c].len()).max().unwrap_or(0))
-            .collect();
-        let mut out = String::new();
-        for row in &rows {
-            let cells: Vec<String> = row
-                .iter()
-                .zip(&widths)
-                .map(|(cell, &w)| format!("{cell:<w$}"))
-                .collect();
-            out.push_str(cells.join("  ").trim_end());
-            out.push('\n');
-        }
+        let mut out = output::table(&rows);
         out.push_str(&format!(
             "\n{}: {} succeeded, {} skipped, {} failed, {} not run; exit code {}\n",
             plural(self.results.len(), "date", "dates"),

@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use clap::Args;
 
 use super::args::Sources;
-use crate::config::spec::{AggFunction, Features, RowFeatureKind, Rule};
+use crate::config::describe;
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{Error, Finished, Result};
 use crate::log::LogFormat;
@@ -75,78 +75,7 @@ fn describe(file: &Path, settings: &PipelineSettings) -> serde_json::Value {
             "null_tokens": spec.source.null_tokens,
         },
         "output": { "prefix": template(&settings.features) },
-        "rules": spec.rules.iter().map(describe_rule).collect::<Vec<_>>(),
-        "features": describe_features(&spec.features),
+        "rules": describe::rules(&spec.rules),
+        "features": describe::features(&spec.features),
     })
-}
-
-fn describe_rule(r: &Rule) -> serde_json::Value {
-    let mut rule = serde_json::json!({
-        "rule": r.check.name(),
-        "threshold": r.check.threshold(),
-        "severity": r.severity.as_str(),
-    });
-    if let Some(o) = rule.as_object_mut() {
-        if let Some(column) = r.check.column() {
-            o.insert("column".into(), column.into());
-        }
-        if r.check.takes_mostly() {
-            o.insert("mostly".into(), r.mostly.into());
-        }
-    }
-    rule
-}
-
-fn describe_features(features: &Features) -> serde_json::Value {
-    use serde_json::json;
-    let types = features.columns();
-    let columns: Vec<serde_json::Value> = match features {
-        Features::Rows(rows) => rows
-            .iter()
-            .zip(&types)
-            .map(|(f, (_, ty))| match &f.kind {
-                RowFeatureKind::Column { column, .. } => {
-                    json!({ "name": f.name, "type": ty.as_str(), "column": column })
-                }
-                RowFeatureKind::RowSum { columns } => {
-                    json!({ "name": f.name, "type": ty.as_str(), "row_sum": columns })
-                }
-            })
-            .collect(),
-        Features::Entities(e) => {
-            let keys = e.key_columns();
-            let aggs = e.aggregates.iter().zip(&types[keys.len()..]);
-            keys.iter()
-                .map(|k| json!({ "name": k, "type": "string", "key": true }))
-                .chain(aggs.map(|(a, (_, ty))| {
-                    let mut v =
-                        json!({ "name": a.name, "type": ty.as_str(), "agg": a.function.as_str() });
-                    if let (Some(o), Some(c)) = (v.as_object_mut(), a.function.column()) {
-                        o.insert("column".into(), c.into());
-                    }
-                    if let (Some(o), AggFunction::First { by, .. } | AggFunction::Last { by, .. }) =
-                        (v.as_object_mut(), &a.function)
-                    {
-                        o.insert("by".into(), by.clone().into());
-                    }
-                    v
-                }))
-                .collect()
-        }
-    };
-    let mut out = json!({
-        "grain": features.grain(),
-        "key_columns": features.key_columns(),
-        "columns": columns,
-    });
-    if let (Some(o), Features::Entities(e)) = (out.as_object_mut(), features) {
-        o.insert("group_by".into(), json!(e.group_by));
-        if let Some(b) = &e.time_bucket {
-            o.insert(
-                "time_bucket".into(),
-                json!({ "column": b.column, "every": b.every.as_str(), "name": b.name }),
-            );
-        }
-    }
-    out
 }

@@ -5,8 +5,13 @@
 pub mod args;
 pub mod backfill;
 pub mod check_config;
+pub mod gc;
+pub mod output;
+pub mod prefix;
 pub mod run;
+pub mod runs;
 pub mod status;
+pub mod versions;
 
 use crate::error::{Error, Result};
 

@@ -4,7 +4,6 @@
 //! `--max-age` it exits 6 ([`exit_code::STALE`]) when that version is older than allowed or
 //! there is none. It reads the prefix (`versions::freshness`) and writes nothing.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
@@ -15,7 +14,7 @@ use super::args::{PrefixArgs, S3Args, Sources};
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::log::LogFormat;
-use crate::storage::{ObjectStore, Opener, StorageUri};
+use crate::values::duration::Span;
 use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::versions::freshness::{self, Freshness};
 
@@ -74,42 +73,17 @@ pub struct Age {
     pub duration: Duration,
 }
 
-/// An age such as `26h`, `90m`, `2d` or `1d12h`: numbers each followed by a unit, `s`,
-/// `m`, `h`, `d` or `w`.
+/// An age such as `26h`, `90m`, `2d` or `1d12h` (`values::duration`, the one parser of
+/// such spans), more than 0 and at most ten years.
 pub fn parse_age(s: &str) -> std::result::Result<Age, String> {
-    let text = s.trim();
-    let bad = || format!("{s:?} is not an age like 26h, 90m, 2d or 1d12h (units s, m, h, d, w)");
-    let mut secs: u64 = 0;
-    let mut digits = String::new();
-    for c in text.chars() {
-        if c.is_ascii_digit() {
-            digits.push(c);
-            continue;
-        }
-        let unit: u64 = match c.to_ascii_lowercase() {
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86_400,
-            'w' => 7 * 86_400,
-            _ => return Err(bad()),
-        };
-        let n: u64 = digits.parse().map_err(|_| bad())?;
-        secs = n
-            .checked_mul(unit)
-            .and_then(|x| secs.checked_add(x))
-            .ok_or_else(bad)?;
-        digits.clear();
-    }
-    if !digits.is_empty() || text.is_empty() {
-        return Err(bad());
-    }
+    let span = Span::parse(s)?;
+    let secs = span.duration().as_secs();
     if secs == 0 || secs > 3650 * 86_400 {
         return Err(format!("{s:?} must be more than 0 and at most 3650d"));
     }
     Ok(Age {
-        text: text.to_string(),
-        duration: Duration::from_secs(secs),
+        text: s.trim().to_string(),
+        duration: span.duration(),
     })
 }
 
@@ -175,7 +149,7 @@ fn execute(
     let prefix = settings.fixed_prefix()?;
     let runtime = super::runtime()?;
     let (uri, found) = runtime.block_on(async {
-        let store = open(&prefix, &settings).await?;
+        let store = super::prefix::open_store(&prefix, &settings.s3).await?;
         let found = freshness::read(store.as_ref(), tz).await?;
         Ok::<_, Error>((store.uri(""), found))
     })?;
@@ -194,28 +168,6 @@ fn execute(
         Some(why) => Err(Error::Stale(why)),
         None => Ok(Finished::success()),
     }
-}
-
-/// The store rooted at the prefix; a bucket that does not exist is a usage error naming
-/// where the prefix was set (a typo must not read as "stale").
-async fn open(
-    prefix: &Setting<StorageUri>,
-    settings: &PipelineSettings,
-) -> Result<Arc<dyn ObjectStore>> {
-    let store = Opener::new(settings.s3.clone())
-        .open(&prefix.value)
-        .await
-        .map_err(|e| Error::Usage(e.to_string()))?;
-    if let StorageUri::S3 { bucket, .. } = &prefix.value {
-        if store.container_exists().await == Some(false) {
-            return Err(Error::Usage(format!(
-                "{}: bucket {bucket:?} does not exist (or is not visible to these \
-                 credentials)",
-                prefix.origin
-            )));
-        }
-    }
-    Ok(store)
 }
 
 /// What `status` prints.

@@ -2,6 +2,7 @@
 //! command line layer), the pipeline file (`pipeline_file`), built-in defaults, each value
 //! with its [`Origin`]; and the checked pipeline spec the pass executes (`spec`).
 
+pub mod describe;
 pub mod origin;
 pub mod pipeline_file;
 pub mod settings;

@@ -12,8 +12,8 @@ use toml::Spanned;
 use super::origin::Origin;
 use super::spec::{
     check_delimiter, AggFunction, Aggregate, BucketWidth, Check, ColumnTest, ColumnType,
-    EntitySpec, Features, MemoryBudget, PipelineSpec, RowFeature, RowFeatureKind, Rule, Severity,
-    SourceFormat, TimeBucket, ValueType,
+    EntitySpec, Features, MemoryBudget, PipelineSpec, RowFeature, RowFeatureKind, Rule,
+    SchemaAllow, Severity, SourceFormat, TimeBucket, ValueType,
 };
 use crate::error::{Error, Result};
 
@@ -151,6 +151,13 @@ pub enum RuleEntry {
         #[serde(default)]
         severity: Severity,
     },
+    /// The header and output schema against the previous complete version's.
+    SchemaChange {
+        #[serde(default)]
+        allow: SchemaAllow,
+        #[serde(default)]
+        severity: Severity,
+    },
 }
 
 /// `[features]`: row grain by default, entity grain with `group_by`.
@@ -227,6 +234,11 @@ pub struct LoadedFile {
 }
 
 impl LoadedFile {
+    /// SHA-256 of the file as it was read: which file, byte for byte, a run used.
+    pub fn sha256(&self) -> String {
+        crate::values::digest::sha256_hex(self.text.as_bytes())
+    }
+
     /// Where a value of this file came from: its line and key, for error messages.
     pub fn origin(&self, span: Range<usize>, key: &'static str) -> Origin {
         Origin::File {
@@ -601,6 +613,9 @@ fn to_rule(entry: &RuleEntry) -> std::result::Result<Rule, String> {
                 *severity,
                 None,
             )
+        }
+        RuleEntry::SchemaChange { allow, severity } => {
+            (Check::SchemaChange { allow: *allow }, *severity, None)
         }
     };
     if let Some(m) = mostly {

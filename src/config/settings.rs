@@ -109,6 +109,8 @@ pub struct RunSettings {
     pub templates: Templates,
     /// The pipeline file, when there is one.
     pub pipeline_file: Option<PathBuf>,
+    /// SHA-256 of the pipeline file as read (recorded in `metadata.json`).
+    pub pipeline_file_sha256: Option<String>,
     pub dry_run: bool,
     /// What to do with a version that is already complete.
     pub rerun: Rerun,
@@ -176,6 +178,8 @@ pub struct PipelineSettings {
     pub features: Option<Setting<String>>,
     /// The pipeline file, when there is one.
     pub pipeline_file: Option<PathBuf>,
+    /// SHA-256 of the pipeline file as read (recorded in `metadata.json`).
+    pub pipeline_file_sha256: Option<String>,
     /// S3 connection settings, with the checked `--endpoint-url`.
     pub s3: S3Options,
     pub spec: PipelineSpec,
@@ -257,6 +261,7 @@ pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
         origin: budget.origin,
     };
     let pipeline_file = loaded.as_ref().map(|l| l.path.clone());
+    let pipeline_file_sha256 = loaded.as_ref().map(|l| l.sha256());
     let mut spec = match loaded {
         Some(l) => l.spec,
         None => PipelineSpec::built_in(),
@@ -270,6 +275,7 @@ pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
         raw,
         features,
         pipeline_file,
+        pipeline_file_sha256,
         s3,
         spec,
     })
@@ -319,6 +325,7 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         features,
         templates,
         pipeline_file: p.pipeline_file,
+        pipeline_file_sha256: p.pipeline_file_sha256,
         dry_run: flags.dry_run,
         rerun: if flags.force { Rerun::Always } else { rerun },
         skip_if_missing: flags.skip_if_missing,

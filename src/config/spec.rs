@@ -391,6 +391,30 @@ pub enum Check {
     RowsVsHistory { versions: usize, max_change: f64 },
     /// Null rate within `max_change` (absolute) of the previous complete version's.
     NullRateChange { max_change: f64 },
+    /// The raw header and the output columns (with their types) against the previous
+    /// complete version's: no change at all, or only added columns. Passes while there is
+    /// no history yet.
+    SchemaChange { allow: SchemaAllow },
+}
+
+/// What `schema_change` lets through.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SchemaAllow {
+    /// The same columns, types and order as the previous version.
+    #[default]
+    None,
+    /// New columns anywhere; every earlier column kept, with its type and order.
+    Additive,
+}
+
+impl SchemaAllow {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SchemaAllow::None => "none",
+            SchemaAllow::Additive => "additive",
+        }
+    }
 }
 
 /// What a column rule tests in each cell.
@@ -481,6 +505,7 @@ impl Check {
             },
             Check::RowsVsHistory { .. } => "rows_vs_history",
             Check::NullRateChange { .. } => "null_rate_change",
+            Check::SchemaChange { .. } => "schema_change",
         }
     }
 
@@ -524,6 +549,7 @@ impl Check {
                 max_change,
             } => json!({ "versions": versions, "max_change": max_change }),
             Check::NullRateChange { max_change } => json!({ "max_change": max_change }),
+            Check::SchemaChange { allow } => json!({ "allow": allow.as_str() }),
         }
     }
 
@@ -607,7 +633,9 @@ impl PipelineSpec {
         self.rules.iter().any(|r| {
             matches!(
                 r.check,
-                Check::RowsVsHistory { .. } | Check::NullRateChange { .. }
+                Check::RowsVsHistory { .. }
+                    | Check::NullRateChange { .. }
+                    | Check::SchemaChange { .. }
             )
         })
     }

@@ -67,6 +67,20 @@ fn is_temp_name(name: &str) -> bool {
     name.starts_with('.') && name.contains(TEMP_MARK)
 }
 
+/// Removes the folders a deleted file leaves empty, up to (not including) `root`: a local
+/// folder, like an S3 prefix, exists only while something is below it, so deleted versions
+/// do not linger as empty version folders. A folder that is not empty stays (`remove_dir`
+/// refuses), which ends the walk.
+fn prune_empty_folders(root: &Path, deleted: &Path) {
+    let mut folder = deleted.parent();
+    while let Some(dir) = folder {
+        if dir == root || !dir.starts_with(root) || std::fs::remove_dir(dir).is_err() {
+            return;
+        }
+        folder = dir.parent();
+    }
+}
+
 async fn ensure_parent(path: &Path) -> StorageResult<()> {
     if let Some(parent) = path.parent() {
         fs::create_dir_all(parent)
@@ -275,7 +289,15 @@ impl ObjectStore for LocalStore {
         let tmp = temp_path(&path);
         let (tmp_w, path_w, body_w) = (tmp.clone(), path.clone(), body.clone());
         blocking(move || {
-            write_synced(&tmp_w, &body_w).map_err(|e| {
+            let mut written = write_synced(&tmp_w, &body_w);
+            if matches!(&written, Err(e) if e.kind() == ErrorKind::NotFound) {
+                // A delete emptied and removed the folder just now: make it again, once.
+                if let Some(parent) = path_w.parent() {
+                    let _ = std::fs::create_dir_all(parent);
+                }
+                written = write_synced(&tmp_w, &body_w);
+            }
+            written.map_err(|e| {
                 let _ = std::fs::remove_file(&tmp_w);
                 io_err("write", &path_w, e)
             })
@@ -293,9 +315,15 @@ impl ObjectStore for LocalStore {
         let path = self.path(key);
         ensure_parent(&path).await?;
         let tmp = temp_path(&path);
-        let file = fs::File::create(&tmp)
-            .await
-            .map_err(|e| io_err("create", &tmp, e))?;
+        let file = match fs::File::create(&tmp).await {
+            // A delete emptied and removed the folder just now: make it again, once.
+            Err(e) if e.kind() == ErrorKind::NotFound => {
+                ensure_parent(&path).await?;
+                fs::File::create(&tmp).await
+            }
+            other => other,
+        }
+        .map_err(|e| io_err("create", &tmp, e))?;
         Ok(Box::new(LocalUpload { file, tmp, path }))
     }
 
@@ -363,7 +391,12 @@ impl ObjectStore for LocalStore {
     async fn delete(&self, key: &str) -> StorageResult<()> {
         let path = self.path(key);
         match fs::remove_file(&path).await {
-            Ok(()) => Ok(()),
+            Ok(()) => {
+                let (root, path) = (self.root.clone(), path.clone());
+                let _ =
+                    tokio::task::spawn_blocking(move || prune_empty_folders(&root, &path)).await;
+                Ok(())
+            }
             Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
             Err(e) => Err(io_err("delete", &path, e)),
         }
@@ -420,13 +453,17 @@ impl ObjectStore for LocalStore {
 
     async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()> {
         let path = self.path(key);
+        let root = self.root.clone();
         let revision = revision.to_string();
         blocking(move || {
             under_folder_lock(&path, |current| match current {
                 None => Ok(()),
                 Some(current) if current != revision => Err(changed("delete", &path)),
                 Some(_) => match std::fs::remove_file(&path) {
-                    Ok(()) => Ok(()),
+                    Ok(()) => {
+                        prune_empty_folders(&root, &path);
+                        Ok(())
+                    }
                     Err(e) if e.kind() == ErrorKind::NotFound => Ok(()),
                     Err(e) => Err(io_err("delete", &path, e)),
                 },

@@ -12,12 +12,18 @@
 //!   [`StorageError::AlreadyExists`] if the key exists, unless it holds exactly the bytes
 //!   being created (see [`created_already`]);
 //! - [`ObjectStore::delete_if`] removes an object only while it is the revision the caller
-//!   saw: a writer that stalled cannot remove what another wrote since;
+//!   saw: a writer that stalled cannot remove what another wrote since (and so does each
+//!   object of [`ObjectStore::delete_batch`] given a revision);
+//! - a folder exists only while something is below it: once its last object is deleted,
+//!   `list_folders` no longer names it (S3 has no folders; a local store removes the
+//!   emptied folder);
 //! - a reader never sees a partly written object, and every write's error reaches the
 //!   caller (a full disk is an error, never an empty file).
 
 pub mod local;
 pub mod s3;
+#[cfg(test)]
+pub(crate) mod spy;
 mod uri;
 
 use std::fmt;
@@ -37,6 +43,15 @@ pub struct ObjectMeta {
     pub last_modified: Option<String>,
     /// Changes whenever the object is replaced: S3's ETag; on local disk the file's device,
     /// inode, size and modification time. What [`ObjectStore::delete_if`] compares.
+    pub revision: Option<String>,
+}
+
+/// One object for [`ObjectStore::delete_batch`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BatchDelete {
+    pub key: String,
+    /// Remove it only while it is this revision (as [`ObjectStore::delete_if`]); `None`:
+    /// whatever it holds.
     pub revision: Option<String>,
 }
 
@@ -197,6 +212,27 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// its folder): [`StorageError::PreconditionFailed`] if it was replaced since. A
     /// missing key is not an error.
     async fn delete_if(&self, key: &str, revision: &str) -> StorageResult<()>;
+    /// Removes many objects, each as [`Self::delete_if`] (given a revision) or
+    /// [`Self::delete`]; missing ones are not errors. Returns the objects it could not
+    /// remove, each with why (one that changed: [`StorageError::PreconditionFailed`]);
+    /// `Err` when a request as a whole failed. S3 overrides this with DeleteObjects (up to
+    /// 1000 keys a request); the default removes them one by one.
+    async fn delete_batch(
+        &self,
+        objects: &[BatchDelete],
+    ) -> StorageResult<Vec<(String, StorageError)>> {
+        let mut failed = Vec::new();
+        for object in objects {
+            let deleted = match &object.revision {
+                Some(revision) => self.delete_if(&object.key, revision).await,
+                None => self.delete(&object.key).await,
+            };
+            if let Err(e) = deleted {
+                failed.push((object.key.clone(), e));
+            }
+        }
+        Ok(failed)
+    }
     /// Every key below the folder `dir` (recursively), store-relative and sorted; empty if
     /// there is none. Run records and leases are found this way; staged uploads and
     /// temporary files are not objects and never listed.

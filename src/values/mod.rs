@@ -1,8 +1,9 @@
 //! Values as featurepipe reads and writes them: numbers, timestamps, execution dates,
-//! digests and ids. Leaf modules: they know nothing of runs, storage or configuration
-//! origins (callers add which flag or file line a bad value came from).
+//! durations, digests and ids. Leaf modules: they know nothing of runs, storage or
+//! configuration origins (callers add which flag or file line a bad value came from).
 
 pub mod digest;
+pub mod duration;
 pub mod execution_date;
 pub mod ids;
 pub mod number;

@@ -85,7 +85,24 @@ pub struct Metadata {
     pub timings_ms: serde_json::Map<String, serde_json::Value>,
     /// The one pass over the raw object: where its time went.
     pub pass: PassTimings,
+    /// The pipeline that produced this version, as resolved.
+    pub producer: Producer,
     pub tool: ToolInfo,
+}
+
+/// What produced a version (with `tool`): enough to tell whether two versions were made
+/// the same way (`versions diff`), and to find the exact pipeline file again.
+#[derive(Debug, Clone, Serialize)]
+pub struct Producer {
+    /// The pipeline file as given (`--config`), or null for the built-in pipeline.
+    pub pipeline_file: Option<String>,
+    /// SHA-256 of the pipeline file's bytes as the run read them.
+    pub pipeline_file_sha256: Option<String>,
+    /// SHA-256 of `spec`: equal exactly when the source format, rules and features were
+    /// the same, whatever the file's comments or layout.
+    pub spec_sha256: String,
+    /// The resolved source format, rules and features (as `check-config` prints them).
+    pub spec: serde_json::Value,
 }
 
 /// The pass's wall time and each of its threads' CPU time (`None` where the platform
@@ -110,17 +127,21 @@ pub struct SourceInfo {
     pub csv_bytes: u64,
 }
 
+/// The build that wrote a document: two builds of one version number can differ.
 #[derive(Debug, Clone, Serialize)]
 pub struct ToolInfo {
     pub name: &'static str,
     pub version: &'static str,
+    /// The git commit of the build ("unknown" when built without git).
+    pub git_commit: &'static str,
 }
 
 impl ToolInfo {
     pub fn current() -> Self {
         ToolInfo {
-            name: env!("CARGO_PKG_NAME"),
-            version: env!("CARGO_PKG_VERSION"),
+            name: crate::build_info::NAME,
+            version: crate::build_info::VERSION,
+            git_commit: crate::build_info::GIT_COMMIT,
         }
     }
 }

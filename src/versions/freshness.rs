@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::completeness::{self, Completeness};
 use super::layout::{METADATA_JSON, RUNS_DIR};
-use super::{is_version_id, version_key};
+use super::{is_version_id, run_record, version_key};
 use crate::storage::{join_key, ObjectStore, StorageResult};
 
 /// What a prefix holds, newest first.
@@ -154,18 +154,39 @@ async fn last_run(store: &dyn ObjectStore) -> StorageResult<Option<LastRun>> {
     let Some(newest) = folders.last() else {
         return Ok(None);
     };
-    let mut last: Option<(Option<DateTime<FixedOffset>>, LastRun)> = None;
+    let mut runs = Vec::new();
     for key in store.list(&join_key(RUNS_DIR, newest)).await? {
+        if run_record::is_skip_counter(&key) {
+            continue;
+        }
         let Some(bytes) = store.get_small(&key).await? else {
             continue;
         };
-        let run: LastRun = match serde_json::from_slice(&bytes) {
-            Ok(run) => run,
-            Err(e) => {
-                tracing::warn!("ignoring unreadable run record {}: {e}", store.uri(&key));
-                continue;
-            }
-        };
+        match serde_json::from_slice::<LastRun>(&bytes) {
+            Ok(run) => runs.push(run),
+            Err(e) => tracing::warn!("ignoring unreadable run record {}: {e}", store.uri(&key)),
+        }
+    }
+    // Skips are counted, not recorded one by one: the counter remembers the latest.
+    if let Some(skip) = run_record::read_skips(store, newest)
+        .await?
+        .and_then(|c| c.last)
+    {
+        runs.push(LastRun {
+            run_id: skip.run_id,
+            status: crate::log::Status::Skipped.as_str().to_string(),
+            exit_code: skip.exit_code,
+            feature_version: Some(newest.clone()),
+            execution_date: None,
+            finished_at: skip.at,
+            reason: Some(skip.reason),
+            failed_step: None,
+            error_kind: None,
+            error: None,
+        });
+    }
+    let mut last: Option<(Option<DateTime<FixedOffset>>, LastRun)> = None;
+    for run in runs {
         let finished = DateTime::parse_from_rfc3339(&run.finished_at).ok();
         let later = last.as_ref().is_none_or(|(at, l)| {
             (finished.map(|t| t.to_utc()), &run.run_id) > (at.map(|t| t.to_utc()), &l.run_id)

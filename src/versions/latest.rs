@@ -25,6 +25,23 @@ pub struct LatestPointer {
     pub updated_at: String,
 }
 
+/// What `_latest` names now; `None` if there is no pointer or it cannot be read (a
+/// warning says which).
+pub async fn read_latest(
+    store: &dyn ObjectStore,
+) -> crate::storage::StorageResult<Option<LatestPointer>> {
+    let Some(bytes) = store.get_small(LATEST).await? else {
+        return Ok(None);
+    };
+    match serde_json::from_slice::<LatestPointer>(&bytes) {
+        Ok(pointer) => Ok(Some(pointer)),
+        Err(e) => {
+            tracing::warn!("ignoring unreadable {}: {e}", store.uri(LATEST));
+            Ok(None)
+        }
+    }
+}
+
 /// How long a run waits for another run's `_latest` lease (held for two requests).
 const LATEST_PATIENCE: Duration = Duration::from_secs(60);
 

@@ -305,6 +305,11 @@ impl Lease {
         }
     }
 
+    /// This holder's generation: the lease objects up to it are this holder's or older.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+
     /// Gives the lease up now, so the next run need not wait for the expiry.
     pub async fn release(mut self) {
         self.renewer.abort();
@@ -357,8 +362,21 @@ async fn renew(
     }
 }
 
+/// The live holder of the lease in `dir`, if any: who is writing (for reports; taking
+/// the lease is what decides).
+pub async fn live_holder(store: &dyn ObjectStore, dir: &str) -> StorageResult<Option<LeaseRecord>> {
+    let Some((_, key)) = generations(store, dir).await?.pop() else {
+        return Ok(None);
+    };
+    let now = Utc::now().timestamp_millis();
+    Ok(read_record(store, &key).await?.filter(|r| r.is_live(now)))
+}
+
 /// The generations present in `dir`, lowest first.
-async fn generations(store: &dyn ObjectStore, dir: &str) -> StorageResult<Vec<(u64, String)>> {
+pub(crate) async fn generations(
+    store: &dyn ObjectStore,
+    dir: &str,
+) -> StorageResult<Vec<(u64, String)>> {
     let mut found: Vec<(u64, String)> = store
         .list(dir)
         .await?
@@ -381,7 +399,7 @@ async fn read_record(store: &dyn ObjectStore, key: &str) -> StorageResult<Option
 }
 
 /// `<dir>/<generation>.json`, zero-padded so the names sort like the numbers.
-fn generation_key(dir: &str, generation: u64) -> String {
+pub(crate) fn generation_key(dir: &str, generation: u64) -> String {
     format!("{dir}/{generation:012}.json")
 }
 

@@ -9,17 +9,24 @@
 //! <prefix>/v_20251119T000000/_SUCCESS     written last: the version is complete
 //! <prefix>/_latest                          points at the newest complete version
 //! <prefix>/_runs/<version>/<run_id>.json    one record per run
+//! <prefix>/_runs/<version>/_skips/<n>.json  skips of the version, counted
 //! <prefix>/_leases/<version>/...            one writer per version
+//! <prefix>/_gc/<gc_id>.json                 what each gc did
 //! ```
 
+pub mod catalog;
+pub mod compare;
 pub mod completeness;
 pub mod documents;
 pub mod freshness;
+pub mod gc;
 pub mod history;
 pub mod latest;
 pub mod lease;
 pub mod publish;
+pub mod run_history;
 pub mod run_record;
+pub mod schema_diff;
 
 /// File names inside a version directory and beside it.
 pub mod layout {
@@ -34,6 +41,8 @@ pub mod layout {
     pub const RUNS_DIR: &str = "_runs";
     /// Beside the versions: every lease.
     pub const LEASES_DIR: &str = "_leases";
+    /// Beside the versions: one report per `featurepipe gc`.
+    pub const GC_DIR: &str = "_gc";
 }
 
 /// Whether a folder name is a version id, `v_YYYYMMDDTHHMMSS`.

@@ -6,7 +6,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use featurepipe::storage::local::LocalStore;
 use featurepipe::storage::s3::{ChecksumMode, PART_SIZE};
-use featurepipe::storage::{ObjectStore, PutMode, StorageError, Upload};
+use featurepipe::storage::{BatchDelete, ObjectStore, PutMode, StorageError, Upload};
 
 use crate::support::{s3_store, s3_store_with, S3Server};
 
@@ -198,6 +198,92 @@ async fn suite(store: Arc<dyn ObjectStore>) {
         n += chunk.len();
     }
     assert_eq!(n, body.len());
+
+    conditional_and_batch_deletes(&store).await;
+}
+
+/// `delete_if` and `delete_batch` remove an object only while it is the revision the
+/// caller saw; a folder whose last object is deleted is no longer listed.
+async fn conditional_and_batch_deletes(store: &Arc<dyn ObjectStore>) {
+    let put = |key: &'static str, body: &'static [u8]| async move {
+        store
+            .put(key, Bytes::from_static(body), PutMode::Overwrite)
+            .await
+            .unwrap();
+    };
+    let revision = |key: &'static str| async move {
+        store.head(key).await.unwrap().unwrap().revision.unwrap()
+    };
+
+    put("d/one", b"1").await;
+    let seen = revision("d/one").await;
+    // Replaced since it was looked at (another size, so also another local revision).
+    put("d/one", b"11").await;
+    let refused = store.delete_if("d/one", &seen).await;
+    assert!(
+        matches!(refused, Err(StorageError::PreconditionFailed { .. })),
+        "{refused:?}"
+    );
+    assert_eq!(read_all(store, "d/one").await, b"11");
+    store
+        .delete_if("d/one", &revision("d/one").await)
+        .await
+        .unwrap();
+    assert!(store.head("d/one").await.unwrap().is_none());
+    // A missing key is not an error.
+    store.delete_if("d/one", &seen).await.unwrap();
+
+    put("d/a", b"a").await;
+    put("d/b", b"b").await;
+    put("d/c", b"c").await;
+    put("e/x/y", b"y").await;
+    let (a, b) = (revision("d/a").await, revision("d/b").await);
+    put("d/b", b"bb").await;
+    let batch = [
+        BatchDelete {
+            key: "d/a".into(),
+            revision: Some(a),
+        },
+        BatchDelete {
+            key: "d/b".into(),
+            revision: Some(b),
+        },
+        BatchDelete {
+            key: "d/c".into(),
+            revision: None,
+        },
+        BatchDelete {
+            key: "d/missing".into(),
+            revision: None,
+        },
+        BatchDelete {
+            key: "e/x/y".into(),
+            revision: None,
+        },
+    ];
+    let failed = store.delete_batch(&batch).await.unwrap();
+    assert_eq!(failed.len(), 1, "{failed:?}");
+    assert_eq!(failed[0].0, "d/b");
+    assert!(
+        matches!(failed[0].1, StorageError::PreconditionFailed { .. }),
+        "{:?}",
+        failed[0].1
+    );
+    assert_eq!(store.list("d").await.unwrap(), ["d/b"]);
+    // `e` held only `e/x/y`: deleted, it is no folder any more (locally: no empty
+    // folder left behind).
+    assert!(!store
+        .list_folders("")
+        .await
+        .unwrap()
+        .contains(&"e".to_string()));
+    store.delete("d/b").await.unwrap();
+    assert!(!store
+        .list_folders("")
+        .await
+        .unwrap()
+        .contains(&"d".to_string()));
+    assert!(store.list("d").await.unwrap().is_empty());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

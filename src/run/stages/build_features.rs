@@ -9,6 +9,7 @@
 
 use std::collections::BTreeMap;
 
+use crate::config::describe;
 use crate::config::spec::Features;
 use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Step};
@@ -17,8 +18,8 @@ use crate::pass::{FeatureSide, FeaturesBuilt};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
 use crate::versions::documents::{
-    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Schema, SourceInfo,
-    TimeBucketSchema, ToolInfo,
+    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Producer, Schema,
+    SourceInfo, TimeBucketSchema, ToolInfo,
 };
 use crate::versions::history::Drift;
 use crate::versions::layout;
@@ -177,12 +178,21 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
         validation: validated.rules.clone(),
         feature_groups: feature.groups,
         profile: profile_json(&feature.profile)?,
-        drift: drift(validated, &feature.profile),
+        drift: drift(validated, &feature),
         timings_ms: serde_json::Map::new(),
         pass: PassTimings {
             wall_ms: millis(Some(validated.timing.wall)).unwrap_or_default(),
             scan_cpu_ms: millis(validated.timing.scan_cpu),
             write_cpu_ms: millis(validated.timing.write_cpu),
+        },
+        producer: Producer {
+            pipeline_file: settings
+                .pipeline_file
+                .as_ref()
+                .map(|p| p.display().to_string()),
+            pipeline_file_sha256: settings.pipeline_file_sha256.clone(),
+            spec_sha256: describe::spec_sha256(&settings.spec),
+            spec: describe::spec(&settings.spec),
         },
         tool: ToolInfo::current(),
     };
@@ -200,19 +210,25 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
     Ok(())
 }
 
-/// Row count, null rate and numeric column means against the previous complete version.
-fn drift(
-    validated: &super::validate_data::Validated,
-    profile: &[(String, ColumnProfile)],
-) -> Drift {
-    let means: Vec<(String, f64)> = profile
+/// Row count, null rate, numeric column means and the schema against the previous
+/// complete version.
+fn drift(validated: &super::validate_data::Validated, feature: &FeaturesBuilt) -> Drift {
+    let means: Vec<(String, f64)> = feature
+        .profile
         .iter()
         .filter_map(|(column, p)| Some((column.clone(), p.mean()?)))
+        .collect();
+    let columns: Vec<(String, String)> = feature
+        .columns
+        .iter()
+        .map(|(name, ty)| (name.clone(), ty.as_str().to_string()))
         .collect();
     Drift::new(
         &validated.history,
         validated.stats.rows,
         validated.stats.null_rate(),
         &means,
+        validated.stats.header.as_deref().unwrap_or_default(),
+        &columns,
     )
 }

@@ -13,7 +13,7 @@ use crate::run::context::{Report, RunContext, SkipReason};
 use crate::run::outcome::{Failure, Outcome};
 use crate::values::execution_date::now_iso;
 use crate::versions::documents::ToolInfo;
-use crate::versions::run_record::{airflow_context, RunRecord};
+use crate::versions::run_record::{airflow_context, count_skip, RuleCounts, RunRecord, Skip};
 
 /// What is known about a run that failed before its context existed.
 pub struct EarlyRun<'a> {
@@ -78,9 +78,13 @@ pub fn early(run: EarlyRun<'_>, error: &Error) -> Outcome {
     outcome
 }
 
-/// `_runs/<version>/<run_id>.json`; a failure to write it is logged, never fatal (the
-/// run's own result stands, and the version never depends on it).
+/// `_runs/<version>/<run_id>.json`, or for a skip one more in the version's skip counter;
+/// a failure to write it is logged, never fatal (the run's own result stands, and the
+/// version never depends on it).
 async fn write_record(ctx: &RunContext, outcome: &Outcome) -> Option<String> {
+    if let Some(reason) = outcome.reason {
+        return count(ctx, reason, outcome.exit_code).await;
+    }
     let stats = ctx.validated.as_ref().map(|v| &v.stats);
     let started_at = chrono::Utc::now()
         - chrono::Duration::milliseconds(outcome.duration_ms.min(i64::MAX as u64) as i64);
@@ -93,6 +97,7 @@ async fn write_record(ctx: &RunContext, outcome: &Outcome) -> Option<String> {
         timings_ms: timings_json(&ctx.timings_ms),
         null_count: stats.map(|s| s.null_count),
         total_cells: stats.map(|s| s.total_cells),
+        rules: ctx.validated.as_ref().map(|v| RuleCounts::of(&v.rules)),
         tool: ToolInfo::current(),
         host: crate::versions::lease::host_name(),
         pid: std::process::id(),
@@ -106,6 +111,30 @@ async fn write_record(ctx: &RunContext, outcome: &Outcome) -> Option<String> {
         Ok(key) => Some(key),
         Err(e) => {
             tracing::warn!("could not write the run record: {e}");
+            None
+        }
+    }
+}
+
+/// Counts a skip of this run's version (`run_record::count_skip`); returns the counter's
+/// key.
+async fn count(ctx: &RunContext, reason: SkipReason, exit_code: u8) -> Option<String> {
+    let finished = chrono::Utc::now().with_timezone(&ctx.settings.timezone);
+    let skip = Skip {
+        run_id: ctx.run_id.clone(),
+        at: finished.to_rfc3339_opts(chrono::SecondsFormat::Micros, false),
+        reason: reason.as_str().to_string(),
+        exit_code,
+        host: crate::versions::lease::host_name(),
+        pid: std::process::id(),
+        airflow: airflow_context(),
+    };
+    let day = finished.format("%Y-%m-%d").to_string();
+    let version = ctx.settings.version_id();
+    match count_skip(ctx.out_store.as_ref(), &version, &day, skip).await {
+        Ok(key) => Some(key),
+        Err(e) => {
+            tracing::warn!("could not count the skip: {e}");
             None
         }
     }

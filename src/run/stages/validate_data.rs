@@ -8,7 +8,7 @@
 //! from the earlier complete versions (history rules), logs one line per failed rule and
 //! fails the run if an `error` rule failed.
 
-use crate::config::spec::{Check, ColumnTest, PipelineSpec, Rule, Severity};
+use crate::config::spec::{Check, ColumnTest, PipelineSpec, Rule, SchemaAllow, Severity};
 use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Status, Step};
 use crate::pass::column_checks::CellTally;
@@ -254,8 +254,8 @@ pub fn evaluate(
         .map(|(i, rule)| {
             let tally = tallies.iter().find(|(j, _)| *j == i).map(|(_, t)| t);
             match tally {
-                Some(tally) => check_cells(stats, rule, tally),
-                None => check(stats, rule, history),
+                Some(tally) => check_cells(stats, rule, tally, spec),
+                None => check(stats, rule, history, spec),
             }
         })
         .collect()
@@ -263,7 +263,12 @@ pub fn evaluate(
 
 /// A rule decided cell by cell: passes when no column is missing and at least `mostly`
 /// of the checked values passed (a column `max_null_rate` compares the null rate).
-fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
+fn check_cells(
+    stats: &RawStats,
+    rule: &Rule,
+    tally: &CellTally,
+    spec: &PipelineSpec,
+) -> RuleResult {
     use serde_json::json;
     let missing = !tally.missing_columns.is_empty();
     let (observed, passed) = if let Check::Column {
@@ -295,7 +300,7 @@ fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
     }
     // The header-presence half of `required_columns` is checked as always.
     if let Check::RequiredColumns(_) = rule.check {
-        let header_check = check(stats, rule, &[]);
+        let header_check = check(stats, rule, &[], spec);
         passed &= header_check.passed;
         if let (Some(o), Some(h)) = (observed.as_object_mut(), header_check.observed.as_object()) {
             o.extend(h.clone());
@@ -309,7 +314,14 @@ fn check_cells(stats: &RawStats, rule: &Rule, tally: &CellTally) -> RuleResult {
     }
 }
 
-fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
+/// A rule over the pass's counts, the earlier versions (`history`) or, for
+/// `schema_change`, the output columns `spec` declares.
+fn check(
+    stats: &RawStats,
+    rule: &Rule,
+    history: &[PastVersion],
+    spec: &PipelineSpec,
+) -> RuleResult {
     use serde_json::json;
     let (observed, passed): (serde_json::Value, bool) = match &rule.check {
         Check::MinRows(min) => (stats.rows.into(), stats.rows >= *min),
@@ -378,6 +390,21 @@ fn check(stats: &RawStats, rule: &Rule, history: &[PastVersion]) -> RuleResult {
                     }),
                     change <= *max_change,
                 )
+            }
+        },
+        Check::SchemaChange { allow } => match history.first() {
+            None => (json!({ "previous_version": null }), true),
+            Some(previous) => {
+                let columns: Vec<(String, String)> = spec
+                    .features
+                    .columns()
+                    .into_iter()
+                    .map(|(name, ty)| (name, ty.as_str().to_string()))
+                    .collect();
+                let header = stats.header.as_deref().unwrap_or_default();
+                let changes = history::schema_changes(previous, header, &columns);
+                let passed = changes.allowed(*allow == SchemaAllow::Additive);
+                (json!(changes), passed)
             }
         },
     };
@@ -472,6 +499,8 @@ mod tests {
             rows,
             null_rate,
             means: BTreeMap::new(),
+            raw_columns: None,
+            columns: None,
         }
     }
 

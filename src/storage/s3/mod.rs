@@ -23,9 +23,12 @@ use client::{is_precondition_failed, sdk_error};
 use upload::S3Upload;
 
 use super::{
-    created_already, ChunkSource, ObjectMeta, ObjectStore, PutMode, StorageError, StorageResult,
-    Upload,
+    created_already, BatchDelete, ChunkSource, FailureKind, ObjectMeta, ObjectStore, PutMode,
+    StorageError, StorageResult, Upload,
 };
+
+/// DeleteObjects takes at most this many keys per request.
+const DELETE_BATCH: usize = 1000;
 
 /// Multipart part size: above S3's 5 MiB minimum, small enough to keep memory flat.
 pub const PART_SIZE: usize = 8 * 1024 * 1024;
@@ -247,6 +250,69 @@ impl ObjectStore for S3Store {
             Err(SdkError::ServiceError(e)) if e.raw().status().as_u16() == 404 => Ok(()),
             Err(e) => Err(sdk_error("delete", self.uri(key), &e)),
         }
+    }
+
+    async fn delete_batch(
+        &self,
+        objects: &[BatchDelete],
+    ) -> StorageResult<Vec<(String, StorageError)>> {
+        use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+        let mut failed = Vec::new();
+        for chunk in objects.chunks(DELETE_BATCH) {
+            let ids = chunk
+                .iter()
+                .map(|o| {
+                    ObjectIdentifier::builder()
+                        .key(self.key(&o.key))
+                        // A conditional delete per object, as DeleteObject's If-Match.
+                        .set_e_tag(
+                            o.revision
+                                .as_ref()
+                                .map(|r| format!("\"{}\"", r.trim_matches('"'))),
+                        )
+                        .build()
+                        .map_err(|e| StorageError::other("delete", self.uri(&o.key), e))
+                })
+                .collect::<StorageResult<Vec<_>>>()?;
+            let first = chunk.first().map(|o| o.key.as_str()).unwrap_or_default();
+            let delete = Delete::builder()
+                .set_objects(Some(ids))
+                .quiet(true)
+                .build()
+                .map_err(|e| StorageError::other("delete", self.uri(first), e))?;
+            let out = self
+                .client
+                .delete_objects()
+                .bucket(&self.bucket)
+                .delete(delete)
+                .send()
+                .await
+                .map_err(|e| sdk_error("delete", self.uri(first), &e))?;
+            for error in out.errors() {
+                let code = error.code().unwrap_or_default();
+                if code == "NoSuchKey" {
+                    continue;
+                }
+                // Back to the store-relative key this error is about.
+                let key = error.key().unwrap_or_default();
+                let key = chunk
+                    .iter()
+                    .find(|o| self.key(&o.key) == key)
+                    .map_or_else(|| key.to_string(), |o| o.key.clone());
+                let kind = match code {
+                    "PreconditionFailed" => FailureKind::PreconditionFailed,
+                    "AccessDenied" => FailureKind::PermissionDenied,
+                    "SlowDown" | "InternalError" | "ServiceUnavailable" => FailureKind::Unavailable,
+                    _ => FailureKind::Other,
+                };
+                let detail = format!("{code}: {}", error.message().unwrap_or_default());
+                failed.push((
+                    key.clone(),
+                    StorageError::new(kind, "delete", self.uri(&key), detail),
+                ));
+            }
+        }
+        Ok(failed)
     }
 
     async fn clear_staging(&self, dir: &str) -> StorageResult<usize> {

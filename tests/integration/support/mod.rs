@@ -77,7 +77,8 @@ impl Sandbox {
         self.std_cmd_for("run")
     }
 
-    /// `featurepipe <sub>` as a plain `std::process::Command`.
+    /// `featurepipe <sub>` as a plain `std::process::Command` (`sub` may name a nested
+    /// subcommand: "versions list").
     pub fn std_cmd_for(&self, sub: &str) -> std::process::Command {
         let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin!("featurepipe"));
         for (k, _) in std::env::vars() {
@@ -92,7 +93,7 @@ impl Sandbox {
                 "/nonexistent/featurepipe-test",
             )
             .env("AWS_EC2_METADATA_DISABLED", "true")
-            .arg(sub);
+            .args(sub.split_whitespace());
         cmd
     }
 

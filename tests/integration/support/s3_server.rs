@@ -260,9 +260,10 @@ impl Drop for S3Server {
 /// checksum). Writes that replace whole objects therefore hold `writes` exclusively, and
 /// reads hold it shared while s3s-fs opens the file and loads its metadata.
 ///
-/// Two things AWS S3 does that s3s-fs 0.14.1 does not are added the same way:
-/// `If-Match: <etag>` on DeleteObject (a conditional delete), and ListMultipartUploads
-/// (the uploads started and neither completed nor aborted, tracked here).
+/// Three things AWS S3 does that s3s-fs 0.14.1 does not are added the same way:
+/// `If-Match: <etag>` on DeleteObject and a per-object `ETag` in DeleteObjects
+/// (conditional deletes), and ListMultipartUploads (the uploads started and neither
+/// completed nor aborted, tracked here).
 struct FastGetFs {
     inner: s3s_fs::FileSystem,
     root: PathBuf,
@@ -383,6 +384,31 @@ impl FastGetFs {
     }
 }
 
+/// A HeadObject request for `bucket`/`key` carrying `req`'s credentials (to read the
+/// current ETag before a conditional delete).
+fn head_request<T>(
+    req: &S3Request<T>,
+    bucket: &str,
+    key: &str,
+) -> S3Result<S3Request<HeadObjectInput>> {
+    let input = HeadObjectInput::builder()
+        .bucket(bucket.to_string())
+        .key(key.to_string())
+        .build()
+        .map_err(|e| s3s::s3_error!(InternalError, "{e}"))?;
+    Ok(S3Request {
+        input,
+        method: req.method.clone(),
+        uri: req.uri.clone(),
+        headers: req.headers.clone(),
+        extensions: Default::default(),
+        credentials: req.credentials.clone(),
+        region: req.region.clone(),
+        service: req.service.clone(),
+        trailing_headers: None,
+    })
+}
+
 /// Implements `S3` for [`FastGetFs`]: every operation s3s-fs 0.14.1 implements goes to it,
 /// GetObject through [`FastGetFs::fast_get_object`].
 macro_rules! delegate_to_s3s_fs {
@@ -430,28 +456,50 @@ macro_rules! delegate_to_s3s_fs {
             async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
                 let _write = self.writes.write().await;
                 if let Some(expected) = req.input.if_match.as_ref().and_then(|c| c.as_etag()) {
-                    let head = HeadObjectInput::builder()
-                        .bucket(req.input.bucket.clone())
-                        .key(req.input.key.clone())
-                        .build()
-                        .map_err(|e| s3s::s3_error!(InternalError, "{e}"))?;
-                    let head = self.inner.head_object(S3Request {
-                        input: head,
-                        method: req.method.clone(),
-                        uri: req.uri.clone(),
-                        headers: req.headers.clone(),
-                        extensions: Default::default(),
-                        credentials: req.credentials.clone(),
-                        region: req.region.clone(),
-                        service: req.service.clone(),
-                        trailing_headers: None,
-                    }).await?;
+                    let head = head_request(&req, &req.input.bucket, &req.input.key)?;
+                    let head = self.inner.head_object(head).await?;
                     let current = head.output.e_tag.as_ref();
                     if !current.is_some_and(|c| c.strong_cmp(expected)) {
                         return Err(s3s::s3_error!(PreconditionFailed, "ETag does not match"));
                     }
                 }
                 self.inner.delete_object(req).await
+            }
+
+            async fn delete_objects(&self, mut req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+                let _write = self.writes.write().await;
+                // An object named with an ETag is deleted only while it has that ETag;
+                // the others go to s3s-fs as they are.
+                let mut kept = Vec::new();
+                let mut refused = Vec::new();
+                for object in std::mem::take(&mut req.input.delete.objects) {
+                    let Some(expected) = object.e_tag.clone() else {
+                        kept.push(object);
+                        continue;
+                    };
+                    let head = head_request(&req, &req.input.bucket, &object.key)?;
+                    let current = match self.inner.head_object(head).await {
+                        Ok(head) => head.output.e_tag,
+                        // Already gone: nothing to compare, nothing to delete.
+                        Err(_) => continue,
+                    };
+                    if current.as_ref().is_some_and(|c| c.strong_cmp(&expected)) {
+                        kept.push(object);
+                    } else {
+                        refused.push(Error {
+                            code: Some("PreconditionFailed".into()),
+                            key: Some(object.key),
+                            message: Some("ETag does not match".into()),
+                            version_id: None,
+                        });
+                    }
+                }
+                req.input.delete.objects = kept;
+                let mut resp = self.inner.delete_objects(req).await?;
+                if !refused.is_empty() {
+                    resp.output.errors.get_or_insert_with(Vec::new).extend(refused);
+                }
+                Ok(resp)
             }
 
             async fn create_multipart_upload(
@@ -511,7 +559,6 @@ delegate_to_s3s_fs! {
     copy_object: CopyObjectInput => CopyObjectOutput,
     create_bucket: CreateBucketInput => CreateBucketOutput,
     delete_bucket: DeleteBucketInput => DeleteBucketOutput,
-    delete_objects: DeleteObjectsInput => DeleteObjectsOutput,
     get_bucket_location: GetBucketLocationInput => GetBucketLocationOutput,
     head_bucket: HeadBucketInput => HeadBucketOutput,
     list_buckets: ListBucketsInput => ListBucketsOutput,

@@ -1,0 +1,114 @@
+//! How commands print reports on stdout: one fixed-width table printer and one CSV
+//! writer, shared by every command that prints rows (`backfill`, `versions`, `gc`,
+//! `runs`), and the `--output` choices.
+
+/// `--output` of commands whose report is a table or one JSON document.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    Table,
+    Json,
+}
+
+/// `--output` of commands whose report is rows a warehouse may load.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RowsFormat {
+    Table,
+    Json,
+    Csv,
+}
+
+/// Rows as a fixed-width table (the first row is the header): each column as wide as its
+/// widest cell, two spaces apart, no trailing spaces.
+pub fn table<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let columns = rows.iter().map(|r| r.as_ref().len()).max().unwrap_or(0);
+    let widths: Vec<usize> = (0..columns)
+        .map(|c| {
+            rows.iter()
+                .filter_map(|row| row.as_ref().get(c))
+                .map(|cell| cell.chars().count())
+                .max()
+                .unwrap_or(0)
+        })
+        .collect();
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row
+            .as_ref()
+            .iter()
+            .zip(&widths)
+            .map(|(cell, &w)| format!("{cell:<w$}"))
+            .collect();
+        out.push_str(cells.join("  ").trim_end());
+        out.push('\n');
+    }
+    out
+}
+
+/// Rows as CSV (RFC 4180 quoting, `\n` line ends), header first: what `COPY` / `LOAD
+/// DATA` / `bq load` read.
+pub fn csv<R: AsRef<[String]>>(rows: &[R]) -> String {
+    let mut out = String::new();
+    for row in rows {
+        let cells: Vec<String> = row.as_ref().iter().map(|c| csv_cell(c)).collect();
+        out.push_str(&cells.join(","));
+        out.push('\n');
+    }
+    out
+}
+
+fn csv_cell(cell: &str) -> String {
+    if cell.contains([',', '"', '\n', '\r']) {
+        format!("\"{}\"", cell.replace('"', "\"\""))
+    } else {
+        cell.to_string()
+    }
+}
+
+/// `1.5 KiB`, `20.3 MiB`: sizes for people (JSON and CSV keep bytes).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
+/// A missing value in a table cell.
+pub const DASH: &str = "-";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rows(list: &[&[&str]]) -> Vec<Vec<String>> {
+        list.iter()
+            .map(|r| r.iter().map(|c| c.to_string()).collect())
+            .collect()
+    }
+
+    #[test]
+    fn tables_pad_to_the_widest_cell_and_trim() {
+        let t = table(&rows(&[&["a", "bb", "c"], &["long", "x", ""]]));
+        assert_eq!(t, "a     bb  c\nlong  x\n");
+    }
+
+    #[test]
+    fn csv_quotes_only_what_needs_it() {
+        let c = csv(&rows(&[&["day", "note"], &["2025-11-19", "a,b \"c\""]]));
+        assert_eq!(c, "day,note\n2025-11-19,\"a,b \"\"c\"\"\"\n");
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 + 1024 * 512), "5.5 MiB");
+    }
+}
