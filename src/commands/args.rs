@@ -13,6 +13,8 @@ use clap::{ArgMatches, Args};
 
 use crate::config::{Flags, Origin, Setting};
 use crate::log::LogFormat;
+use crate::observe::progress::ProgressSettings;
+use crate::observe::Observe;
 use crate::storage::s3::{ChecksumMode, S3Options};
 
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
@@ -52,6 +54,9 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub s3: S3Args,
+
+    #[command(flatten)]
+    pub observe: ObserveArgs,
 }
 
 /// The feature prefix, the pipeline file and the S3 endpoint: what every command that
@@ -84,6 +89,28 @@ pub struct PrefixArgs {
     /// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 work too
     #[arg(long, env = "DP_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+/// What a run shows besides its log lines: progress.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Observability")]
+pub struct ObserveArgs {
+    /// Seconds between `[DP] step=progress` lines while the raw object is read (bytes,
+    /// rows, percent); 0 turns them off. On a terminal a progress bar on stderr replaces
+    /// them, unless NO_COLOR is set or TERM=dumb
+    #[arg(long, env = "DP_PROGRESS_INTERVAL", value_name = "SECS", default_value = "30",
+          value_parser = parse_interval)]
+    pub progress_interval: Duration,
+}
+
+impl ObserveArgs {
+    /// The settings every run of this process shares.
+    pub fn observe(&self) -> Observe {
+        let interval = (!self.progress_interval.is_zero()).then_some(self.progress_interval);
+        Observe {
+            progress: ProgressSettings::detect(interval),
+        }
+    }
 }
 
 /// S3 connection tuning; the defaults suit AWS and a local MinIO alike.
@@ -282,6 +309,14 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         ));
     }
     Ok(Duration::from_secs_f64(secs))
+}
+
+/// Seconds as a decimal from 0 (off) to 86400.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    if s.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_secs(s).map_err(|e| format!("{e} (or 0 for none)"))
 }
 
 /// A calendar day, `YYYY-MM-DD`.

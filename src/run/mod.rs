@@ -15,6 +15,8 @@ use crate::config::RunSettings;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::log::{keys, DpLine, Status, Step};
+use crate::observe::progress::{Counters, Measure, Watch};
+use crate::observe::Observe;
 use crate::pass::{self, decompress::Compression};
 use crate::storage::s3::ClientError;
 use crate::storage::Opener;
@@ -33,6 +35,8 @@ pub struct RunRequest {
     /// The execution date as the user gave it, for the line of a run that fails to start.
     pub execution_date_hint: Option<String>,
     pub report: Report,
+    /// Progress, metrics and lineage settings, shared by every run of the process.
+    pub observe: Arc<Observe>,
 }
 
 /// How a run ended: what `summarize_run` reported, the error that failed it, and the
@@ -53,9 +57,10 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         pipeline_hint,
         execution_date_hint,
         report,
+        observe,
     } = request;
     let opened = match settings {
-        Ok(settings) => open(settings, &run_id, started, interrupt, report).await,
+        Ok(settings) => open(settings, &run_id, started, interrupt, report, observe).await,
         Err(e) => Err(e),
     };
     let mut ctx = match opened {
@@ -166,6 +171,14 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
     // The pass borrows the staged upload; the context keeps owning it.
     let mut staged = ctx.staged_feature.take();
     let upload = staged.as_mut();
+    let counters = Counters::new();
+    let total = ctx.extracted.as_ref().map(|e| e.meta.size_bytes);
+    let watch = Watch::start(
+        progress_settings(ctx),
+        line(ctx, Step::Progress, Status::Started),
+        Measure::Bytes { total },
+        counters.clone(),
+    );
     let (read, history) = tokio::join!(
         pass::read_once(
             source,
@@ -173,10 +186,12 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
             validation,
             features,
             upload,
-            &ctx.interrupt
+            &ctx.interrupt,
+            &counters,
         ),
         validate_data::read_history(ctx),
     );
+    watch.finish().await;
     ctx.staged_feature = staged;
     let read = read?;
     Ok((
@@ -186,6 +201,16 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         compression,
         read.timing,
     ))
+}
+
+/// A run inside a backfill logs progress lines but draws no bar: the backfill draws one
+/// for its dates.
+fn progress_settings(ctx: &RunContext) -> crate::observe::progress::ProgressSettings {
+    let settings = ctx.observe.progress;
+    match ctx.report {
+        Report::Stdout => settings,
+        Report::Quiet => settings.lines_only(),
+    }
 }
 
 /// Logs a step's `started` line; returns when it started.
@@ -246,6 +271,7 @@ async fn open(
     started: Instant,
     interrupt: Interrupt,
     report: Report,
+    observe: Arc<Observe>,
 ) -> Result<RunContext> {
     let mut opener = Opener::new(settings.s3.clone());
     let (raw_dir, raw_key) = settings.raw.value.split_last();
@@ -264,6 +290,7 @@ async fn open(
         skip: None,
         lease: None,
         report,
+        observe,
         staged_feature: None,
         extracted: None,
         validated: None,
@@ -299,6 +326,6 @@ fn step_line(ctx: &RunContext, step: Step, status: Status) -> DpLine {
             Some(s) => s.log_fields(l),
             None => l.with(keys::FEATURE_PREFIX, ctx.version_uri()),
         },
-        Step::Configure | Step::SummarizeRun | Step::BackfillSummary => l,
+        Step::Configure | Step::SummarizeRun | Step::BackfillSummary | Step::Progress => l,
     }
 }

@@ -1,0 +1,4 @@
+//! What watchers see besides the `[DP]` step lines: progress (terminal bar or
+//! `step=progress` lines).
+
+mod progress;
