@@ -14,7 +14,7 @@ use clap::{ArgMatches, Args};
 use crate::config::{Flags, Origin, Setting};
 use crate::log::LogFormat;
 use crate::observe::progress::ProgressSettings;
-use crate::observe::Observe;
+use crate::observe::{metrics, Observe};
 use crate::storage::s3::{ChecksumMode, S3Options};
 
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
@@ -91,7 +91,7 @@ pub struct PrefixArgs {
     pub endpoint_url: Option<String>,
 }
 
-/// What a run shows besides its log lines: progress.
+/// What a run shows besides its log lines: progress, metrics.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Observability")]
 pub struct ObserveArgs {
@@ -101,6 +101,23 @@ pub struct ObserveArgs {
     #[arg(long, env = "DP_PROGRESS_INTERVAL", value_name = "SECS", default_value = "30",
           value_parser = parse_interval)]
     pub progress_interval: Duration,
+
+    /// Write the run's Prometheus metrics to DIR/featurepipe_<pipeline>.prom for
+    /// node_exporter's textfile collector (atomically; metrics the run did not measure
+    /// keep their previous values)
+    #[arg(long, env = "DP_METRICS_TEXTFILE", value_name = "DIR")]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Push the run's Prometheus metrics to this Pushgateway (POST to job="featurepipe",
+    /// pipeline="<name>": a failed run keeps the last success time)
+    #[arg(long, env = "DP_METRICS_PUSHGATEWAY", value_name = "URL")]
+    pub metrics_pushgateway: Option<String>,
+
+    /// Seconds each push or lineage event may take, connection included; a failure is a
+    /// warning and never changes the exit code
+    #[arg(long, env = "DP_OBSERVE_TIMEOUT", value_name = "SECS", default_value = "5",
+          value_parser = parse_secs)]
+    pub observe_timeout: Duration,
 }
 
 impl ObserveArgs {
@@ -109,6 +126,11 @@ impl ObserveArgs {
         let interval = (!self.progress_interval.is_zero()).then_some(self.progress_interval);
         Observe {
             progress: ProgressSettings::detect(interval),
+            metrics: metrics::Sinks {
+                textfile_dir: self.metrics_textfile.clone(),
+                pushgateway: self.metrics_pushgateway.clone(),
+            },
+            timeout: self.observe_timeout,
         }
     }
 }

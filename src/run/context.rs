@@ -91,6 +91,8 @@ pub struct RunContext {
     pub report: Report,
     /// Progress, metrics and lineage settings.
     pub observe: Arc<Observe>,
+    /// Bytes the pass read from the raw object, once it ran.
+    pub read_bytes: Option<u64>,
     /// The staged, still invisible `feature.csv`. Its one owner is this context: opened by
     /// build_features before the pass, lent to the pass, committed by store_features;
     /// whatever is left when the run ends is aborted by `run_one`, and only there.

@@ -6,6 +6,7 @@
 //! one; `backfill` runs one per date.
 
 pub mod context;
+pub mod facts;
 pub mod outcome;
 pub mod stages;
 
@@ -60,7 +61,10 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         observe,
     } = request;
     let opened = match settings {
-        Ok(settings) => open(settings, &run_id, started, interrupt, report, observe).await,
+        Ok(settings) => {
+            let observe = observe.clone();
+            open(settings, &run_id, started, interrupt, report, observe).await
+        }
         Err(e) => Err(e),
     };
     let mut ctx = match opened {
@@ -74,6 +78,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
                 report,
             };
             let outcome = summarize_run::early(early, &e);
+            observe.ended(&facts::of_outcome(&outcome)).await;
             return RunEnd {
                 outcome,
                 error: Some(e),
@@ -97,6 +102,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         }
     };
     let ((), (outcome, note)) = tokio::join!(release, summarize_run::run(&ctx, &failure));
+    ctx.observe.ended(&facts::of_run(&ctx, &outcome)).await;
     RunEnd {
         outcome,
         error: failure.map(|(_, e)| e),
@@ -192,6 +198,7 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         validate_data::read_history(ctx),
     );
     watch.finish().await;
+    ctx.read_bytes = Some(counters.done());
     ctx.staged_feature = staged;
     let read = read?;
     Ok((
@@ -291,6 +298,7 @@ async fn open(
         lease: None,
         report,
         observe,
+        read_bytes: None,
         staged_feature: None,
         extracted: None,
         validated: None,

@@ -1,4 +1,5 @@
 //! What watchers see besides the `[DP]` step lines: progress (terminal bar or
 //! `step=progress` lines).
 
+mod metrics;
 mod progress;
