@@ -14,7 +14,7 @@ use clap::{ArgMatches, Args};
 use crate::config::{Flags, Origin, Setting};
 use crate::log::LogFormat;
 use crate::observe::progress::ProgressSettings;
-use crate::observe::{metrics, Observe};
+use crate::observe::{lineage, metrics, Observe};
 use crate::storage::s3::{ChecksumMode, S3Options};
 
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
@@ -91,7 +91,7 @@ pub struct PrefixArgs {
     pub endpoint_url: Option<String>,
 }
 
-/// What a run shows besides its log lines: progress, metrics.
+/// What a run shows besides its log lines: progress, metrics, lineage.
 #[derive(Debug, Clone, Args)]
 #[command(next_help_heading = "Observability")]
 pub struct ObserveArgs {
@@ -118,17 +118,58 @@ pub struct ObserveArgs {
     #[arg(long, env = "DP_OBSERVE_TIMEOUT", value_name = "SECS", default_value = "5",
           value_parser = parse_secs)]
     pub observe_timeout: Duration,
+
+    /// Send OpenLineage events (START, then COMPLETE, FAIL or ABORT) to this server
+    /// (HTTP transport: POST <URL>/<OPENLINEAGE_ENDPOINT>; OPENLINEAGE_API_KEY is sent as
+    /// a bearer token)
+    #[arg(long, env = "OPENLINEAGE_URL", value_name = "URL")]
+    pub openlineage_url: Option<String>,
+
+    /// Path of the OpenLineage HTTP endpoint after the URL
+    #[arg(long, env = "OPENLINEAGE_ENDPOINT", value_name = "PATH", default_value = lineage::DEFAULT_ENDPOINT)]
+    pub openlineage_endpoint: String,
+
+    /// Append OpenLineage events to this file, one JSON object per line (file transport)
+    #[arg(long, env = "DP_LINEAGE_FILE", value_name = "FILE")]
+    pub lineage_file: Option<PathBuf>,
+
+    /// OpenLineage job namespace (the job name is the pipeline name)
+    #[arg(long, env = "OPENLINEAGE_NAMESPACE", value_name = "NAME", default_value = lineage::DEFAULT_NAMESPACE)]
+    pub openlineage_namespace: String,
+
+    /// The parent run, namespace/name/run_id (Airflow's lineage_parent_id macro)
+    #[arg(long, env = "OPENLINEAGE_PARENT_ID", value_name = "ID")]
+    pub openlineage_parent_id: Option<String>,
 }
 
 impl ObserveArgs {
     /// The settings every run of this process shares.
     pub fn observe(&self) -> Observe {
+        // The OpenLineage clients' switch: OPENLINEAGE_DISABLED=true sends nothing.
+        let lineage_off = std::env::var("OPENLINEAGE_DISABLED")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         let interval = (!self.progress_interval.is_zero()).then_some(self.progress_interval);
         Observe {
             progress: ProgressSettings::detect(interval),
             metrics: metrics::Sinks {
                 textfile_dir: self.metrics_textfile.clone(),
                 pushgateway: self.metrics_pushgateway.clone(),
+            },
+            lineage: lineage::LineageConfig {
+                url: self
+                    .openlineage_url
+                    .clone()
+                    .filter(|u| !u.trim().is_empty() && !lineage_off),
+                endpoint: self.openlineage_endpoint.clone(),
+                api_key: std::env::var("OPENLINEAGE_API_KEY")
+                    .ok()
+                    .filter(|k| !k.is_empty()),
+                file: self.lineage_file.clone().filter(|_| !lineage_off),
+                namespace: self.openlineage_namespace.clone(),
+                parent_id: self
+                    .openlineage_parent_id
+                    .clone()
+                    .filter(|p| !p.trim().is_empty()),
             },
             timeout: self.observe_timeout,
         }

@@ -1,16 +1,18 @@
 //! What a run shows to the people and systems watching it, besides its `[DP]` lines and
 //! its result: progress while it works ([`progress`]), Prometheus metrics when it ends
-//! ([`metrics`]).
+//! ([`metrics`]), OpenLineage events when it starts and ends ([`lineage`]).
 //!
 //! Everything here is optional and best effort: it never changes a run's outcome or its
 //! exit code, and every network call is bounded by `--observe-timeout`. The run loop
-//! calls in at a few points only: the pass's [`progress::Counters`], and [`Observe::ended`]
-//! with the [`RunFacts`] `run_one` gathers once the run is summarized.
+//! calls in at a few points only: the pass's [`progress::Counters`], [`Observe::started`]
+//! once a run has opened its storage, and [`Observe::ended`] with the [`RunFacts`]
+//! `run_one` gathers once the run is summarized.
 //!
 //! This layer sits below `run/`: it knows runs only as [`RunFacts`], plain values that
 //! `run/` fills in, so that nothing here imports the run loop.
 
 pub mod http;
+pub mod lineage;
 pub mod metrics;
 pub mod progress;
 
@@ -30,6 +32,7 @@ pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
 pub struct Observe {
     pub progress: ProgressSettings,
     pub metrics: metrics::Sinks,
+    pub lineage: lineage::LineageConfig,
     /// The bound on each network call (a push, a lineage event), connection included.
     pub timeout: Duration,
 }
@@ -40,13 +43,26 @@ impl Observe {
         Observe {
             progress: ProgressSettings::OFF,
             metrics: metrics::Sinks::default(),
+            lineage: lineage::LineageConfig::default(),
             timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
         }
     }
 
-    /// A run has ended and been summarized: its metrics go out.
-    pub async fn ended(&self, facts: &RunFacts) {
-        metrics::export(&self.metrics, facts, self.timeout).await;
+    /// A run has opened its storage: its lineage `START` goes out in the background.
+    pub fn started(&self, run: &lineage::RunStart<'_>) -> lineage::LineageRun {
+        lineage::start(&self.lineage, run, self.timeout)
+    }
+
+    /// A run has ended and been summarized: its metrics and its last lineage event go out
+    /// (for a run that never started, `START` first).
+    pub async fn ended(&self, facts: &RunFacts, started: Option<lineage::LineageRun>) {
+        let lineage = async {
+            match started {
+                Some(run) => lineage::end(&self.lineage, run, facts, self.timeout).await,
+                None => lineage::start_and_end(&self.lineage, facts, self.timeout).await,
+            }
+        };
+        tokio::join!(metrics::export(&self.metrics, facts, self.timeout), lineage);
     }
 }
 
@@ -105,6 +121,8 @@ pub struct OutputFacts {
     pub columns: Option<Vec<(String, &'static str)>>,
     pub feature_rows: Option<u64>,
     pub feature_bytes: Option<u64>,
+    /// Each output column's null cells and all cells (from the profile).
+    pub column_nulls: Vec<(String, u64, u64)>,
     /// Objects written into the version, and their bytes (0 unless published).
     pub files: u64,
     pub written_bytes: u64,

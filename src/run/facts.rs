@@ -51,6 +51,13 @@ pub fn of_run(ctx: &RunContext, outcome: &Outcome) -> RunFacts {
         }),
         feature_rows: built.map(|b| b.feature.rows),
         feature_bytes: built.map(|b| b.feature.size_bytes),
+        column_nulls: built.map_or_else(Vec::new, |b| {
+            b.feature
+                .profile
+                .iter()
+                .map(|(name, p)| (name.clone(), p.nulls, p.count))
+                .collect()
+        }),
         files: stored.map_or(0, |s| s.writes.len() as u64),
         written_bytes: stored.map_or(0, |s| s.writes.iter().map(|(_, size)| size).sum()),
         published,

@@ -16,6 +16,7 @@ use crate::config::RunSettings;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::log::{keys, DpLine, Status, Step};
+use crate::observe::lineage::RunStart;
 use crate::observe::progress::{Counters, Measure, Watch};
 use crate::observe::Observe;
 use crate::pass::{self, decompress::Compression};
@@ -78,7 +79,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
                 report,
             };
             let outcome = summarize_run::early(early, &e);
-            observe.ended(&facts::of_outcome(&outcome)).await;
+            observe.ended(&facts::of_outcome(&outcome), None).await;
             return RunEnd {
                 outcome,
                 error: Some(e),
@@ -87,6 +88,15 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         }
     };
 
+    let version_uri = ctx.version_uri();
+    let lineage = ctx.observe.started(&RunStart {
+        pipeline: &ctx.settings.pipeline,
+        run_id: &ctx.run_id,
+        started_at: chrono::Utc::now() - ctx.started.elapsed(),
+        execution_date: Some(&ctx.settings.execution_date.to_rfc3339()),
+        raw_uri: Some(&ctx.raw_uri()),
+        version_uri: Some(&version_uri),
+    });
     let failure: Failure = run_stages(&mut ctx).await.err();
     // Whatever stopped the run, nothing staged may linger (S3: abort the multipart
     // upload). The staged feature file's one owner is the context; this is where it is
@@ -102,7 +112,9 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         }
     };
     let ((), (outcome, note)) = tokio::join!(release, summarize_run::run(&ctx, &failure));
-    ctx.observe.ended(&facts::of_run(&ctx, &outcome)).await;
+    ctx.observe
+        .ended(&facts::of_run(&ctx, &outcome), Some(lineage))
+        .await;
     RunEnd {
         outcome,
         error: failure.map(|(_, e)| e),
