@@ -39,6 +39,13 @@ fn openlineage_python() -> Option<PathBuf> {
     Some(python)
 }
 
+/// Validates `file` when the venv is there (else says why not).
+pub fn validate_if_possible(file: &Path) {
+    if let Some(python) = openlineage_python() {
+        validate(&python, file);
+    }
+}
+
 /// Validates every event of `file` with the client's models; panics with its verdict.
 fn validate(python: &Path, file: &Path) {
     let checker = Path::new(env!("CARGO_MANIFEST_DIR"))

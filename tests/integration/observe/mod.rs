@@ -4,3 +4,4 @@
 mod lineage;
 mod metrics;
 mod progress;
+mod week;
