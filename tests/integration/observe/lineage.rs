@@ -29,11 +29,11 @@ fn openlineage_python() -> Option<PathBuf> {
             .output()
             .is_ok_and(|o| o.status.success());
     if !works {
-        eprintln!(
-            "SKIPPED: no python with openlineage-python at {} (.ci/run creates it; or set \
+        crate::support::services::skipped(&format!(
+            "no python with openlineage-python at {} (.ci/run creates it; or set \
              FEATUREPIPE_TEST_OPENLINEAGE_PYTHON): the events cannot be validated",
             python.display()
-        );
+        ));
         return None;
     }
     Some(python)

@@ -107,8 +107,8 @@ fn a_progress_interval_that_is_no_number_is_a_usage_error() {
 /// terminal showed. `None` (and a printed reason) when `script` is not installed.
 fn on_a_terminal(sb: &Sandbox, args: &str, env: &[(&str, &str)]) -> Option<(i32, String)> {
     if which("script").is_none() {
-        eprintln!(
-            "SKIPPED: util-linux `script` is not installed, so no terminal to test the bar on"
+        crate::support::services::skipped(
+            "util-linux `script` is not installed, so no terminal to test the bar on",
         );
         return None;
     }

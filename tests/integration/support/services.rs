@@ -24,12 +24,18 @@ pub fn find(program: &str) -> Option<PathBuf> {
 pub fn require(program: &str, package: &str) -> Option<PathBuf> {
     let found = find(program);
     if found.is_none() {
-        eprintln!(
-            "SKIPPED: `{program}` is not installed (Debian package {package}; .ci/run installs it \
+        skipped(&format!(
+            "`{program}` is not installed (Debian package {package}; .ci/run installs it \
              with apt-get): this test needs the real service"
-        );
+        ));
     }
     found
+}
+
+/// Says why a test did nothing, on the real stderr: the test harness captures what
+/// `eprintln!` prints and would hide it for a test that passes.
+pub fn skipped(reason: &str) {
+    let _ = writeln!(std::io::stderr(), "SKIPPED: {reason}");
 }
 
 /// A free port on 127.0.0.1 (bound, then released for the service to take).
