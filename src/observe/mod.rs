@@ -23,9 +23,6 @@ use chrono::{DateTime, Utc};
 use crate::versions::documents::RuleResult;
 use progress::ProgressSettings;
 
-/// The default of `--observe-timeout`: the bound on each push or lineage event.
-pub const DEFAULT_TIMEOUT_SECS: u64 = 5;
-
 /// How one process shows its runs: decided once from the flags, shared by every run of a
 /// backfill.
 #[derive(Debug, Clone)]
@@ -38,16 +35,6 @@ pub struct Observe {
 }
 
 impl Observe {
-    /// Shows nothing (runs whose flags could not be read).
-    pub fn off() -> Self {
-        Observe {
-            progress: ProgressSettings::OFF,
-            metrics: metrics::Sinks::default(),
-            lineage: lineage::LineageConfig::default(),
-            timeout: Duration::from_secs(DEFAULT_TIMEOUT_SECS),
-        }
-    }
-
     /// A run has opened its storage: its lineage `START` goes out in the background.
     pub fn started(&self, run: &lineage::RunStart<'_>) -> lineage::LineageRun {
         lineage::start(&self.lineage, run, self.timeout)

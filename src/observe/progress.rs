@@ -38,12 +38,6 @@ pub struct ProgressSettings {
 }
 
 impl ProgressSettings {
-    /// Nothing shown at all.
-    pub const OFF: ProgressSettings = ProgressSettings {
-        interval: None,
-        bar: false,
-    };
-
     /// `interval` from `--progress-interval` (`None` for 0); a bar only when stderr is a
     /// terminal and the environment does not ask for plain output (`NO_COLOR` set and
     /// not empty, or `TERM=dumb`).

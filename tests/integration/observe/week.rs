@@ -1,4 +1,4 @@
-//! The "done when": node_exporter, a Pushgateway and Prometheus on 127.0.0.1, a
+//! The whole story at once: node_exporter, a Pushgateway and Prometheus on 127.0.0.1, a
 //! week of nightly runs with one failure, then: the metrics are there, the alert rules
 //! fire and resolve in the real Prometheus (and pass their promtool unit tests), every
 //! Prometheus query of the Grafana dashboard returns data, every field its Loki queries
