@@ -171,7 +171,12 @@ async fn tick(
         (None, Some(interval)) => interval,
         (None, None) => return,
     };
-    let mut ticks = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+    // A bar is drawn at once (a short pass still shows one); lines wait one interval.
+    let first = match &bar {
+        Some(_) => tokio::time::Instant::now(),
+        None => tokio::time::Instant::now() + period,
+    };
+    let mut ticks = tokio::time::interval_at(first, period);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tokio::select! {

@@ -35,7 +35,8 @@ fn run_big(sb: &Sandbox, mb: usize, extra: &[&str]) -> Output {
 #[test]
 fn a_log_gets_progress_lines_with_bytes_rows_and_percent() {
     let sb = Sandbox::new();
-    let out = run_big(&sb, 4, &["--progress-interval", "0.05"]);
+    // 10 ms: a few lines even where the 4 MiB pass takes well under a second.
+    let out = run_big(&sb, 4, &["--progress-interval", "0.01"]);
     out.assert_code(0);
     let lines = progress_lines(&out);
     assert!(!lines.is_empty(), "no step=progress line:\n{}", out.stderr);
@@ -146,7 +147,7 @@ fn a_terminal_gets_a_bar_instead_of_progress_lines() {
     let sb = Sandbox::new();
     sb.write("raw.csv", &big_csv(4));
     let args =
-        "run --raw raw.csv --features out --execution-date 2025-11-19 --progress-interval 0.05";
+        "run --raw raw.csv --features out --execution-date 2025-11-19 --progress-interval 0.01";
     let Some((code, screen)) = on_a_terminal(&sb, args, &[]) else {
         return;
     };
@@ -157,7 +158,7 @@ fn a_terminal_gets_a_bar_instead_of_progress_lines() {
         .split(['\r', '\n'])
         .find(|l| l.contains(" rows (") && l.contains("ETA"))
         .unwrap_or_else(|| panic!("no bar with rows and ETA:\n{screen}"));
-    assert!(bar.contains("MiB/"), "bytes of total: {bar}");
+    assert!(bar.contains("/4.00 MiB"), "bytes of total: {bar}");
     assert!(!screen.contains("step=progress"), "{screen}");
     assert!(
         screen.contains("step=summarize_run status=success"),
@@ -185,7 +186,7 @@ fn backfill_logs_dates_done_of_total() {
     let mut cmd = sb.cmd_for("backfill");
     cmd.args(["--start", "2025-11-18", "--end", "2025-11-19"])
         .args(["--raw", "raw/{ds_nodash}.csv", "--features", "out"])
-        .args(["--progress-interval", "0.05"]);
+        .args(["--progress-interval", "0.01"]);
     let out = run(cmd);
     out.assert_code(0);
     let backfill_id = out
