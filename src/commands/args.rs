@@ -143,14 +143,15 @@ pub struct ObserveArgs {
 }
 
 impl ObserveArgs {
-    /// The settings every run of this process shares.
-    pub fn observe(&self) -> Observe {
+    /// The settings every run of this process shares. With JSON logs every stderr line
+    /// is JSON, so there is no bar (the progress lines are logged instead).
+    pub fn observe(&self, log_format: LogFormat) -> Observe {
         // The OpenLineage clients' switch: OPENLINEAGE_DISABLED=true sends nothing.
         let lineage_off = std::env::var("OPENLINEAGE_DISABLED")
             .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
         let interval = (!self.progress_interval.is_zero()).then_some(self.progress_interval);
         Observe {
-            progress: ProgressSettings::detect(interval),
+            progress: ProgressSettings::detect(interval, log_format == LogFormat::Json),
             metrics: metrics::Sinks {
                 textfile_dir: self.metrics_textfile.clone(),
                 pushgateway: self.metrics_pushgateway.clone(),

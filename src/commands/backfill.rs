@@ -238,7 +238,7 @@ impl Prepared {
             .emit();
             return Err(e);
         }
-        let observe = Arc::new(args.common.observe.observe());
+        let observe = Arc::new(args.common.observe.observe(args.common.log_format));
         let runtime = super::runtime()?;
         runtime.block_on(async {
             let interrupt = Interrupt::listen();

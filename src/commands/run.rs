@@ -70,7 +70,7 @@ pub fn prepare(args: &RunArgs, sources: &Sources<'_>) -> Prepared {
             started,
             execution_date_hint: args.execution_date.clone(),
             report: Report::Stdout,
-            observe: Arc::new(args.common.observe.observe()),
+            observe: Arc::new(args.common.observe.observe(args.common.log_format)),
         },
         log_format: args.common.log_format,
     }

@@ -39,12 +39,13 @@ pub struct ProgressSettings {
 
 impl ProgressSettings {
     /// `interval` from `--progress-interval` (`None` for 0); a bar only when stderr is a
-    /// terminal and the environment does not ask for plain output (`NO_COLOR` set and
-    /// not empty, or `TERM=dumb`).
-    pub fn detect(interval: Option<Duration>) -> Self {
+    /// terminal, the logs are text (`json_logs`: every stderr line must be JSON) and the
+    /// environment does not ask for plain output (`NO_COLOR` set and not empty, or
+    /// `TERM=dumb`).
+    pub fn detect(interval: Option<Duration>, json_logs: bool) -> Self {
         ProgressSettings {
             interval,
-            bar: std::io::stderr().is_terminal() && !plain_output_asked(),
+            bar: std::io::stderr().is_terminal() && !json_logs && !plain_output_asked(),
         }
     }
 

@@ -165,16 +165,18 @@ fn a_terminal_gets_a_bar_instead_of_progress_lines() {
         "{screen}"
     );
 
-    // NO_COLOR asks for plain output: no bar, the lines instead.
-    let sb = Sandbox::new();
-    sb.write("raw.csv", &big_csv(4));
-    let (code, screen) = on_a_terminal(&sb, args, &[("NO_COLOR", "1")]).unwrap();
-    assert_eq!(code, 0, "{screen}");
-    assert!(
-        !screen.contains("\x1b[2K"),
-        "a bar despite NO_COLOR:\n{screen}"
-    );
-    assert!(screen.contains("step=progress status=started"), "{screen}");
+    // NO_COLOR asks for plain output, JSON logs for JSON only: no bar, the lines instead.
+    for env in [("NO_COLOR", "1"), ("DP_LOG_FORMAT", "json")] {
+        let sb = Sandbox::new();
+        sb.write("raw.csv", &big_csv(4));
+        let (code, screen) = on_a_terminal(&sb, args, &[env]).unwrap();
+        assert_eq!(code, 0, "{screen}");
+        assert!(
+            !screen.contains("\x1b[2K"),
+            "a bar despite {env:?}:\n{screen}"
+        );
+        assert!(screen.contains("progress"), "{screen}");
+    }
 }
 
 #[test]
