@@ -120,25 +120,28 @@ pub struct ObserveArgs {
     pub observe_timeout: Duration,
 
     /// Send OpenLineage events (START, then COMPLETE, FAIL or ABORT) to this server
-    /// (HTTP transport: POST <URL>/<OPENLINEAGE_ENDPOINT>; OPENLINEAGE_API_KEY is sent as
-    /// a bearer token)
-    #[arg(long, env = "OPENLINEAGE_URL", value_name = "URL")]
+    /// (HTTP transport: POST <URL>/<endpoint>; OPENLINEAGE_API_KEY is sent as a bearer
+    /// token). Unset: OPENLINEAGE_URL, the OpenLineage clients' own variable
+    #[arg(long, env = "DP_OPENLINEAGE_URL", value_name = "URL")]
     pub openlineage_url: Option<String>,
 
-    /// Path of the OpenLineage HTTP endpoint after the URL
-    #[arg(long, env = "OPENLINEAGE_ENDPOINT", value_name = "PATH", default_value = lineage::DEFAULT_ENDPOINT)]
-    pub openlineage_endpoint: String,
+    /// Path of the OpenLineage HTTP endpoint after the URL. Unset: OPENLINEAGE_ENDPOINT,
+    /// else api/v1/lineage
+    #[arg(long, env = "DP_OPENLINEAGE_ENDPOINT", value_name = "PATH")]
+    pub openlineage_endpoint: Option<String>,
 
     /// Append OpenLineage events to this file, one JSON object per line (file transport)
     #[arg(long, env = "DP_LINEAGE_FILE", value_name = "FILE")]
     pub lineage_file: Option<PathBuf>,
 
-    /// OpenLineage job namespace (the job name is the pipeline name)
-    #[arg(long, env = "OPENLINEAGE_NAMESPACE", value_name = "NAME", default_value = lineage::DEFAULT_NAMESPACE)]
-    pub openlineage_namespace: String,
+    /// OpenLineage job namespace (the job name is the pipeline name). Unset:
+    /// OPENLINEAGE_NAMESPACE, else featurepipe
+    #[arg(long, env = "DP_OPENLINEAGE_NAMESPACE", value_name = "NAME")]
+    pub openlineage_namespace: Option<String>,
 
-    /// The parent run, namespace/name/run_id (Airflow's lineage_parent_id macro)
-    #[arg(long, env = "OPENLINEAGE_PARENT_ID", value_name = "ID")]
+    /// The parent run, namespace/name/run_id (Airflow's lineage_parent_id macro). Unset:
+    /// OPENLINEAGE_PARENT_ID
+    #[arg(long, env = "DP_OPENLINEAGE_PARENT_ID", value_name = "ID")]
     pub openlineage_parent_id: Option<String>,
 }
 
@@ -157,24 +160,27 @@ impl ObserveArgs {
                 pushgateway: self.metrics_pushgateway.clone(),
             },
             lineage: lineage::LineageConfig {
-                url: self
-                    .openlineage_url
-                    .clone()
-                    .filter(|u| !u.trim().is_empty() && !lineage_off),
-                endpoint: self.openlineage_endpoint.clone(),
-                api_key: std::env::var("OPENLINEAGE_API_KEY")
-                    .ok()
-                    .filter(|k| !k.is_empty()),
+                url: or_standard(&self.openlineage_url, "OPENLINEAGE_URL").filter(|_| !lineage_off),
+                endpoint: or_standard(&self.openlineage_endpoint, "OPENLINEAGE_ENDPOINT")
+                    .unwrap_or_else(|| lineage::DEFAULT_ENDPOINT.to_string()),
+                api_key: or_standard(&None, "OPENLINEAGE_API_KEY"),
                 file: self.lineage_file.clone().filter(|_| !lineage_off),
-                namespace: self.openlineage_namespace.clone(),
-                parent_id: self
-                    .openlineage_parent_id
-                    .clone()
-                    .filter(|p| !p.trim().is_empty()),
+                namespace: or_standard(&self.openlineage_namespace, "OPENLINEAGE_NAMESPACE")
+                    .unwrap_or_else(|| lineage::DEFAULT_NAMESPACE.to_string()),
+                parent_id: or_standard(&self.openlineage_parent_id, "OPENLINEAGE_PARENT_ID"),
             },
             timeout: self.observe_timeout,
         }
     }
+}
+
+/// A flag's value (or its `DP_*` variable's), else the OpenLineage clients' standard
+/// variable `standard`; empty counts as unset.
+fn or_standard(given: &Option<String>, standard: &str) -> Option<String> {
+    given
+        .clone()
+        .or_else(|| std::env::var(standard).ok())
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// S3 connection tuning; the defaults suit AWS and a local MinIO alike.
