@@ -10,6 +10,7 @@ pub mod facts;
 pub mod outcome;
 pub mod stages;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::RunSettings;
