@@ -11,6 +11,8 @@
 //!   build_features share;
 //! - `versions/`: the on-storage format (documents, `_latest`, leases, run records,
 //!   earlier versions);
+//! - `observe/`: what watchers see besides the log: progress (a terminal bar or `[DP]
+//!   step=progress` lines);
 //! - `storage/`: the storage trait, local folders and S3; `values/`: numbers, timestamps,
 //!   execution dates; `log/`: `[DP]` lines; `interrupt`: SIGINT / SIGTERM; `build_info`:
 //!   this binary's version and git commit.
@@ -22,6 +24,7 @@ pub mod config;
 pub mod error;
 pub mod interrupt;
 pub mod log;
+pub mod observe;
 pub mod pass;
 pub mod run;
 pub mod storage;

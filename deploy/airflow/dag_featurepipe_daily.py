@@ -6,15 +6,33 @@ Two DAGs in one file, so that deploying is copying this one file into the dags f
 * ``featurepipe_backfill_user_events`` -- manual only, one ``featurepipe backfill`` over a
   date range given as trigger params (start, end, reprocess, parallel).
 
-Settings are Airflow Variables, read when the task runs (never at parse time). Each one can
-also come from the worker's environment as ``AIRFLOW_VAR_<NAME>`` (Airflow's own env-var
-Variables), which is how CI points the DAG at local folders:
+One generic DAG: which pipeline runs is data, not code. Each setting is a DAG param (set
+per trigger, e.g. ``airflow dags trigger -c '{"raw": "..."}'``) that falls back to an Airflow
+Variable, read when the task runs (never at parse time). Each Variable can also come from
+the worker's environment as ``AIRFLOW_VAR_<NAME>`` (Airflow's own env-var Variables), which
+is how CI points the DAG at local folders:
 
-    featurepipe_bin           featurepipe binary (default: ``featurepipe`` on the worker's PATH)
-    featurepipe_raw_path      raw CSV URI; ``{ds_nodash}`` is featurepipe's template, not Jinja
-    featurepipe_feature_path  feature prefix (versions are written under it)
-    featurepipe_timezone      pipeline time zone (default Asia/Seoul)
-    featurepipe_log_format    ``text`` (default) or ``json``
+    param          Variable                        featurepipe
+    pipeline_file  featurepipe_pipeline_file       --config (DP_CONFIG): name, rules, features
+    raw            featurepipe_raw_path            --raw; ``{ds_nodash}`` is featurepipe's
+                                                   template, not Jinja
+    prefix         featurepipe_feature_path        --features: versions are written under it
+    -              featurepipe_bin                 the binary (default ``featurepipe`` on PATH)
+    -              featurepipe_pipeline_name       --pipeline (default: the file's, else
+                                                   daily_user_events)
+    -              featurepipe_timezone            --timezone (default: the file's, else Asia/Seoul)
+    -              featurepipe_log_format          ``text`` (default) or ``json``
+    -              featurepipe_metrics_pushgateway --metrics-pushgateway (empty: none)
+    -              featurepipe_metrics_textfile    --metrics-textfile (empty: none)
+
+Observability (docs/observability.md): the run pushes its Prometheus metrics when a
+Pushgateway or textfile Variable is set, and sends OpenLineage events when the worker has
+``OPENLINEAGE_URL``; with Airflow's OpenLineage provider installed, the task's own run is
+passed as the parent (``OPENLINEAGE_PARENT_ID`` from its ``lineage_parent_id`` macro).
+
+The produced prefix is the task's outlet Asset (``FEATUREPIPE_ASSET_URI`` in the
+environment of the process that parses the DAG, default below): schedule a downstream DAG
+with ``schedule=[FEATURES]`` and it runs after each successful featurepipe run.
 
 The worker's own environment is kept (``append_env=True``): PATH and the AWS SDK chain
 (``AWS_PROFILE``, ``AWS_REGION``, keys, IRSA, ``AWS_ENDPOINT_URL`` for MinIO) reach featurepipe.
@@ -37,12 +55,15 @@ is BashOperator plus one thing: on an exit code that a retry cannot fix it raise
 ``AirflowFailException``, which fails the task immediately whatever ``retries`` says.
 
 Stdout of featurepipe is one JSON result line. The command prints it last (after the [DP]
-log lines, which BashOperator merges into the same stream), so it becomes the task's XCom
-``return_value``.
+log lines, which BashOperator merges into the same stream); ``FeaturepipeOperator`` parses
+it, so the task's XCom ``return_value`` is the result as an object (``status``, ``rows``,
+``feature_version``, ...). ``on_failure_callback`` is an example alert hook.
 """
 
 from __future__ import annotations
 
+import json
+import logging
 import os
 from datetime import timedelta
 
@@ -62,6 +83,16 @@ try:
     from airflow.sdk.exceptions import AirflowFailException
 except ImportError:
     from airflow.exceptions import AirflowFailException
+try:
+    from airflow.sdk import Asset
+except ImportError:  # Airflow 2.4-2.x: Datasets, the same idea under their old name
+    from airflow.datasets import Dataset as Asset
+try:  # Airflow's OpenLineage provider, when installed: the task's run as the parent run
+    from airflow.providers.openlineage.plugins.macros import lineage_parent_id
+except ImportError:
+    lineage_parent_id = None
+
+log = logging.getLogger(__name__)
 
 # Exit codes that a retry cannot fix (see the table above).
 NO_RETRY_EXIT_CODES = {
@@ -83,19 +114,74 @@ def _var(name: str, default: str) -> str:
     return "{{ var.value.get(%r, %r) }}" % (name, default)
 
 
-# Environment for featurepipe (BashOperator renders `env` with Jinja at run time).
+def _param_or_var(param: str, name: str, default: str) -> str:
+    """Jinja: the DAG param `param` when the run sets it, else Variable `name`, else `default`."""
+    return "{{ params.%s or var.value.get(%r, %r) }}" % (param, name, default)
+
+
+# The produced prefix, as the Asset downstream DAGs are scheduled on. An Asset's URI is
+# fixed when the DAG is parsed, so it comes from the parsing process's environment: keep it
+# equal to the prefix the runs write (Variable featurepipe_feature_path or param prefix).
+FEATURES = Asset(
+    os.environ.get("FEATUREPIPE_ASSET_URI", "s3://features/features/daily_user_events")
+)
+
+# Environment for featurepipe (BashOperator renders `env` with Jinja at run time). An empty
+# value means "not set" to featurepipe's optional settings.
 FEATUREPIPE_ENV = {
     "FEATUREPIPE_BIN": _var("featurepipe_bin", "featurepipe"),
-    "DP_RAW_PATH": _var("featurepipe_raw_path", "s3://raw/daily/user_events_{ds_nodash}.csv"),
-    "DP_FEATURE_PATH": _var(
-        "featurepipe_feature_path", "s3://features/features/daily_user_events"
+    "DP_CONFIG": _param_or_var("pipeline_file", "featurepipe_pipeline_file", ""),
+    "DP_RAW_PATH": _param_or_var(
+        "raw", "featurepipe_raw_path", "s3://raw/daily/user_events_{ds_nodash}.csv"
     ),
-    "DP_PIPELINE_NAME": "daily_user_events",
-    "DP_TIMEZONE": _var("featurepipe_timezone", "Asia/Seoul"),
-    # text: the [DP] logfmt lines, readable in the Airflow UI and what the Loki queries in
-    # the README expect. json only if your log shipper parses one JSON object per line.
+    "DP_FEATURE_PATH": _param_or_var(
+        "prefix", "featurepipe_feature_path", "s3://features/features/daily_user_events"
+    ),
+    "DP_PIPELINE_NAME": _var("featurepipe_pipeline_name", ""),
+    "DP_TIMEZONE": _var("featurepipe_timezone", ""),
+    # text: the [DP] logfmt lines, readable in the Airflow UI and what the Loki queries of
+    # deploy/grafana/featurepipe.json expect. json only if your log shipper parses one JSON
+    # object per line.
     "DP_LOG_FORMAT": _var("featurepipe_log_format", "text"),
+    "DP_METRICS_PUSHGATEWAY": _var("featurepipe_metrics_pushgateway", ""),
+    "DP_METRICS_TEXTFILE": _var("featurepipe_metrics_textfile", ""),
 }
+USER_MACROS = {}
+if lineage_parent_id is not None:
+    FEATUREPIPE_ENV["OPENLINEAGE_PARENT_ID"] = "{{ lineage_parent_id(task_instance) }}"
+    USER_MACROS["lineage_parent_id"] = lineage_parent_id
+
+# The settings a run can override (airflow dags trigger -c / the trigger form); empty:
+# the Variable.
+PARAMS = {
+    "pipeline_file": Param("", type="string", description="pipeline file (TOML); empty: Variable featurepipe_pipeline_file"),
+    "raw": Param("", type="string", description="raw CSV URI; empty: Variable featurepipe_raw_path"),
+    "prefix": Param("", type="string", description="feature prefix; empty: Variable featurepipe_feature_path"),
+}
+
+
+def on_featurepipe_failure(context):
+    """An example failure hook: one line naming the task, the date and the exit code, where
+    an alert (Slack, PagerDuty, e-mail) would be sent. Prometheus already alerts on the
+    metrics (deploy/prometheus/alerts.yml); this is for teams that alert from Airflow."""
+    ti = context.get("task_instance")
+    exc = context.get("exception")
+    log.error(
+        "featurepipe failed: dag=%s task=%s logical_date=%s try=%s: %s",
+        getattr(ti, "dag_id", "?"),
+        getattr(ti, "task_id", "?"),
+        context.get("ds", "?"),
+        getattr(ti, "try_number", "?"),
+        exc,
+    )
+
+# featurepipe reads an empty DP_* variable as a flag given without a value (a usage
+# error): the optional settings left empty above are unset before it starts.
+_OPTIONAL = (
+    "DP_CONFIG DP_PIPELINE_NAME DP_TIMEZONE DP_METRICS_PUSHGATEWAY DP_METRICS_TEXTFILE "
+    "OPENLINEAGE_PARENT_ID"
+)
+_UNSET_EMPTY = 'for v in %s; do [ -n "${!v:-}" ] || unset "$v"; done; ' % _OPTIONAL
 
 # featurepipe's stdout (the JSON result line) goes to a file in the task's temporary working
 # directory (BashOperator creates and removes it) and is printed last, so it is the last line
@@ -104,11 +190,16 @@ _RESULT_LAST = '>result.json; rc=$?; cat result.json; exit "$rc"'
 
 
 class FeaturepipeOperator(BashOperator):
-    """BashOperator that fails without retry on the exit codes in NO_RETRY_EXIT_CODES."""
+    """BashOperator that fails without retry on the exit codes in NO_RETRY_EXIT_CODES, and
+    returns featurepipe's JSON result as an object (the XCom return_value)."""
 
     def execute(self, context):
         try:
-            return super().execute(context)
+            last_line = super().execute(context)
+            try:
+                return json.loads(last_line) if last_line else last_line
+            except ValueError:
+                return last_line
         except Exception as exc:
             proc = getattr(self.subprocess_hook, "sub_process", None)
             code = getattr(proc, "returncode", None)
@@ -126,12 +217,15 @@ with DAG(
     start_date=pendulum.datetime(2025, 11, 1, tz="UTC"),
     catchup=False,  # past dates: the backfill DAG below, or `airflow backfill create`
     max_active_runs=1,
+    params=PARAMS,
+    user_defined_macros=USER_MACROS,
     default_args={
         "owner": "data-platform",
         "retries": RETRIES,
         "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(hours=1),
+        "on_failure_callback": on_featurepipe_failure,
     },
     tags=["featurepipe", "data-pipeline"],
 ) as daily_dag:
@@ -148,13 +242,15 @@ with DAG(
     featurepipe_run = FeaturepipeOperator(
         task_id="featurepipe_run",
         bash_command=(
-            "\"$FEATUREPIPE_BIN\" run --execution-date '{{ ds }}' --skip-if-missing "
+            _UNSET_EMPTY
+            + "\"$FEATUREPIPE_BIN\" run --execution-date '{{ ds }}' --skip-if-missing "
             + _RESULT_LAST
         ),
         env=FEATUREPIPE_ENV,
         append_env=True,  # keep PATH and the worker's AWS credentials chain
         skip_on_exit_code=99,  # --skip-if-missing: raw file not there -> task skipped
         execution_timeout=timedelta(hours=1),  # on timeout featurepipe gets SIGTERM (143)
+        outlets=[FEATURES],  # an asset event on each success: downstream DAGs run
     )
 
 
@@ -173,7 +269,9 @@ with DAG(
     start_date=pendulum.datetime(2025, 11, 1, tz="UTC"),
     catchup=False,
     max_active_runs=1,
+    user_defined_macros=USER_MACROS,
     params={
+        **PARAMS,
         "start": Param("2025-11-01", type="string", format="date", description="first date"),
         "end": Param("2025-11-07", type="string", format="date", description="last date"),
         "reprocess": Param(
@@ -189,6 +287,7 @@ with DAG(
         "owner": "data-platform",
         "retries": 1,  # a retry with --reprocess none only re-runs dates not yet complete
         "retry_delay": RETRY_DELAY,
+        "on_failure_callback": on_featurepipe_failure,
     },
     tags=["featurepipe", "data-pipeline", "backfill"],
 ) as backfill_dag:
@@ -199,7 +298,8 @@ with DAG(
         # task without retry; 5 or 75 anywhere is retried, and the retry (reprocess none)
         # skips the dates that completed and re-runs the rest.
         bash_command=(
-            '"$FEATUREPIPE_BIN" backfill --start "$BF_START" --end "$BF_END"'
+            _UNSET_EMPTY
+            + '"$FEATUREPIPE_BIN" backfill --start "$BF_START" --end "$BF_END"'
             ' --reprocess "$BF_REPROCESS" --parallel "$BF_PARALLEL"'
             " --skip-if-missing"
         ),
@@ -214,4 +314,5 @@ with DAG(
         skip_on_exit_code=99,
         do_xcom_push=False,  # the per-date table is in the task log
         execution_timeout=timedelta(hours=12),
+        outlets=[FEATURES],
     )

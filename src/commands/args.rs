@@ -13,6 +13,8 @@ use clap::{ArgMatches, Args};
 
 use crate::config::{Flags, Origin, Setting};
 use crate::log::LogFormat;
+use crate::observe::progress::ProgressSettings;
+use crate::observe::{lineage, metrics, Observe};
 use crate::storage::s3::{ChecksumMode, S3Options};
 
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
@@ -58,6 +60,9 @@ pub struct CommonArgs {
 
     #[command(flatten)]
     pub s3: S3Args,
+
+    #[command(flatten)]
+    pub observe: ObserveArgs,
 }
 
 /// The feature prefix, the pipeline file and the S3 endpoint: what every command that
@@ -90,6 +95,98 @@ pub struct PrefixArgs {
     /// AWS_ENDPOINT_URL / AWS_ENDPOINT_URL_S3 work too
     #[arg(long, env = "DP_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
+}
+
+/// What a run shows besides its log lines: progress, metrics, lineage.
+#[derive(Debug, Clone, Args)]
+#[command(next_help_heading = "Observability")]
+pub struct ObserveArgs {
+    /// Seconds between `[DP] step=progress` lines while the raw object is read (bytes,
+    /// rows, percent); 0 turns them off. On a terminal a progress bar on stderr replaces
+    /// them, unless NO_COLOR is set or TERM=dumb
+    #[arg(long, env = "DP_PROGRESS_INTERVAL", value_name = "SECS", default_value = "30",
+          value_parser = parse_interval)]
+    pub progress_interval: Duration,
+
+    /// Write the run's Prometheus metrics to DIR/featurepipe_<pipeline>.prom for
+    /// node_exporter's textfile collector (atomically; metrics the run did not measure
+    /// keep their previous values)
+    #[arg(long, env = "DP_METRICS_TEXTFILE", value_name = "DIR")]
+    pub metrics_textfile: Option<PathBuf>,
+
+    /// Push the run's Prometheus metrics to this Pushgateway (POST to job="featurepipe",
+    /// pipeline="<name>": a failed run keeps the last success time)
+    #[arg(long, env = "DP_METRICS_PUSHGATEWAY", value_name = "URL")]
+    pub metrics_pushgateway: Option<String>,
+
+    /// Seconds each push or lineage event may take, connection included; a failure is a
+    /// warning and never changes the exit code
+    #[arg(long, env = "DP_OBSERVE_TIMEOUT", value_name = "SECS", default_value = "5",
+          value_parser = parse_secs)]
+    pub observe_timeout: Duration,
+
+    /// Send OpenLineage events (START, then COMPLETE, FAIL or ABORT) to this server
+    /// (HTTP transport: POST <URL>/<endpoint>; OPENLINEAGE_API_KEY is sent as a bearer
+    /// token). Unset: OPENLINEAGE_URL, the OpenLineage clients' own variable
+    #[arg(long, env = "DP_OPENLINEAGE_URL", value_name = "URL")]
+    pub openlineage_url: Option<String>,
+
+    /// Path of the OpenLineage HTTP endpoint after the URL. Unset: OPENLINEAGE_ENDPOINT,
+    /// else api/v1/lineage
+    #[arg(long, env = "DP_OPENLINEAGE_ENDPOINT", value_name = "PATH")]
+    pub openlineage_endpoint: Option<String>,
+
+    /// Append OpenLineage events to this file, one JSON object per line (file transport)
+    #[arg(long, env = "DP_LINEAGE_FILE", value_name = "FILE")]
+    pub lineage_file: Option<PathBuf>,
+
+    /// OpenLineage job namespace (the job name is the pipeline name). Unset:
+    /// OPENLINEAGE_NAMESPACE, else featurepipe
+    #[arg(long, env = "DP_OPENLINEAGE_NAMESPACE", value_name = "NAME")]
+    pub openlineage_namespace: Option<String>,
+
+    /// The parent run, namespace/name/run_id (Airflow's lineage_parent_id macro). Unset:
+    /// OPENLINEAGE_PARENT_ID
+    #[arg(long, env = "DP_OPENLINEAGE_PARENT_ID", value_name = "ID")]
+    pub openlineage_parent_id: Option<String>,
+}
+
+impl ObserveArgs {
+    /// The settings every run of this process shares. With JSON logs every stderr line
+    /// is JSON, so there is no bar (the progress lines are logged instead).
+    pub fn observe(&self, log_format: LogFormat) -> Observe {
+        // The OpenLineage clients' switch: OPENLINEAGE_DISABLED=true sends nothing.
+        let lineage_off = std::env::var("OPENLINEAGE_DISABLED")
+            .is_ok_and(|v| v.eq_ignore_ascii_case("true") || v == "1");
+        let interval = (!self.progress_interval.is_zero()).then_some(self.progress_interval);
+        Observe {
+            progress: ProgressSettings::detect(interval, log_format == LogFormat::Json),
+            metrics: metrics::Sinks {
+                textfile_dir: self.metrics_textfile.clone(),
+                pushgateway: self.metrics_pushgateway.clone(),
+            },
+            lineage: lineage::LineageConfig {
+                url: or_standard(&self.openlineage_url, "OPENLINEAGE_URL").filter(|_| !lineage_off),
+                endpoint: or_standard(&self.openlineage_endpoint, "OPENLINEAGE_ENDPOINT")
+                    .unwrap_or_else(|| lineage::DEFAULT_ENDPOINT.to_string()),
+                api_key: or_standard(&None, "OPENLINEAGE_API_KEY"),
+                file: self.lineage_file.clone().filter(|_| !lineage_off),
+                namespace: or_standard(&self.openlineage_namespace, "OPENLINEAGE_NAMESPACE")
+                    .unwrap_or_else(|| lineage::DEFAULT_NAMESPACE.to_string()),
+                parent_id: or_standard(&self.openlineage_parent_id, "OPENLINEAGE_PARENT_ID"),
+            },
+            timeout: self.observe_timeout,
+        }
+    }
+}
+
+/// A flag's value (or its `DP_*` variable's), else the OpenLineage clients' standard
+/// variable `standard`; empty counts as unset.
+fn or_standard(given: &Option<String>, standard: &str) -> Option<String> {
+    given
+        .clone()
+        .or_else(|| std::env::var(standard).ok())
+        .filter(|v| !v.trim().is_empty())
 }
 
 /// S3 connection tuning; the defaults suit AWS and a local MinIO alike.
@@ -334,6 +431,14 @@ pub fn parse_part_size(s: &str) -> Result<u64, String> {
         return Err(format!("{s:?} must be from 4KiB to 4GiB"));
     }
     Ok(bytes)
+}
+
+/// Seconds as a decimal from 0 (off) to 86400.
+pub fn parse_interval(s: &str) -> Result<Duration, String> {
+    if s.trim().parse::<f64>() == Ok(0.0) {
+        return Ok(Duration::ZERO);
+    }
+    parse_secs(s).map_err(|e| format!("{e} (or 0 for none)"))
 }
 
 /// A calendar day, `YYYY-MM-DD`.

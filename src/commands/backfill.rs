@@ -22,6 +22,8 @@ use crate::config::{self, Flags, Rerun, RunSettings, When};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::interrupt::Interrupt;
 use crate::log::{keys, DpLine, LogFormat, Status, Step};
+use crate::observe::progress::{Counters, Measure, Watch};
+use crate::observe::Observe;
 use crate::run::context::Report;
 use crate::run::outcome::Outcome;
 use crate::run::{run_one, RunRequest};
@@ -230,10 +232,24 @@ impl Prepared {
             .emit();
             return Err(e);
         }
+        let observe = Arc::new(args.common.observe.observe(args.common.log_format));
         let runtime = super::runtime()?;
         runtime.block_on(async {
             let interrupt = Interrupt::listen();
-            let results = run_dates(&args, Arc::new(flags), &dates, interrupt.clone()).await;
+            // A bar (on a terminal) or `step=progress` lines over the dates done.
+            let counters = Counters::new();
+            let watch = Watch::start(
+                observe.progress,
+                DpLine::new(&pipeline, Step::Progress, Status::Started, &backfill_id),
+                Measure::Dates {
+                    total: dates.len() as u64,
+                },
+                counters.clone(),
+            );
+            let flags = Arc::new(flags);
+            let results = run_dates(&args, flags, &dates, interrupt.clone(), &observe, &counters);
+            let results = results.await;
+            watch.finish().await;
             let ending = match interrupt.fired() {
                 Some(signal) => Err(Error::Interrupted(signal)),
                 None => ending(&results),
@@ -328,6 +344,8 @@ async fn run_dates(
     flags: Arc<Flags>,
     dates: &[NaiveDate],
     interrupt: Interrupt,
+    observe: &Arc<Observe>,
+    done: &Counters,
 ) -> Vec<DateResult> {
     let rerun = rerun(args);
     let mut outcomes: Vec<Option<Outcome>> = vec![None; dates.len()];
@@ -345,6 +363,7 @@ async fn run_dates(
             let local = dates[index].and_time(args.at);
             let flags = flags.clone();
             let interrupt = interrupt.clone();
+            let observe = observe.clone();
             running.spawn(async move {
                 let request = RunRequest {
                     settings: config::resolve(&flags, &When::Local(local), rerun),
@@ -353,6 +372,7 @@ async fn run_dates(
                     pipeline_hint: config::pipeline_name_hint(&flags),
                     execution_date_hint: Some(local.format("%Y-%m-%dT%H:%M").to_string()),
                     report: Report::Quiet,
+                    observe,
                 };
                 (index, run_one(request, interrupt).await.outcome)
             });
@@ -364,6 +384,7 @@ async fn run_dates(
         let Ok((index, outcome)) = joined else {
             continue;
         };
+        done.add(1);
         if args.fail_fast && outcome.status == Status::Failed {
             stop = true;
         }

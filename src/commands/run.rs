@@ -1,6 +1,7 @@
 //! `featurepipe run`: one run of the pipeline for one execution date; its result as JSON
 //! on stdout.
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono_tz::Tz;
@@ -69,6 +70,7 @@ pub fn prepare(args: &RunArgs, sources: &Sources<'_>) -> Prepared {
             started,
             execution_date_hint: args.execution_date.clone(),
             report: Report::Stdout,
+            observe: Arc::new(args.common.observe.observe(args.common.log_format)),
         },
         log_format: args.common.log_format,
     }

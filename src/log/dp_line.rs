@@ -72,6 +72,16 @@ pub mod keys {
     pub const NOT_RUN: &str = "not_run";
     pub const PARALLEL: &str = "parallel";
     pub const REPROCESS: &str = "reprocess";
+    // `step=progress` (a run's pass, or a backfill's dates), every --progress-interval
+    /// Bytes of the raw object read so far (compressed bytes for `.gz` / `.zst`).
+    pub const BYTES_READ: &str = "bytes_read";
+    /// Done of total, 0-100 with one decimal.
+    pub const PERCENT: &str = "percent";
+    /// Megabytes (10^6 bytes) read per second since the pass started.
+    pub const MB_PER_S: &str = "mb_per_s";
+    pub const ELAPSED_MS: &str = "elapsed_ms";
+    /// A backfill's dates that have ended (succeeded, skipped or failed).
+    pub const DATES_DONE: &str = "dates_done";
 }
 
 /// The stage names as they appear in `step=`.
@@ -86,6 +96,9 @@ pub enum Step {
     SummarizeRun,
     /// The one line a `backfill` logs at its end, after every date's `summarize_run`.
     BackfillSummary,
+    /// A periodic line while a run's pass (or a backfill) is under way; always
+    /// `status=started`.
+    Progress,
 }
 
 impl Step {
@@ -98,6 +111,7 @@ impl Step {
             Step::StoreFeatures => "store_features",
             Step::SummarizeRun => "summarize_run",
             Step::BackfillSummary => "backfill_summary",
+            Step::Progress => "progress",
         }
     }
 }
@@ -136,6 +150,8 @@ pub enum Value {
     Bool(bool),
     /// A rate, printed with 4 decimals (the log contract: `null_rate` has 4 decimals).
     Rate(f64),
+    /// A number with a fixed number of decimals (`percent=42.9`).
+    Fixed(f64, u8),
     /// Not known (e.g. `rows` when the run failed before counting).
     Absent,
 }
@@ -213,6 +229,14 @@ impl DpLine {
         self.with(key, rate.map_or(Value::Absent, Value::Rate))
     }
 
+    /// Adds a number with `decimals` decimals.
+    pub fn fixed(self, key: &'static str, value: Option<f64>, decimals: u8) -> Self {
+        self.with(
+            key,
+            value.map_or(Value::Absent, |v| Value::Fixed(v, decimals)),
+        )
+    }
+
     /// The logfmt text after `[DP] `.
     pub fn logfmt(&self) -> String {
         let mut out = String::with_capacity(256);
@@ -233,6 +257,9 @@ impl DpLine {
                 Value::Rate(r) => {
                     let _ = write!(out, "{r:.4}");
                 }
+                Value::Fixed(x, decimals) => {
+                    let _ = write!(out, "{x:.*}", usize::from(*decimals));
+                }
                 Value::Absent => {}
             }
         }
@@ -249,6 +276,11 @@ impl DpLine {
                 Value::Bool(b) => (*b).into(),
                 Value::Rate(r) => serde_json::Number::from_f64((r * 1e4).round() / 1e4)
                     .map_or(serde_json::Value::Null, serde_json::Value::Number),
+                Value::Fixed(x, decimals) => {
+                    let scale = 10f64.powi(i32::from(*decimals));
+                    serde_json::Number::from_f64((x * scale).round() / scale)
+                        .map_or(serde_json::Value::Null, serde_json::Value::Number)
+                }
                 Value::Absent => serde_json::Value::Null,
             };
             map.insert((*k).to_string(), v);

@@ -6,7 +6,7 @@
 //! one read of the raw object. The work overlaps across tasks and threads so both cores
 //! stay busy and memory stays flat:
 //! - a reader task pulls chunks from storage (and, for `.gz` / `.zst` input, a
-//!   decompression thread inflates them);
+//!   decompression thread inflates them), counting the bytes for the progress watch;
 //! - the scanner thread parses CSV ([`csv_scan`]) and hands each record to both sides;
 //!   the feature side sends its rows on in batches ([`batch`]);
 //! - the feature thread formats the rows, profiles each output column and hashes the
@@ -33,6 +33,7 @@ pub mod row_features;
 pub mod validation;
 
 use std::sync::mpsc as std_mpsc;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -41,6 +42,7 @@ use tokio::sync::mpsc;
 use crate::config::spec::ColumnType;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
+use crate::observe::progress::Counters;
 use crate::storage::{ChunkSource, StorageError, StorageResult, Upload};
 use batch::RowBatch;
 use csv_scan::{Record, RecordSink};
@@ -94,16 +96,21 @@ pub async fn read_once(
     mut features: FeatureSide,
     mut upload: Option<&mut Box<dyn Upload>>,
     interrupt: &Interrupt,
+    counters: &Arc<Counters>,
 ) -> Result<PassOutcome> {
     let started = Instant::now();
     let (raw_tx, raw_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
     let (batch_tx, batch_rx) = std_mpsc::sync_channel::<RowBatch>(BATCH_CHANNEL);
     let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
 
+    let read = counters.clone();
     let reader = tokio::spawn(async move {
         loop {
             let item = match source.next_chunk().await {
-                Ok(Some(chunk)) => Ok(chunk),
+                Ok(Some(chunk)) => {
+                    read.add(chunk.len() as u64);
+                    Ok(chunk)
+                }
                 Ok(None) => break,
                 Err(e) => Err(e),
             };
@@ -123,7 +130,9 @@ pub async fn read_once(
     };
     let columns = features.columns();
     features.connect(batch_tx);
-    let scanner = tokio::task::spawn_blocking(move || scan(csv_rx, validation, features));
+    let scanned_rows = counters.clone();
+    let scanner =
+        tokio::task::spawn_blocking(move || scan(csv_rx, validation, features, &scanned_rows));
     let writer = tokio::task::spawn_blocking(move || write_features(batch_rx, out_tx, columns));
 
     let mut upload_error: Option<StorageError> = None;
@@ -209,11 +218,13 @@ fn scan(
     mut raw_rx: mpsc::Receiver<StorageResult<Bytes>>,
     validation: ValidationSide,
     features: FeatureSide,
+    counters: &Counters,
 ) -> Result<Scanned> {
     let mut sides = Sides {
         validation,
         features,
         header_seen: false,
+        rows: 0,
     };
     // The delimiter was checked when the pipeline was loaded.
     let mut scanner = sides
@@ -223,6 +234,7 @@ fn scan(
     while let Some(chunk) = raw_rx.blocking_recv() {
         let chunk = chunk?;
         scanner.feed(&chunk, &mut sides).map_err(malformed)?;
+        counters.set_rows(sides.rows);
         if sides.features.closed() {
             return Err(Error::Internal("the feature thread stopped".into()));
         }
@@ -260,6 +272,8 @@ struct Sides {
     validation: ValidationSide,
     features: FeatureSide,
     header_seen: bool,
+    /// Data rows so far, for the progress counters.
+    rows: u64,
 }
 
 impl RecordSink for Sides {
@@ -271,6 +285,7 @@ impl RecordSink for Sides {
             self.features.header(record);
             return;
         }
+        self.rows += 1;
         self.validation.row(record);
         self.features.row(record);
     }

@@ -9,6 +9,7 @@ use std::time::Instant;
 use crate::config::RunSettings;
 use crate::interrupt::Interrupt;
 use crate::log::Step;
+use crate::observe::Observe;
 use crate::storage::{ObjectStore, Upload};
 use crate::values::execution_date::now_iso;
 use crate::versions::latest::LatestPointer;
@@ -88,6 +89,10 @@ pub struct RunContext {
     pub lease: Option<Lease>,
     /// Where the run's result goes besides the log.
     pub report: Report,
+    /// Progress, metrics and lineage settings.
+    pub observe: Arc<Observe>,
+    /// Bytes the pass read from the raw object, once it ran.
+    pub read_bytes: Option<u64>,
     /// The staged, still invisible `feature.csv`. Its one owner is this context: opened by
     /// build_features before the pass, lent to the pass, committed by store_features;
     /// whatever is left when the run ends is aborted by `run_one`, and only there.

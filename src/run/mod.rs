@@ -6,15 +6,20 @@
 //! one; `backfill` runs one per date.
 
 pub mod context;
+pub mod facts;
 pub mod outcome;
 pub mod stages;
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::config::RunSettings;
 use crate::error::{Error, Result};
 use crate::interrupt::Interrupt;
 use crate::log::{keys, DpLine, Status, Step};
+use crate::observe::lineage::RunStart;
+use crate::observe::progress::{Counters, Measure, Watch};
+use crate::observe::Observe;
 use crate::pass::{self, decompress::Compression};
 use crate::storage::s3::ClientError;
 use crate::storage::Opener;
@@ -33,6 +38,8 @@ pub struct RunRequest {
     /// The execution date as the user gave it, for the line of a run that fails to start.
     pub execution_date_hint: Option<String>,
     pub report: Report,
+    /// Progress, metrics and lineage settings, shared by every run of the process.
+    pub observe: Arc<Observe>,
 }
 
 /// How a run ended: what `summarize_run` reported, the error that failed it, and the
@@ -53,9 +60,13 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         pipeline_hint,
         execution_date_hint,
         report,
+        observe,
     } = request;
     let opened = match settings {
-        Ok(settings) => open(settings, &run_id, started, interrupt, report).await,
+        Ok(settings) => {
+            let observe = observe.clone();
+            open(settings, &run_id, started, interrupt, report, observe).await
+        }
         Err(e) => Err(e),
     };
     let mut ctx = match opened {
@@ -69,6 +80,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
                 report,
             };
             let outcome = summarize_run::early(early, &e);
+            observe.ended(&facts::of_outcome(&outcome), None).await;
             return RunEnd {
                 outcome,
                 error: Some(e),
@@ -77,6 +89,15 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         }
     };
 
+    let version_uri = ctx.version_uri();
+    let lineage = ctx.observe.started(&RunStart {
+        pipeline: &ctx.settings.pipeline,
+        run_id: &ctx.run_id,
+        started_at: chrono::Utc::now() - ctx.started.elapsed(),
+        execution_date: Some(&ctx.settings.execution_date.to_rfc3339()),
+        raw_uri: Some(&ctx.raw_uri()),
+        version_uri: Some(&version_uri),
+    });
     let failure: Failure = run_stages(&mut ctx).await.err();
     // Whatever stopped the run, nothing staged may linger (S3: abort the multipart
     // upload). The staged feature file's one owner is the context; this is where it is
@@ -92,6 +113,9 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         }
     };
     let ((), (outcome, note)) = tokio::join!(release, summarize_run::run(&ctx, &failure));
+    ctx.observe
+        .ended(&facts::of_run(&ctx, &outcome), Some(lineage))
+        .await;
     RunEnd {
         outcome,
         error: failure.map(|(_, e)| e),
@@ -166,6 +190,14 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
     // The pass borrows the staged upload; the context keeps owning it.
     let mut staged = ctx.staged_feature.take();
     let upload = staged.as_mut();
+    let counters = Counters::new();
+    let total = ctx.extracted.as_ref().map(|e| e.meta.size_bytes);
+    let watch = Watch::start(
+        progress_settings(ctx),
+        line(ctx, Step::Progress, Status::Started),
+        Measure::Bytes { total },
+        counters.clone(),
+    );
     let (read, history) = tokio::join!(
         pass::read_once(
             source,
@@ -173,10 +205,13 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
             validation,
             features,
             upload,
-            &ctx.interrupt
+            &ctx.interrupt,
+            &counters,
         ),
         validate_data::read_history(ctx),
     );
+    watch.finish().await;
+    ctx.read_bytes = Some(counters.done());
     ctx.staged_feature = staged;
     let read = read?;
     Ok((
@@ -186,6 +221,16 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         compression,
         read.timing,
     ))
+}
+
+/// A run inside a backfill logs progress lines but draws no bar: the backfill draws one
+/// for its dates.
+fn progress_settings(ctx: &RunContext) -> crate::observe::progress::ProgressSettings {
+    let settings = ctx.observe.progress;
+    match ctx.report {
+        Report::Stdout => settings,
+        Report::Quiet => settings.lines_only(),
+    }
 }
 
 /// Logs a step's `started` line; returns when it started.
@@ -246,6 +291,7 @@ async fn open(
     started: Instant,
     interrupt: Interrupt,
     report: Report,
+    observe: Arc<Observe>,
 ) -> Result<RunContext> {
     let mut opener = Opener::new(settings.s3.clone());
     let (raw_dir, raw_key) = settings.raw.value.split_last();
@@ -264,6 +310,8 @@ async fn open(
         skip: None,
         lease: None,
         report,
+        observe,
+        read_bytes: None,
         staged_feature: None,
         extracted: None,
         validated: None,
@@ -299,6 +347,6 @@ fn step_line(ctx: &RunContext, step: Step, status: Status) -> DpLine {
             Some(s) => s.log_fields(l),
             None => l.with(keys::FEATURE_PREFIX, ctx.version_uri()),
         },
-        Step::Configure | Step::SummarizeRun | Step::BackfillSummary => l,
+        Step::Configure | Step::SummarizeRun | Step::BackfillSummary | Step::Progress => l,
     }
 }

@@ -17,6 +17,7 @@ mod features;
 mod gc;
 mod integrity;
 mod logs;
+mod observe;
 mod pipeline_files;
 mod publish;
 mod ranged_reads;

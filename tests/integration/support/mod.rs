@@ -4,6 +4,7 @@
 
 pub mod freezing_proxy;
 pub mod s3_server;
+pub mod services;
 pub mod target;
 pub mod throttle;
 
