@@ -50,6 +50,12 @@ pub struct CommonArgs {
     #[arg(long, env = "DP_ENDPOINT_URL", value_name = "URL")]
     pub endpoint_url: Option<String>,
 
+    /// Files each version holds: csv, parquet, or csv,parquet (feature.parquet: typed
+    /// columns, timestamps as TIMESTAMP, for Feast and training jobs)
+    /// [default: csv, or the pipeline file's [output] formats]
+    #[arg(long, env = "DP_OUTPUT_FORMATS", value_name = "LIST")]
+    pub output_formats: Option<String>,
+
     /// Do everything except write under the feature prefix; print the plan on stdout
     #[arg(long, env = "DP_DRY_RUN", value_parser = FalseyValueParser::new())]
     pub dry_run: bool,
@@ -185,6 +191,7 @@ impl CommonArgs {
             timezone: sources.setting("timezone", self.timezone.clone()),
             config: sources.setting("config", self.config.clone()),
             endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
+            output_formats: sources.setting("output_formats", self.output_formats.clone()),
             dry_run: self.dry_run,
             force: self.force,
             skip_if_missing: self.skip_if_missing,

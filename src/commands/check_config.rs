@@ -54,7 +54,10 @@ fn describe(file: &Path, settings: &RunSettings) -> serde_json::Value {
             "delimiter": char::from(spec.source.delimiter).to_string(),
             "null_tokens": spec.source.null_tokens,
         },
-        "output": { "prefix": settings.templates.features },
+        "output": {
+            "prefix": settings.templates.features,
+            "formats": settings.output.value.names(),
+        },
         "rules": spec.rules.iter().map(describe_rule).collect::<Vec<_>>(),
         "features": describe_features(&spec.features),
     })
@@ -85,8 +88,12 @@ fn describe_features(features: &Features) -> serde_json::Value {
             .iter()
             .zip(&types)
             .map(|(f, (_, ty))| match &f.kind {
-                RowFeatureKind::Column { column, .. } => {
-                    json!({ "name": f.name, "type": ty.as_str(), "column": column })
+                RowFeatureKind::Column { column, format, .. } => {
+                    let mut v = json!({ "name": f.name, "type": ty.as_str(), "column": column });
+                    if let (Some(o), Some(format)) = (v.as_object_mut(), format) {
+                        o.insert("format".into(), format.clone().into());
+                    }
+                    v
                 }
                 RowFeatureKind::RowSum { columns } => {
                     json!({ "name": f.name, "type": ty.as_str(), "row_sum": columns })
@@ -96,8 +103,9 @@ fn describe_features(features: &Features) -> serde_json::Value {
         Features::Entities(e) => {
             let keys = e.key_columns();
             let aggs = e.aggregates.iter().zip(&types[keys.len()..]);
-            keys.iter()
-                .map(|k| json!({ "name": k, "type": "string", "key": true }))
+            types[..keys.len()]
+                .iter()
+                .map(|(k, ty)| json!({ "name": k, "type": ty.as_str(), "key": true }))
                 .chain(aggs.map(|(a, (_, ty))| {
                     let mut v =
                         json!({ "name": a.name, "type": ty.as_str(), "agg": a.function.as_str() });

@@ -13,7 +13,7 @@ use toml::Spanned;
 
 use super::origin::{Origin, Setting};
 use super::pipeline_file::{self, LoadedFile};
-use super::spec::{PipelineSpec, DEFAULT_PIPELINE};
+use super::spec::{parquet_columns_conflict, OutputFormats, PipelineSpec, DEFAULT_PIPELINE};
 use crate::error::{Error, Result};
 use crate::storage::s3::S3Options;
 use crate::storage::StorageUri;
@@ -36,6 +36,8 @@ pub struct Flags {
     /// The pipeline file.
     pub config: Option<Setting<PathBuf>>,
     pub endpoint_url: Option<Setting<String>>,
+    /// `--output-formats`: format names, comma-separated.
+    pub output_formats: Option<Setting<String>>,
     pub dry_run: bool,
     pub force: bool,
     pub skip_if_missing: bool,
@@ -54,6 +56,7 @@ impl Flags {
             timezone: None,
             config: Some(file),
             endpoint_url: None,
+            output_formats: None,
             dry_run: false,
             force: false,
             skip_if_missing: false,
@@ -96,6 +99,8 @@ pub struct RunSettings {
     pub raw: Setting<StorageUri>,
     /// The feature prefix after template rendering; versions go below it.
     pub features: Setting<StorageUri>,
+    /// The files each version holds (`feature.csv`, `feature.parquet`).
+    pub output: Setting<OutputFormats>,
     /// The path templates as given, before rendering (for `check-config`).
     pub templates: Templates,
     /// The pipeline file, when there is one.
@@ -205,6 +210,17 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
     );
     let features = location(&features_template, &execution_date)?;
 
+    let spec = match &loaded {
+        Some(l) => l.spec.clone(),
+        None => PipelineSpec::built_in(),
+    };
+    let output = output_formats(flags, file)?;
+    if output.value.parquet {
+        if let Some(conflict) = parquet_columns_conflict(&spec.features.columns()) {
+            return Err(at(&output.origin, conflict));
+        }
+    }
+
     let mut s3 = flags.s3.clone();
     if let Some(url) = &flags.endpoint_url {
         check_endpoint_url(url)?;
@@ -217,6 +233,7 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         execution_date,
         raw,
         features,
+        output,
         templates: Templates {
             raw: raw_template.value,
             features: features_template.value,
@@ -227,11 +244,29 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         skip_if_missing: flags.skip_if_missing,
         lease_ttl: flags.lease_ttl,
         s3,
-        spec: match loaded {
-            Some(l) => l.spec,
-            None => PipelineSpec::built_in(),
-        },
+        spec,
     })
+}
+
+/// `--output-formats` / `DP_OUTPUT_FORMATS` (comma-separated), else the pipeline file's
+/// `[output] formats`, else `feature.csv` only.
+fn output_formats(flags: &Flags, file: Option<&LoadedFile>) -> Result<Setting<OutputFormats>> {
+    if let Some(given) = &flags.output_formats {
+        let formats =
+            OutputFormats::from_names(given.value.split(',')).map_err(|e| at(&given.origin, e))?;
+        return Ok(Setting::new(formats, given.origin.clone()));
+    }
+    let in_file = file.and_then(|l| Some((l, l.file.output.as_ref()?.formats.as_ref()?)));
+    if let Some((loaded, spanned)) = in_file {
+        let origin = loaded.origin(spanned.span(), "[output] formats");
+        let formats = OutputFormats::from_names(spanned.get_ref().iter().map(String::as_str))
+            .map_err(|e| at(&origin, e))?;
+        return Ok(Setting::new(formats, origin));
+    }
+    Ok(Setting::new(
+        OutputFormats::default(),
+        Origin::Default("[output] formats"),
+    ))
 }
 
 /// The pipeline name as best known when settings cannot be resolved (for the log line of

@@ -26,6 +26,7 @@ pub mod feature_writer;
 pub mod features;
 pub mod group_by;
 pub mod key_table;
+pub mod parquet_writer;
 pub mod profile;
 pub mod raw_stats;
 pub mod row_features;
@@ -44,8 +45,10 @@ use crate::storage::{ChunkSource, StorageError, StorageResult, Upload};
 use batch::RowBatch;
 use csv_scan::{Record, RecordSink};
 use decompress::{decompress, Compression};
-use feature_writer::{write_features, OUT_CHANNEL};
+pub use feature_writer::WrittenFile;
+use feature_writer::{write_features, Targets, OUT_CHANNEL};
 pub use features::FeatureSide;
+use parquet_writer::ParquetLayout;
 use profile::ColumnProfile;
 pub use validation::{ValidationFound, ValidationSide};
 
@@ -54,11 +57,14 @@ const RAW_CHANNEL: usize = 4;
 /// Batches buffered between scanner and feature thread.
 const BATCH_CHANNEL: usize = 4;
 
-/// What build_features' side produced: `feature.csv`, written into the staged upload.
+/// What build_features' side produced: `feature.csv` and / or `feature.parquet`, written
+/// into their staged uploads.
 pub struct FeaturesBuilt {
     pub rows: u64,
-    pub size_bytes: u64,
-    pub sha256: String,
+    /// `feature.csv`, when it was written.
+    pub csv: Option<WrittenFile>,
+    /// `feature.parquet`, when it was written.
+    pub parquet: Option<WrittenFile>,
     pub columns: Vec<(String, ColumnType)>,
     /// Each output column's profile, in CSV order.
     pub profile: Vec<(String, ColumnProfile)>,
@@ -83,21 +89,49 @@ pub struct PassOutcome {
     pub timing: PassTiming,
 }
 
-/// Reads `source` once, running both sides over every record and streaming
-/// `feature.csv` into `upload` (`None` in a dry run). The upload is only lent: its owner
-/// commits or aborts it, whatever happens here.
+/// One output file of the pass: where its bytes go.
+pub struct Target<'a> {
+    /// The staged upload it streams into; `None` in a dry run (the bytes are still made,
+    /// counted and hashed). Only lent: its owner commits or aborts it.
+    pub upload: Option<&'a mut Box<dyn Upload>>,
+}
+
+/// The files the pass writes: `feature.csv`, `feature.parquet` (with its layout), or both.
+pub struct Outputs<'a> {
+    pub csv: Option<Target<'a>>,
+    pub parquet: Option<(ParquetLayout, Target<'a>)>,
+}
+
+/// Reads `source` once, running both sides over every record and streaming the output
+/// files into their uploads. The uploads are only lent: their owner commits or aborts
+/// them, whatever happens here.
 pub async fn read_once(
     mut source: Box<dyn ChunkSource>,
     compression: Compression,
     validation: ValidationSide,
     mut features: FeatureSide,
-    mut upload: Option<&mut Box<dyn Upload>>,
+    outputs: Outputs<'_>,
     interrupt: &Interrupt,
 ) -> Result<PassOutcome> {
     let started = Instant::now();
     let (raw_tx, raw_rx) = mpsc::channel::<StorageResult<Bytes>>(RAW_CHANNEL);
     let (batch_tx, batch_rx) = std_mpsc::sync_channel::<RowBatch>(BATCH_CHANNEL);
-    let (out_tx, mut out_rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
+    let (csv_tx, csv_rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
+    let (parquet_tx, parquet_rx) = mpsc::channel::<Bytes>(OUT_CHANNEL);
+    let Outputs { csv, parquet } = outputs;
+    let (parquet_layout, parquet_target) = match parquet {
+        Some((layout, target)) => (Some(layout), Some(target)),
+        None => (None, None),
+    };
+    // A file not asked for has no sender: its receiver reads as closed at once.
+    let targets = Targets {
+        csv: csv.is_some().then_some(csv_tx),
+        parquet: parquet_layout.map(|layout| (layout, parquet_tx)),
+    };
+    let mut sinks = [
+        Sink::new(csv_rx, csv.and_then(|t| t.upload)),
+        Sink::new(parquet_rx, parquet_target.and_then(|t| t.upload)),
+    ];
 
     let reader = tokio::spawn(async move {
         loop {
@@ -123,30 +157,36 @@ pub async fn read_once(
     let columns = features.columns();
     features.connect(batch_tx);
     let scanner = tokio::task::spawn_blocking(move || scan(csv_rx, validation, features));
-    let writer = tokio::task::spawn_blocking(move || write_features(batch_rx, out_tx, columns));
+    let writer = tokio::task::spawn_blocking(move || write_features(batch_rx, targets, columns));
 
     let mut upload_error: Option<StorageError> = None;
     let mut interrupted = None;
-    loop {
-        let block = tokio::select! {
-            block = out_rx.recv() => block,
+    while sinks.iter().any(|s| s.open) {
+        let [csv_sink, parquet_sink] = &mut sinks;
+        let (which, block) = tokio::select! {
+            block = csv_sink.rx.recv(), if csv_sink.open => (0, block),
+            block = parquet_sink.rx.recv(), if parquet_sink.open => (1, block),
             signal = interrupt.wait() => {
                 interrupted = Some(signal);
                 break;
             }
         };
-        let Some(block) = block else { break };
-        if let Some(u) = upload.as_mut() {
+        let sink = &mut sinks[which];
+        let Some(block) = block else {
+            sink.open = false;
+            continue;
+        };
+        if let Some(u) = sink.upload.as_mut() {
             if let Err(e) = u.write(block).await {
                 upload_error = Some(e);
                 break;
             }
         }
     }
-    // Closing the receiver stops the feature thread (and so the scanner) if the upload
+    // Closing the receivers stops the feature thread (and so the scanner) if an upload
     // failed or a stop signal came first; stopping the reader unblocks a scanner that
     // waits on a slow or stalled download. (On success the reader has already ended.)
-    drop(out_rx);
+    let uploads = sinks.map(|s| s.upload);
     reader.abort();
     let scanned = joined(scanner.await);
     let written = joined(writer.await);
@@ -169,17 +209,17 @@ pub async fn read_once(
             (None, Ok(()), Ok(scanned), Ok(written)) => (scanned, written),
         }
     };
-    // The whole output is written: the upload can send its last part now, while the rules
-    // are evaluated and the publish checks run, instead of at commit.
-    if let Some(u) = upload.as_mut() {
+    // The whole output is written: the uploads can send their last parts now, while the
+    // rules are evaluated and the publish checks run, instead of at commit.
+    for u in uploads.into_iter().flatten() {
         u.finish_writes().await?;
     }
     Ok(PassOutcome {
         validation: scanned.validation,
         features: FeaturesBuilt {
             rows: written.rows,
-            size_bytes: written.size_bytes,
-            sha256: written.sha256,
+            csv: written.csv,
+            parquet: written.parquet,
             columns: written.columns,
             profile: written.profile,
             groups: scanned.groups,
@@ -190,6 +230,24 @@ pub async fn read_once(
             write_cpu: written.cpu,
         },
     })
+}
+
+/// One output file's blocks on their way from the feature thread to its upload.
+struct Sink<'a> {
+    rx: mpsc::Receiver<Bytes>,
+    upload: Option<&'a mut Box<dyn Upload>>,
+    /// Until the feature thread has sent its last block.
+    open: bool,
+}
+
+impl<'a> Sink<'a> {
+    fn new(rx: mpsc::Receiver<Bytes>, upload: Option<&'a mut Box<dyn Upload>>) -> Self {
+        Sink {
+            rx,
+            upload,
+            open: true,
+        }
+    }
 }
 
 fn joined<T>(res: std::result::Result<Result<T>, tokio::task::JoinError>) -> Result<T> {

@@ -20,6 +20,7 @@ use crate::pass::{self, decompress::Compression};
 use crate::storage::local::LocalStore;
 use crate::storage::s3::{build_client, S3Store};
 use crate::storage::{ObjectStore, StorageUri};
+use crate::versions::layout;
 use context::{Report, RunContext};
 use outcome::{Failure, Outcome};
 use stages::summarize_run::{self, EarlyRun};
@@ -81,9 +82,9 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
 
     let failure: Failure = run_stages(&mut ctx).await.err();
     // Whatever stopped the run, nothing staged may linger (S3: abort the multipart
-    // upload). The staged feature file's one owner is the context; this is where it is
+    // uploads). The staged files' one owner is the context; this is where they are
     // aborted, and the only place.
-    if let Some(upload) = ctx.staged_feature.take() {
+    for upload in ctx.staged.take_all() {
         upload.abort().await;
     }
     // The lease is given up while the run record is written: two independent writes.
@@ -164,22 +165,41 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         .ok_or_else(|| Error::Internal("the pass ran without an opened raw object".into()))?;
     let compression = Compression::from_name(&ctx.raw_key);
     let validation = validate_data::side(&ctx.settings.spec);
-    let features = build_features::side(ctx).await?;
-    // The pass borrows the staged upload; the context keeps owning it.
-    let mut staged = ctx.staged_feature.take();
-    let upload = staged.as_mut();
+    let (features, parquet) = build_features::side(ctx).await?;
+    // The pass borrows the staged uploads; the context keeps owning them.
+    let mut staged = std::mem::take(&mut ctx.staged);
+    let formats = ctx.settings.output.value;
+    let (mut csv_upload, mut parquet_upload) = (None, None);
+    for (name, upload) in staged.iter_mut() {
+        match name {
+            layout::FEATURE_CSV => csv_upload = upload.as_mut(),
+            layout::FEATURE_PARQUET => parquet_upload = upload.as_mut(),
+            _ => {}
+        }
+    }
+    let outputs = pass::Outputs {
+        csv: formats.csv.then_some(pass::Target { upload: csv_upload }),
+        parquet: parquet.map(|layout| {
+            (
+                layout,
+                pass::Target {
+                    upload: parquet_upload,
+                },
+            )
+        }),
+    };
     let (read, history) = tokio::join!(
         pass::read_once(
             source,
             compression,
             validation,
             features,
-            upload,
+            outputs,
             &ctx.interrupt
         ),
         validate_data::read_history(ctx),
     );
-    ctx.staged_feature = staged;
+    ctx.staged = staged;
     let read = read?;
     Ok((
         read.validation,
@@ -265,7 +285,7 @@ async fn open(
         skip: None,
         lease: None,
         report,
-        staged_feature: None,
+        staged: Default::default(),
         extracted: None,
         validated: None,
         built: None,

@@ -27,6 +27,21 @@ pub struct Schema {
     /// Entity grain: the raw columns grouped by, and the time bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<GroupBySchema>,
+    /// `feature.parquet`, when the version has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parquet: Option<ParquetSchema>,
+}
+
+/// How `feature.parquet` is typed: each column's Parquet type (its columns are
+/// `feature.csv`'s, plus `event_timestamp` when no column is a timestamp) and the column a
+/// feature store reads as the event time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParquetSchema {
+    pub file: &'static str,
+    /// Column name -> Parquet type (`DOUBLE`, `INT64`, `STRING`, `BOOLEAN`,
+    /// `TIMESTAMP(MICROS,UTC)`), in file order.
+    pub columns: serde_json::Map<String, serde_json::Value>,
+    pub timestamp_field: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
