@@ -17,8 +17,10 @@ use crate::storage::s3::{ChecksumMode, S3Options};
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path. Templates {ds},
-    /// {ds_nodash}, {ts_nodash} render from the execution date
+    /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path; or many files read as
+    /// one: a glob (s3://bucket/raw/{ds}/part-*.csv.gz; * and ? within a folder name) or
+    /// a folder ending in /. Templates {ds}, {ds_nodash}, {ts_nodash} render from the
+    /// execution date
     /// [default: fixtures/user_events_{ds_nodash}.csv]
     #[arg(long, env = "DP_RAW_PATH", value_name = "URI")]
     pub raw: Option<String>,
@@ -63,6 +65,18 @@ pub struct CommonArgs {
     /// Rewrite the version even if it is already complete
     #[arg(long, env = "DP_FORCE", value_parser = FalseyValueParser::new())]
     pub force: bool,
+
+    /// A many-file --raw (a glob or a folder ending in /) needs at least this many parts,
+    /// else the drop is not there yet (exit 4, or 99 with --skip-if-missing)
+    /// [default: 1, or the pipeline file's [source] min_files]
+    #[arg(long, env = "DP_MIN_FILES", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_files: Option<u64>,
+
+    /// The upstream writer's completion marker (e.g. _SUCCESS), looked for beside the raw
+    /// files: while it is missing the drop is not there yet (exit 4, or 99 with
+    /// --skip-if-missing) [default: none, or the pipeline file's [source] require_marker]
+    #[arg(long, env = "DP_REQUIRE_MARKER", value_name = "NAME")]
+    pub require_marker: Option<String>,
 
     /// If the raw input does not exist, exit 99 (Airflow's skip code) instead of 4
     #[arg(long, env = "DP_SKIP_IF_MISSING", value_parser = FalseyValueParser::new())]
@@ -192,6 +206,8 @@ impl CommonArgs {
             config: sources.setting("config", self.config.clone()),
             endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
             output_formats: sources.setting("output_formats", self.output_formats.clone()),
+            min_files: sources.setting("min_files", self.min_files),
+            require_marker: sources.setting("require_marker", self.require_marker.clone()),
             dry_run: self.dry_run,
             force: self.force,
             skip_if_missing: self.skip_if_missing,

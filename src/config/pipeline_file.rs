@@ -47,6 +47,12 @@ pub struct SourceSection {
     /// Bounds on a record's shape (see `spec::DEFAULT_MAX_COLUMNS`).
     pub max_columns: Option<Spanned<usize>>,
     pub max_header_bytes: Option<Spanned<usize>>,
+    /// A many-file `path` (a glob or a folder ending in `/`): the drop is there only once
+    /// it has at least this many parts.
+    pub min_files: Option<Spanned<u64>>,
+    /// The upstream writer's completion marker (`_SUCCESS`): the drop is there only once
+    /// this file is, in the parts' folder (or the raw file's).
+    pub require_marker: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -15,6 +15,7 @@ use super::origin::{Origin, Setting};
 use super::pipeline_file::{self, LoadedFile};
 use super::spec::{parquet_columns_conflict, OutputFormats, PipelineSpec, DEFAULT_PIPELINE};
 use crate::error::{Error, Result};
+use crate::storage::pattern::{names_many, ObjectPattern};
 use crate::storage::s3::S3Options;
 use crate::storage::StorageUri;
 use crate::values::execution_date::{parse_timezone, ExecutionDate, DEFAULT_TIMEZONE};
@@ -38,6 +39,10 @@ pub struct Flags {
     pub endpoint_url: Option<Setting<String>>,
     /// `--output-formats`: format names, comma-separated.
     pub output_formats: Option<Setting<String>>,
+    /// `--min-files`: parts a many-file raw input needs.
+    pub min_files: Option<Setting<u64>>,
+    /// `--require-marker`: the completion marker the raw drop needs.
+    pub require_marker: Option<Setting<String>>,
     pub dry_run: bool,
     pub force: bool,
     pub skip_if_missing: bool,
@@ -57,6 +62,8 @@ impl Flags {
             config: Some(file),
             endpoint_url: None,
             output_formats: None,
+            min_files: None,
+            require_marker: None,
             dry_run: false,
             force: false,
             skip_if_missing: false,
@@ -97,6 +104,13 @@ pub struct RunSettings {
     pub execution_date: ExecutionDate,
     /// The raw input after template rendering, and where its template was set.
     pub raw: Setting<StorageUri>,
+    /// The raw input is many files (a glob or a folder ending in `/`): which.
+    pub raw_parts: Option<ObjectPattern>,
+    /// At least this many parts, or the drop is not there yet (many-file input only).
+    pub min_files: Setting<u64>,
+    /// A file that must be beside the raw input (the upstream writer's `_SUCCESS`), or
+    /// the drop is not there yet.
+    pub require_marker: Option<Setting<String>>,
     /// The feature prefix after template rendering; versions go below it.
     pub features: Setting<StorageUri>,
     /// The files each version holds (`feature.csv`, `feature.parquet`).
@@ -192,7 +206,8 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         DEFAULT_RAW,
     );
     let raw = location(&raw_template, &execution_date)?;
-    if let StorageUri::Local(path) = &raw.value {
+    let raw_parts = raw_pattern(&raw_template, &execution_date)?;
+    if let (StorageUri::Local(path), None) = (&raw.value, &raw_parts) {
         if path.as_os_str().is_empty() || raw.value.split_last().1.is_empty() {
             return Err(Error::Usage(format!(
                 "{}: {:?} names a folder, not a file",
@@ -201,6 +216,7 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
             )));
         }
     }
+    let (min_files, require_marker) = drop_checks(flags, file, raw_parts.is_some())?;
     let features_template = pick(
         &flags.features,
         file,
@@ -232,6 +248,9 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         timezone,
         execution_date,
         raw,
+        raw_parts,
+        min_files,
+        require_marker,
         features,
         output,
         templates: Templates {
@@ -246,6 +265,73 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         s3,
         spec,
     })
+}
+
+/// The rendered raw location as a many-file pattern, when it is one.
+fn raw_pattern(template: &Setting<String>, date: &ExecutionDate) -> Result<Option<ObjectPattern>> {
+    let rendered = date
+        .render(&template.value)
+        .map_err(|e| at(&template.origin, e))?;
+    if !names_many(&rendered) {
+        return Ok(None);
+    }
+    ObjectPattern::parse(&rendered)
+        .map(Some)
+        .map_err(|e| at(&template.origin, e))
+}
+
+/// `min_files` and `require_marker`: flag or variable, else the pipeline file, else none.
+fn drop_checks(
+    flags: &Flags,
+    file: Option<&LoadedFile>,
+    many: bool,
+) -> Result<(Setting<u64>, Option<Setting<String>>)> {
+    let source = file.and_then(|l| Some((l, l.file.source.as_ref()?)));
+    let min_files = match (&flags.min_files, source) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some((l, s))) => s
+            .min_files
+            .as_ref()
+            .map(|v| Setting::new(*v.get_ref(), l.origin(v.span(), "[source] min_files"))),
+        (None, None) => None,
+    };
+    if let Some(m) = &min_files {
+        if m.value == 0 {
+            return Err(at(&m.origin, "min_files must be at least 1"));
+        }
+        if !many {
+            return Err(at(
+                &m.origin,
+                "min_files needs a raw path that names many files: a glob \
+                 (raw/{ds}/part-*.csv.gz) or a folder ending in /",
+            ));
+        }
+    }
+    let marker = match (&flags.require_marker, source) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some((l, s))) => s.require_marker.as_ref().map(|v| {
+            Setting::new(
+                v.get_ref().clone(),
+                l.origin(v.span(), "[source] require_marker"),
+            )
+        }),
+        (None, None) => None,
+    };
+    if let Some(m) = &marker {
+        let name = m.value.as_str();
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(at(
+                &m.origin,
+                format!(
+                    "require_marker {:?} must be a file name such as \"_SUCCESS\" (it is \
+                     looked for beside the raw files)",
+                    shorten(name)
+                ),
+            ));
+        }
+    }
+    let min_files = min_files.unwrap_or_else(|| Setting::new(1, Origin::Default("min_files")));
+    Ok((min_files, marker))
 }
 
 /// `--output-formats` / `DP_OUTPUT_FORMATS` (comma-separated), else the pipeline file's

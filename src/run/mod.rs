@@ -163,6 +163,7 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         .as_mut()
         .and_then(|e| e.source.take())
         .ok_or_else(|| Error::Internal("the pass ran without an opened raw object".into()))?;
+    // A many-file input's label is decided per part (build_features records them).
     let compression = Compression::from_name(&ctx.raw_key);
     let validation = validate_data::side(&ctx.settings.spec);
     let (features, parquet) = build_features::side(ctx).await?;
@@ -189,14 +190,7 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         }),
     };
     let (read, history) = tokio::join!(
-        pass::read_once(
-            source,
-            compression,
-            validation,
-            features,
-            outputs,
-            &ctx.interrupt
-        ),
+        pass::read_once(source, validation, features, outputs, &ctx.interrupt),
         validate_data::read_history(ctx),
     );
     ctx.staged = staged;
@@ -270,7 +264,12 @@ async fn open(
     report: Report,
 ) -> Result<RunContext> {
     let mut s3_client = None;
-    let (raw_dir, raw_key) = settings.raw.value.split_last();
+    // Many files: the store is their folder, the key the glob (for messages and
+    // metadata); one file: its folder and its name.
+    let (raw_dir, raw_key) = match &settings.raw_parts {
+        Some(pattern) => (pattern.folder.clone(), pattern.glob.clone()),
+        None => settings.raw.value.split_last(),
+    };
     let raw_store = open_store(&raw_dir, &settings, &mut s3_client).await?;
     let out_store = open_store(&settings.features.value, &settings, &mut s3_client).await?;
     Ok(RunContext {

@@ -123,6 +123,19 @@ pub struct SourceInfo {
     pub compression: Option<&'static str>,
     /// Bytes of CSV after decompression (equal to `size_bytes` for plain input).
     pub csv_bytes: u64,
+    /// A many-file input: every part read, in order (absent for one file). `size_bytes`
+    /// is then their total, `compression` theirs (`mixed` if they differ).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<SourceFile>>,
+}
+
+/// One part of a many-file raw input.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceFile {
+    pub path: String,
+    pub size_bytes: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]

@@ -14,6 +14,7 @@ mod faults;
 mod features;
 mod integrity;
 mod logs;
+mod many_files;
 mod parquet;
 mod pipeline_files;
 mod publish;

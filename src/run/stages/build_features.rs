@@ -15,12 +15,12 @@ use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Step};
 use crate::pass::parquet_writer::ParquetLayout;
 use crate::pass::profile::ColumnProfile;
-use crate::pass::{FeatureSide, FeaturesBuilt};
+use crate::pass::{FeatureSide, FeaturesBuilt, Part};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
 use crate::versions::documents::{
     digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, ParquetSchema, PassTimings,
-    Schema, SourceInfo, TimeBucketSchema, ToolInfo,
+    Schema, SourceFile, SourceInfo, TimeBucketSchema, ToolInfo,
 };
 use crate::versions::history::Drift;
 use crate::versions::layout;
@@ -221,8 +221,22 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
             size_bytes: extracted.meta.size_bytes,
             etag: extracted.meta.etag.clone(),
             last_modified: extracted.meta.last_modified.clone(),
-            compression: validated.compression.label(),
+            compression: match &extracted.parts {
+                Some(parts) => parts_compression(parts),
+                None => validated.compression.label(),
+            },
             csv_bytes: validated.scan.bytes,
+            files: extracted.parts.as_ref().map(|parts| {
+                parts
+                    .iter()
+                    .map(|p| SourceFile {
+                        path: ctx.raw_store.uri(&p.key),
+                        size_bytes: p.meta.size_bytes,
+                        etag: p.meta.etag.clone(),
+                        last_modified: p.meta.last_modified.clone(),
+                    })
+                    .collect()
+            }),
         },
         outputs,
         validation: validated.rules.clone(),
@@ -249,6 +263,16 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
         metadata,
     });
     Ok(())
+}
+
+/// The parts' compression: theirs when they agree, `mixed` when they do not.
+fn parts_compression(parts: &[Part]) -> Option<&'static str> {
+    let mut labels = parts.iter().map(|p| p.compression().label());
+    let first = labels.next().flatten();
+    match labels.all(|l| l == first) {
+        true => first,
+        false => Some("mixed"),
+    }
 }
 
 /// Row count, null rate and numeric column means against the previous complete version.
