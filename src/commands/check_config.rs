@@ -49,11 +49,7 @@ fn describe(file: &Path, settings: &RunSettings) -> serde_json::Value {
         "file": file.display().to_string(),
         "name": settings.pipeline,
         "timezone": settings.timezone.name(),
-        "source": {
-            "path": settings.templates.raw,
-            "delimiter": char::from(spec.source.delimiter).to_string(),
-            "null_tokens": spec.source.null_tokens,
-        },
+        "source": describe_source(settings),
         "output": {
             "prefix": settings.templates.features,
             "formats": settings.output.value.names(),
@@ -61,6 +57,25 @@ fn describe(file: &Path, settings: &RunSettings) -> serde_json::Value {
         "rules": spec.rules.iter().map(describe_rule).collect::<Vec<_>>(),
         "features": describe_features(&spec.features),
     })
+}
+
+fn describe_source(settings: &RunSettings) -> serde_json::Value {
+    let spec = &settings.spec;
+    let mut source = serde_json::json!({
+        "path": settings.templates.raw,
+        "delimiter": char::from(spec.source.delimiter).to_string(),
+        "null_tokens": spec.source.null_tokens,
+    });
+    if let Some(o) = source.as_object_mut() {
+        // A many-file path: how many parts make a whole drop.
+        if settings.raw_parts.is_some() {
+            o.insert("min_files".into(), settings.min_files.value.into());
+        }
+        if let Some(marker) = &settings.require_marker {
+            o.insert("require_marker".into(), marker.value.clone().into());
+        }
+    }
+    source
 }
 
 fn describe_rule(r: &Rule) -> serde_json::Value {
