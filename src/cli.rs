@@ -6,6 +6,7 @@ use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
+use crate::commands::infer::{self, InferArgs};
 use crate::commands::run::{self, RunArgs};
 use crate::config::spec::DEFAULT_PIPELINE;
 use crate::error::{Error, Finished, Result};
@@ -36,6 +37,9 @@ pub enum Command {
     /// Check a pipeline file and print the pipeline it describes (exit 2 names the line).
     #[command(after_help = check_config::CHECK_CONFIG_AFTER_HELP)]
     CheckConfig(CheckConfigArgs),
+    /// Print a starting pipeline file for a sample CSV: delimiter, columns, types, rules.
+    #[command(after_help = infer::INFER_AFTER_HELP)]
+    Infer(InferArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -73,6 +77,10 @@ pub fn execute() -> Result<Finished> {
         Command::CheckConfig(args) => {
             log::init(LogFormat::Text, DEFAULT_TIMEZONE);
             check_config::execute(args)
+        }
+        Command::Infer(args) => {
+            log::init(LogFormat::Text, DEFAULT_TIMEZONE);
+            infer::execute(args)
         }
     }
 }

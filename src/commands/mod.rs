@@ -5,6 +5,7 @@
 pub mod args;
 pub mod backfill;
 pub mod check_config;
+pub mod infer;
 pub mod run;
 
 use crate::error::{Error, Result};

@@ -12,6 +12,7 @@ mod data_values;
 mod exit_codes;
 mod faults;
 mod features;
+mod infer;
 mod integrity;
 mod logs;
 mod many_files;
