@@ -7,6 +7,7 @@ use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
 use crate::commands::gc::{self, GcArgs};
+use crate::commands::infer::{self, InferArgs};
 use crate::commands::run::{self, RunArgs};
 use crate::commands::runs::{self, RunsArgs};
 use crate::commands::status::{self, StatusArgs};
@@ -55,6 +56,9 @@ pub enum Command {
     /// version _latest names, nor one a run is writing.
     #[command(after_help = gc::GC_AFTER_HELP)]
     Gc(GcArgs),
+    /// Print a starting pipeline file for a sample CSV: delimiter, columns, types, rules.
+    #[command(after_help = infer::INFER_AFTER_HELP)]
+    Infer(InferArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -107,6 +111,10 @@ pub fn execute() -> Result<Finished> {
             let prepared = gc::prepare(args, &sources);
             (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
+        Command::Infer(args) => (
+            (LogFormat::Text, DEFAULT_TIMEZONE),
+            Box::new(|| infer::execute(args)),
+        ),
     };
     log::init(format, tz);
     job()

@@ -84,9 +84,18 @@ pub enum Error {
     /// The data broke a validation rule; the message lists which.
     #[error("data invalid: {0}")]
     RulesFailed(String),
-    /// The CSV cannot be read as CSV; `line` is 1-based in the raw file.
-    #[error("malformed CSV at line {line}: {message}")]
-    Malformed { line: u64, message: String },
+    /// The CSV cannot be read as CSV; `line` is 1-based in the raw file, or in `file`, the
+    /// part of a many-file input it is in.
+    #[error("malformed CSV at {}line {line}: {message}", in_file(.file))]
+    Malformed {
+        file: Option<String>,
+        line: u64,
+        message: String,
+    },
+    /// A part of a many-file input has another header than the first part; the message
+    /// names both.
+    #[error("{0}")]
+    HeaderMismatch(String),
     /// A compressed raw input that cannot be decompressed (corrupt or truncated).
     #[error("{0}")]
     Undecodable(String),
@@ -118,6 +127,11 @@ pub enum Error {
     Internal(String),
 }
 
+/// `part-00003.csv.gz ` before a line number in a part, nothing for a single file.
+fn in_file(file: &Option<String>) -> String {
+    file.as_ref().map(|f| format!("{f} ")).unwrap_or_default()
+}
+
 impl From<Signal> for Error {
     fn from(signal: Signal) -> Self {
         Error::Interrupted(signal)
@@ -129,9 +143,10 @@ impl Error {
     pub fn exit_code(&self) -> u8 {
         match self {
             Error::Usage(_) => exit_code::USAGE,
-            Error::RulesFailed(_) | Error::Malformed { .. } | Error::Undecodable(_) => {
-                exit_code::DATA_INVALID
-            }
+            Error::RulesFailed(_)
+            | Error::Malformed { .. }
+            | Error::HeaderMismatch(_)
+            | Error::Undecodable(_) => exit_code::DATA_INVALID,
             Error::RawNotFound(_) => exit_code::RAW_NOT_FOUND,
             Error::Storage(_) => exit_code::STORAGE,
             Error::Busy(_) => exit_code::BUSY,
@@ -144,10 +159,11 @@ impl Error {
 
     /// Every [`Self::kind`] one run can end with (`backfill` is a backfill's own), in a
     /// fixed order: the failure columns of `featurepipe runs --output csv`.
-    pub const RUN_KINDS: [&'static str; 9] = [
+    pub const RUN_KINDS: [&'static str; 10] = [
         "usage",
         "rules_failed",
         "malformed_csv",
+        "header_mismatch",
         "undecodable_input",
         "raw_not_found",
         "storage",
@@ -162,6 +178,7 @@ impl Error {
             Error::Usage(_) => "usage",
             Error::RulesFailed(_) => "rules_failed",
             Error::Malformed { .. } => "malformed_csv",
+            Error::HeaderMismatch(_) => "header_mismatch",
             Error::Undecodable(_) => "undecodable_input",
             Error::RawNotFound(_) => "raw_not_found",
             Error::Storage(_) => "storage",
@@ -197,9 +214,11 @@ mod tests {
             Error::Usage(String::new()),
             Error::RulesFailed(String::new()),
             Error::Malformed {
+                file: None,
                 line: 1,
                 message: String::new(),
             },
+            Error::HeaderMismatch(String::new()),
             Error::Undecodable(String::new()),
             Error::RawNotFound(String::new()),
             Error::Storage(StorageError::NotFound { uri: String::new() }),

@@ -2,7 +2,8 @@
 //!
 //! Top to bottom (imports point down; docs/architecture.md draws it):
 //! - `cli` parses the command line and hands each command its flags; `commands/` has one
-//!   thin module per subcommand; `error` decides every exit code;
+//!   thin module per subcommand; `error` decides every exit code; `infer` guesses a
+//!   pipeline file from a sample CSV (`featurepipe infer`);
 //! - `config/`: flags > environment > pipeline file > defaults, each value with its
 //!   origin, and the checked pipeline spec;
 //! - `run/`: one run, the stage loop over the run context, `stages/` with the five steps
@@ -22,6 +23,7 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod infer;
 pub mod interrupt;
 pub mod log;
 pub mod observe;

@@ -20,9 +20,11 @@ use crate::storage::s3::{ChecksumMode, S3Options};
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
 #[derive(Debug, Clone, Args)]
 pub struct CommonArgs {
-    /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path. Templates {ds},
-    /// {ds_nodash}, {ts_nodash} render from the execution date. Required: here, in
-    /// DP_RAW_PATH or as the pipeline file's [source] path
+    /// Raw CSV to read: s3://bucket/key, file:///abs/path or a path; or many files read as
+    /// one: a glob (s3://bucket/raw/{ds}/part-*.csv.gz; * and ? within a folder name) or
+    /// a folder ending in /. Templates {ds}, {ds_nodash}, {ts_nodash} render from the
+    /// execution date. Required: here, in DP_RAW_PATH or as the pipeline file's [source]
+    /// path
     #[arg(long, env = "DP_RAW_PATH", value_name = "URI")]
     pub raw: Option<String>,
 
@@ -35,6 +37,24 @@ pub struct CommonArgs {
     /// [default: 4GiB, or [features] memory_budget in the pipeline file]
     #[arg(long, env = "DP_MEMORY_BUDGET", value_name = "SIZE")]
     pub memory_budget: Option<String>,
+
+    /// Files each version holds: csv, parquet, or csv,parquet (feature.parquet: typed
+    /// columns, timestamps as TIMESTAMP, for Feast and training jobs)
+    /// [default: csv, or the pipeline file's [output] formats]
+    #[arg(long, env = "DP_OUTPUT_FORMATS", value_name = "LIST")]
+    pub output_formats: Option<String>,
+
+    /// A many-file --raw (a glob or a folder ending in /) needs at least this many parts,
+    /// else the drop is not there yet (exit 4, or 99 with --skip-if-missing)
+    /// [default: 1, or the pipeline file's [source] min_files]
+    #[arg(long, env = "DP_MIN_FILES", value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub min_files: Option<u64>,
+
+    /// The upstream writer's completion marker (e.g. _SUCCESS), looked for beside the raw
+    /// files: while it is missing the drop is not there yet (exit 4, or 99 with
+    /// --skip-if-missing) [default: none, or the pipeline file's [source] require_marker]
+    #[arg(long, env = "DP_REQUIRE_MARKER", value_name = "NAME")]
+    pub require_marker: Option<String>,
 
     /// Do everything except write under the feature prefix; print the plan on stdout
     #[arg(long, env = "DP_DRY_RUN", value_parser = BoolValue)]
@@ -310,6 +330,9 @@ impl CommonArgs {
         Flags {
             raw: sources.setting("raw", self.raw.clone()),
             memory_budget: sources.setting("memory_budget", self.memory_budget.clone()),
+            output_formats: sources.setting("output_formats", self.output_formats.clone()),
+            min_files: sources.setting("min_files", self.min_files),
+            require_marker: sources.setting("require_marker", self.require_marker.clone()),
             dry_run: self.dry_run,
             force: self.force,
             skip_if_missing: self.skip_if_missing,
@@ -332,6 +355,9 @@ impl PrefixArgs {
             config: sources.setting("config", self.config.clone()),
             endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
             memory_budget: None,
+            output_formats: None,
+            min_files: None,
+            require_marker: None,
             dry_run: false,
             force: false,
             skip_if_missing: false,

@@ -14,6 +14,7 @@ use crate::config::describe;
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{Error, Finished, Result};
 use crate::log::LogFormat;
+use crate::storage::pattern::names_many;
 use crate::values::execution_date::ExecutionDate;
 
 pub const CHECK_CONFIG_AFTER_HELP: &str = "\
@@ -69,13 +70,34 @@ fn describe(file: &Path, settings: &PipelineSettings) -> serde_json::Value {
         "file": file.display().to_string(),
         "name": settings.pipeline,
         "timezone": settings.timezone.name(),
-        "source": {
-            "path": template(&settings.raw),
-            "delimiter": char::from(spec.source.delimiter).to_string(),
-            "null_tokens": spec.source.null_tokens,
+        "source": source(settings),
+        "output": {
+            "prefix": template(&settings.features),
+            "formats": settings.output.value.names(),
         },
-        "output": { "prefix": template(&settings.features) },
         "rules": describe::rules(&spec.rules),
         "features": describe::features(&spec.features),
     })
+}
+
+/// `[source]`: the path, the CSV dialect, and the drop checks a many-file path has.
+fn source(settings: &PipelineSettings) -> serde_json::Value {
+    let spec = &settings.spec;
+    let path = settings.raw.as_ref().map(|t| t.value.clone());
+    let mut source = serde_json::json!({
+        "path": path,
+        "delimiter": char::from(spec.source.delimiter).to_string(),
+        "null_tokens": spec.source.null_tokens,
+    });
+    if let Some(o) = source.as_object_mut() {
+        // A many-file path: how many parts make a whole drop.
+        if path.as_deref().is_some_and(names_many) {
+            let min_files = settings.min_files.as_ref().map_or(1, |m| m.value);
+            o.insert("min_files".into(), min_files.into());
+        }
+        if let Some(marker) = &settings.require_marker {
+            o.insert("require_marker".into(), marker.value.clone().into());
+        }
+    }
+    source
 }

@@ -6,6 +6,7 @@ pub mod args;
 pub mod backfill;
 pub mod check_config;
 pub mod gc;
+pub mod infer;
 pub mod output;
 pub mod prefix;
 pub mod run;

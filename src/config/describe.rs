@@ -62,8 +62,12 @@ pub fn features(features: &Features) -> serde_json::Value {
             .iter()
             .zip(&types)
             .map(|(f, (_, ty))| match &f.kind {
-                RowFeatureKind::Column { column, .. } => {
-                    json!({ "name": f.name, "type": ty.as_str(), "column": column })
+                RowFeatureKind::Column { column, format, .. } => {
+                    let mut v = json!({ "name": f.name, "type": ty.as_str(), "column": column });
+                    if let (Some(o), Some(format)) = (v.as_object_mut(), format) {
+                        o.insert("format".into(), format.clone().into());
+                    }
+                    v
                 }
                 RowFeatureKind::RowSum { columns } => {
                     json!({ "name": f.name, "type": ty.as_str(), "row_sum": columns })

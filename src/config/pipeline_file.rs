@@ -47,12 +47,20 @@ pub struct SourceSection {
     /// Bounds on a record's shape (see `spec::DEFAULT_MAX_COLUMNS`).
     pub max_columns: Option<Spanned<usize>>,
     pub max_header_bytes: Option<Spanned<usize>>,
+    /// A many-file `path` (a glob or a folder ending in `/`): the drop is there only once
+    /// it has at least this many parts.
+    pub min_files: Option<Spanned<u64>>,
+    /// The upstream writer's completion marker (`_SUCCESS`): the drop is there only once
+    /// this file is, in the parts' folder (or the raw file's).
+    pub require_marker: Option<Spanned<String>>,
 }
 
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct OutputSection {
     pub prefix: Option<Spanned<String>>,
+    /// `["csv"]` (the default), `["parquet"]` or both: the files each version holds.
+    pub formats: Option<Spanned<Vec<String>>>,
 }
 
 /// One `[[rules]]` entry: `rule = "<kind>"` plus that kind's keys. A kind that takes no
@@ -197,6 +205,9 @@ pub struct FeatureEntry {
     pub name: String,
     pub column: Option<String>,
     pub cast: Option<ColumnTypeName>,
+    /// The strftime format of a `cast = "timestamp"` column (RFC 3339 / ISO 8601 when
+    /// absent).
+    pub format: Option<String>,
     pub row_sum: Option<Vec<String>>,
     pub agg: Option<AggName>,
     pub by: Option<String>,
@@ -208,6 +219,8 @@ pub enum ColumnTypeName {
     String,
     Float,
     Integer,
+    Boolean,
+    Timestamp,
 }
 
 #[derive(Debug, Clone, Copy, Deserialize)]
@@ -753,14 +766,28 @@ fn to_row_feature(f: &FeatureEntry) -> std::result::Result<RowFeature, String> {
             f.name
         ));
     }
+    let cast = match f.cast {
+        None | Some(ColumnTypeName::String) => ColumnType::String,
+        Some(ColumnTypeName::Float) => ColumnType::Float,
+        Some(ColumnTypeName::Integer) => ColumnType::Integer,
+        Some(ColumnTypeName::Boolean) => ColumnType::Boolean,
+        Some(ColumnTypeName::Timestamp) => ColumnType::Timestamp,
+    };
+    if let Some(format) = &f.format {
+        if cast != ColumnType::Timestamp {
+            return Err(format!(
+                "feature {:?}: format is only for cast = \"timestamp\"",
+                f.name
+            ));
+        }
+        crate::values::timestamp::check_format(format)
+            .map_err(|e| format!("feature {:?}: {e}", f.name))?;
+    }
     let kind = match (&f.column, &f.row_sum) {
         (Some(column), None) => RowFeatureKind::Column {
             column: column.clone(),
-            cast: match f.cast {
-                None | Some(ColumnTypeName::String) => ColumnType::String,
-                Some(ColumnTypeName::Float) => ColumnType::Float,
-                Some(ColumnTypeName::Integer) => ColumnType::Integer,
-            },
+            cast,
+            format: f.format.clone(),
         },
         (None, Some(columns)) if !columns.is_empty() && f.cast.is_none() => {
             RowFeatureKind::RowSum {
@@ -781,9 +808,9 @@ fn to_row_feature(f: &FeatureEntry) -> std::result::Result<RowFeature, String> {
 }
 
 fn to_aggregate(f: &FeatureEntry) -> std::result::Result<Aggregate, String> {
-    if f.row_sum.is_some() || f.cast.is_some() {
+    if f.row_sum.is_some() || f.cast.is_some() || f.format.is_some() {
         return Err(format!(
-            "feature {:?}: with group_by every column is an aggregate (agg = ...); row_sum and cast are for row grain",
+            "feature {:?}: with group_by every column is an aggregate (agg = ...); row_sum, cast and format are for row grain",
             f.name
         ));
     }

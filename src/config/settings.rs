@@ -19,10 +19,11 @@ use toml::Spanned;
 use super::origin::{Origin, Setting};
 use super::pipeline_file::{self, LoadedFile};
 use super::spec::{
-    parse_memory_size, Features, MemoryBudget, PipelineSpec, DEFAULT_MEMORY_BUDGET,
-    DEFAULT_PIPELINE, MEMORY_BUDGET_KEY,
+    parquet_columns_conflict, parse_memory_size, Features, MemoryBudget, OutputFormats,
+    PipelineSpec, DEFAULT_MEMORY_BUDGET, DEFAULT_PIPELINE, MEMORY_BUDGET_KEY,
 };
 use crate::error::{Error, Result};
+use crate::storage::pattern::{names_many, ObjectPattern};
 use crate::storage::s3::S3Options;
 use crate::storage::StorageUri;
 use crate::values::execution_date::{parse_timezone, ExecutionDate, DEFAULT_TIMEZONE};
@@ -41,6 +42,12 @@ pub struct Flags {
     pub endpoint_url: Option<Setting<String>>,
     /// Entity grain's memory budget (`--memory-budget`, `DP_MEMORY_BUDGET`).
     pub memory_budget: Option<Setting<String>>,
+    /// `--output-formats`: format names, comma-separated.
+    pub output_formats: Option<Setting<String>>,
+    /// `--min-files`: parts a many-file raw input needs.
+    pub min_files: Option<Setting<u64>>,
+    /// `--require-marker`: the completion marker the raw drop needs.
+    pub require_marker: Option<Setting<String>>,
     pub dry_run: bool,
     pub force: bool,
     pub skip_if_missing: bool,
@@ -60,6 +67,9 @@ impl Flags {
             config: Some(file),
             endpoint_url: None,
             memory_budget: None,
+            output_formats: None,
+            min_files: None,
+            require_marker: None,
             dry_run: false,
             force: false,
             skip_if_missing: false,
@@ -103,8 +113,17 @@ pub struct RunSettings {
     pub execution_date_is_now: bool,
     /// The raw input after template rendering, and where its template was set.
     pub raw: Setting<StorageUri>,
+    /// The raw input is many files (a glob or a folder ending in `/`): which.
+    pub raw_parts: Option<ObjectPattern>,
+    /// At least this many parts, or the drop is not there yet (many-file input only).
+    pub min_files: Setting<u64>,
+    /// A file that must be beside the raw input (the upstream writer's `_SUCCESS`), or
+    /// the drop is not there yet.
+    pub require_marker: Option<Setting<String>>,
     /// The feature prefix after template rendering; versions go below it.
     pub features: Setting<StorageUri>,
+    /// The files each version holds (`feature.csv`, `feature.parquet`).
+    pub output: Setting<OutputFormats>,
     /// The path templates as given, before rendering (for `check-config`).
     pub templates: Templates,
     /// The pipeline file, when there is one.
@@ -176,6 +195,12 @@ pub struct PipelineSettings {
     pub raw: Option<Setting<String>>,
     /// The feature prefix's template, if a flag, variable or the file gave one.
     pub features: Option<Setting<String>>,
+    /// `min_files`, if a flag, variable or the file gave it (checked to be at least 1).
+    pub min_files: Option<Setting<u64>>,
+    /// `require_marker`, if given (checked to be a file name).
+    pub require_marker: Option<Setting<String>>,
+    /// The files each version holds, checked against the feature columns.
+    pub output: Setting<OutputFormats>,
     /// The pipeline file, when there is one.
     pub pipeline_file: Option<PathBuf>,
     /// SHA-256 of the pipeline file as read (recorded in `metadata.json`).
@@ -260,6 +285,9 @@ pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
         bytes: parse_memory_size(&budget.value).map_err(|e| at(&budget.origin, e))?,
         origin: budget.origin,
     };
+    let output = output_formats(flags, file)?;
+    let min_files = min_files(flags, file)?;
+    let require_marker = require_marker(flags, file)?;
     let pipeline_file = loaded.as_ref().map(|l| l.path.clone());
     let pipeline_file_sha256 = loaded.as_ref().map(|l| l.sha256());
     let mut spec = match loaded {
@@ -269,11 +297,19 @@ pub fn resolve_pipeline(flags: &Flags) -> Result<PipelineSettings> {
     if let Features::Entities(entity) = &mut spec.features {
         entity.memory_budget = budget;
     }
+    if output.value.parquet {
+        if let Some(conflict) = parquet_columns_conflict(&spec.features.columns()) {
+            return Err(at(&output.origin, conflict));
+        }
+    }
     Ok(PipelineSettings {
         pipeline: name.value,
         timezone,
         raw,
         features,
+        min_files,
+        require_marker,
+        output,
         pipeline_file,
         pipeline_file_sha256,
         s3,
@@ -299,6 +335,10 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         .as_ref()
         .map(|t| raw_location(t, &execution_date))
         .transpose()?;
+    let (raw, raw_parts) = match raw {
+        Some((raw, parts)) => (Some(raw), parts),
+        None => (None, None),
+    };
     let features = p
         .features
         .as_ref()
@@ -311,6 +351,17 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
             &p,
         )));
     };
+    let min_files = match p.min_files {
+        Some(m) if raw_parts.is_none() => {
+            return Err(at(
+                &m.origin,
+                "min_files needs a raw path that names many files: a glob \
+                 (raw/{ds}/part-*.csv.gz) or a folder ending in /",
+            ))
+        }
+        Some(m) => m,
+        None => Setting::new(1, Origin::Default("min_files")),
+    };
     let templates = Templates {
         raw: p.raw.map(|t| t.value).unwrap_or_default(),
         features: p.features.map(|t| t.value).unwrap_or_default(),
@@ -321,6 +372,10 @@ pub fn resolve(flags: &Flags, when: &When, rerun: Rerun) -> Result<RunSettings> 
         timezone,
         execution_date,
         execution_date_is_now: matches!(when, When::Given(None)),
+        raw_parts,
+        min_files,
+        require_marker: p.require_marker,
+        output: p.output,
         raw,
         features,
         templates,
@@ -361,10 +416,15 @@ fn missing_paths(raw: bool, features: bool, p: &PipelineSettings) -> String {
     format!("{} ({file})", missing.join("; "))
 }
 
-/// The raw input's location: a file, not a folder.
-fn raw_location(template: &Setting<String>, date: &ExecutionDate) -> Result<Setting<StorageUri>> {
+/// The raw input's location (a file, not a folder), and the pattern when it names many
+/// files (a glob or a folder ending in `/`).
+fn raw_location(
+    template: &Setting<String>,
+    date: &ExecutionDate,
+) -> Result<(Setting<StorageUri>, Option<ObjectPattern>)> {
     let raw = location(template, date)?;
-    if let StorageUri::Local(path) = &raw.value {
+    let parts = raw_pattern(template, date)?;
+    if let (StorageUri::Local(path), None) = (&raw.value, &parts) {
         if path.as_os_str().is_empty() || raw.value.split_last().1.is_empty() {
             return Err(Error::Usage(format!(
                 "{}: {:?} names a folder, not a file",
@@ -373,7 +433,90 @@ fn raw_location(template: &Setting<String>, date: &ExecutionDate) -> Result<Sett
             )));
         }
     }
-    Ok(raw)
+    Ok((raw, parts))
+}
+
+/// The rendered raw location as a many-file pattern, when it is one.
+fn raw_pattern(template: &Setting<String>, date: &ExecutionDate) -> Result<Option<ObjectPattern>> {
+    let rendered = date
+        .render(&template.value)
+        .map_err(|e| at(&template.origin, e))?;
+    if !names_many(&rendered) {
+        return Ok(None);
+    }
+    ObjectPattern::parse(&rendered)
+        .map(Some)
+        .map_err(|e| at(&template.origin, e))
+}
+
+/// `min_files`: flag or variable, else the pipeline file, else none (a default of 1 is
+/// applied once the raw path is known to name many files).
+fn min_files(flags: &Flags, file: Option<&LoadedFile>) -> Result<Option<Setting<u64>>> {
+    let source = file.and_then(|l| Some((l, l.file.source.as_ref()?)));
+    let min_files = match (&flags.min_files, source) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some((l, s))) => s
+            .min_files
+            .as_ref()
+            .map(|v| Setting::new(*v.get_ref(), l.origin(v.span(), "[source] min_files"))),
+        (None, None) => None,
+    };
+    if let Some(m) = &min_files {
+        if m.value == 0 {
+            return Err(at(&m.origin, "min_files must be at least 1"));
+        }
+    }
+    Ok(min_files)
+}
+
+/// `require_marker`: flag or variable, else the pipeline file, else none; a file name.
+fn require_marker(flags: &Flags, file: Option<&LoadedFile>) -> Result<Option<Setting<String>>> {
+    let source = file.and_then(|l| Some((l, l.file.source.as_ref()?)));
+    let marker = match (&flags.require_marker, source) {
+        (Some(given), _) => Some(given.clone()),
+        (None, Some((l, s))) => s.require_marker.as_ref().map(|v| {
+            Setting::new(
+                v.get_ref().clone(),
+                l.origin(v.span(), "[source] require_marker"),
+            )
+        }),
+        (None, None) => None,
+    };
+    if let Some(m) = &marker {
+        let name = m.value.as_str();
+        if name.is_empty() || name.contains('/') || name == "." || name == ".." {
+            return Err(at(
+                &m.origin,
+                format!(
+                    "require_marker {:?} must be a file name such as \"_SUCCESS\" (it is \
+                     looked for beside the raw files)",
+                    shorten(name)
+                ),
+            ));
+        }
+    }
+    Ok(marker)
+}
+
+/// `--output-formats` / `DP_OUTPUT_FORMATS` (comma-separated), else the pipeline file's
+/// `[output] formats`, else `feature.csv` only.
+fn output_formats(flags: &Flags, file: Option<&LoadedFile>) -> Result<Setting<OutputFormats>> {
+    if let Some(given) = &flags.output_formats {
+        let formats =
+            OutputFormats::from_names(given.value.split(',')).map_err(|e| at(&given.origin, e))?;
+        return Ok(Setting::new(formats, given.origin.clone()));
+    }
+    let in_file = file.and_then(|l| Some((l, l.file.output.as_ref()?.formats.as_ref()?)));
+    if let Some((loaded, spanned)) = in_file {
+        let origin = loaded.origin(spanned.span(), "[output] formats");
+        let formats = OutputFormats::from_names(spanned.get_ref().iter().map(String::as_str))
+            .map_err(|e| at(&origin, e))?;
+        return Ok(Setting::new(formats, origin));
+    }
+    Ok(Setting::new(
+        OutputFormats::default(),
+        Origin::Default("[output] formats"),
+    ))
 }
 
 /// The pipeline name as best known when settings cannot be resolved (for the log line of

@@ -92,6 +92,12 @@ pub enum ColumnType {
     Float,
     Integer,
     String,
+    /// `true` / `false` in `feature.csv`; a Parquet BOOLEAN.
+    Boolean,
+    /// RFC 3339 in the pipeline zone in `feature.csv` (`2025-11-19T00:00:00+09:00`, at
+    /// most microseconds); a Parquet `TIMESTAMP(MICROS, UTC)`, which feature stores need
+    /// as their event time.
+    Timestamp,
 }
 
 impl ColumnType {
@@ -100,8 +106,93 @@ impl ColumnType {
             ColumnType::Float => "float",
             ColumnType::Integer => "integer",
             ColumnType::String => "string",
+            ColumnType::Boolean => "boolean",
+            ColumnType::Timestamp => "timestamp",
         }
     }
+
+    /// Whether the pass carries the column's values as text (formatted once on the
+    /// scanner thread, so `feature.csv` and Parquet read the same canonical cell).
+    pub fn is_text(self) -> bool {
+        matches!(
+            self,
+            ColumnType::String | ColumnType::Boolean | ColumnType::Timestamp
+        )
+    }
+}
+
+/// The files a version's feature set is written as (`[output] formats`,
+/// `--output-formats`): `feature.csv` (the default), `feature.parquet`, or both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OutputFormats {
+    pub csv: bool,
+    pub parquet: bool,
+}
+
+impl Default for OutputFormats {
+    fn default() -> Self {
+        OutputFormats {
+            csv: true,
+            parquet: false,
+        }
+    }
+}
+
+/// The column `feature.parquet` adds (the execution date) when no output column is a
+/// timestamp: a feature store needs an event time on every row.
+pub const EVENT_TIMESTAMP: &str = "event_timestamp";
+
+impl OutputFormats {
+    /// From format names (`csv`, `parquet`): at least one, none unknown or repeated.
+    pub fn from_names<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, String> {
+        let mut formats = OutputFormats {
+            csv: false,
+            parquet: false,
+        };
+        for name in names {
+            let slot = match name.trim() {
+                "csv" => &mut formats.csv,
+                "parquet" => &mut formats.parquet,
+                other => {
+                    return Err(format!(
+                        "unknown output format {:?} (use \"csv\", \"parquet\" or both)",
+                        crate::values::shorten(other)
+                    ))
+                }
+            };
+            if *slot {
+                return Err(format!("output format {:?} is listed twice", name.trim()));
+            }
+            *slot = true;
+        }
+        if !formats.csv && !formats.parquet {
+            return Err("at least one output format is needed (\"csv\", \"parquet\")".into());
+        }
+        Ok(formats)
+    }
+
+    /// The format names, as `check-config` prints them.
+    pub fn names(self) -> Vec<&'static str> {
+        [(self.csv, "csv"), (self.parquet, "parquet")]
+            .into_iter()
+            .filter_map(|(on, name)| on.then_some(name))
+            .collect()
+    }
+}
+
+/// Why `feature.parquet` cannot be written for these output columns: one is named
+/// [`EVENT_TIMESTAMP`] but is not a timestamp, while no column is (so that name is
+/// needed for the added event time).
+pub fn parquet_columns_conflict(columns: &[(String, ColumnType)]) -> Option<String> {
+    let has_time = columns.iter().any(|(_, ty)| *ty == ColumnType::Timestamp);
+    let taken = columns.iter().any(|(name, _)| name == EVENT_TIMESTAMP);
+    (!has_time && taken).then(|| {
+        format!(
+            "the output column {EVENT_TIMESTAMP:?} is not a timestamp, but feature.parquet needs \
+             that name for the event time of a feature set without a timestamp column (rename \
+             it, or make it cast = \"timestamp\")"
+        )
+    })
 }
 
 /// What `feature.csv` holds.
@@ -122,8 +213,14 @@ pub struct RowFeature {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum RowFeatureKind {
-    /// The raw column's text (optionally renamed), or its value cast to a number.
-    Column { column: String, cast: ColumnType },
+    /// The raw column's text (optionally renamed), or its value cast to a number, a
+    /// boolean or a timestamp (read with `format`, a strftime format, when given;
+    /// otherwise RFC 3339 / ISO 8601).
+    Column {
+        column: String,
+        cast: ColumnType,
+        format: Option<String>,
+    },
     /// Sum of the named columns' numeric cells; empty, missing and non-numeric cells
     /// count 0 (the original pipeline's rule).
     RowSum { columns: Vec<String> },
@@ -316,9 +413,14 @@ impl Features {
                 })
                 .collect(),
             Features::Entities(e) => e
-                .key_columns()
-                .into_iter()
-                .map(|k| (k, ColumnType::String))
+                .group_by
+                .iter()
+                .map(|k| (k.clone(), ColumnType::String))
+                .chain(
+                    e.time_bucket
+                        .iter()
+                        .map(|b| (b.name.clone(), ColumnType::Timestamp)),
+                )
                 .chain(
                     e.aggregates
                         .iter()

@@ -24,6 +24,8 @@ pub mod keys {
     pub const SIZE_BYTES: &str = "size_bytes";
     pub const ETAG: &str = "etag";
     pub const LAST_MODIFIED: &str = "last_modified";
+    /// A many-file raw input: how many parts it has.
+    pub const RAW_FILES: &str = "raw_files";
     pub const ROWS: &str = "rows";
     pub const TOTAL_CELLS: &str = "total_cells";
     pub const NULL_COUNT: &str = "null_count";

@@ -64,7 +64,7 @@ const FAMILIES: [(&str, &str); 14] = [
     (names::RAW_NULL_RATIO, "Null cells / all cells of the raw CSV (0-1), in the last run that counted them."),
     (names::FAILED_RULES, "Rules that failed, by severity (error blocks publishing, warn does not), in the last run that checked them."),
     (names::READ_BYTES, "Bytes of the raw object read, in the last run that read it (compressed bytes for .gz/.zst)."),
-    (names::WRITTEN_BYTES, "Bytes written into the version (feature.csv, schema.json, metadata.json, _SUCCESS), in the last run that published."),
+    (names::WRITTEN_BYTES, "Bytes written into the version (feature.csv and/or feature.parquet, schema.json, metadata.json, _SUCCESS), in the last run that published."),
     (names::PUBLISHED_EXECUTION_TIMESTAMP, "Execution date of the version the last publishing run published, in Unix seconds."),
     (names::BUILD_INFO, "Always 1; the featurepipe version that wrote these metrics."),
 ];

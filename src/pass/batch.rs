@@ -31,7 +31,9 @@ impl BatchColumn {
         match ty {
             ColumnType::Float => BatchColumn::Float(Vec::with_capacity(rows)),
             ColumnType::Integer => BatchColumn::Integer(Vec::with_capacity(rows)),
-            ColumnType::String => BatchColumn::Text {
+            // Booleans and timestamps travel as their output text (see
+            // `ColumnType::is_text`).
+            ColumnType::String | ColumnType::Boolean | ColumnType::Timestamp => BatchColumn::Text {
                 bytes: Vec::new(),
                 ends: Vec::with_capacity(rows),
             },

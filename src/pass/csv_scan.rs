@@ -41,6 +41,7 @@ pub const MAX_RECORD_BYTES: usize = 64 * 1024 * 1024;
 
 /// One record: its fields as byte slices into a reused buffer or into the input chunk
 /// (no allocation per cell).
+#[derive(Clone, Copy)]
 pub struct Record<'a> {
     /// 1-based line on which the record starts.
     pub line: u64,
@@ -113,6 +114,12 @@ impl<'a> Record<'a> {
     pub fn fields(&self) -> impl DoubleEndedIterator<Item = &'a str> + ExactSizeIterator + '_ {
         (0..self.len()).map(move |i| self.field(i))
     }
+
+    /// The same record, said to start on `line`: a many-file input numbers the lines of
+    /// its parts as those of one file.
+    pub fn at_line(&self, line: u64) -> Record<'a> {
+        Record { line, ..*self }
+    }
 }
 
 /// Empty fields among fields copied back to back (the scalar path): field i > 0 is empty
@@ -157,6 +164,8 @@ pub struct ScanStats {
     pub bytes: u64,
     /// True when the input started with a UTF-8 byte order mark (stripped).
     pub had_bom: bool,
+    /// Lines in the input (a last line without a line end counts).
+    pub lines: u64,
 }
 
 /// A malformed-input error: the 1-based line and what is wrong there.
@@ -310,6 +319,12 @@ impl CsvScanner {
         if !self.head_done {
             self.release_head(sink)?;
         }
+        // `line` is the line of the next byte: past the last line when the input ended
+        // with a line end, except a final CR, which moves it only once a byte follows.
+        self.stats.lines = match self.state {
+            State::RecordStart if !self.after_cr => self.line - 1,
+            _ => self.line,
+        };
         match self.state {
             State::RecordStart => {}
             State::Quoted => {
@@ -878,6 +893,23 @@ mod tests {
     /// Scans `input` fed in chunks of every size from 1 to 7, checking all agree.
     fn scan(input: &[u8]) -> Result<(Rows, ScanStats), ScanError> {
         scan_with(b',', input)
+    }
+
+    #[test]
+    fn lines_count_a_last_line_without_a_line_end() {
+        for (input, lines) in [
+            (&b""[..], 0),
+            (b"a", 1),
+            (b"a\n", 1),
+            (b"a\r\nb", 2),
+            (b"a\r\nb\r\n", 2),
+            (b"a\rb\r", 2),
+            (b"a\n\n\n", 3),
+            (b"\xEF\xBB\xBFa,\"x\ny\"\n", 2),
+        ] {
+            let (_, stats) = scan(input).unwrap();
+            assert_eq!(stats.lines, lines, "{input:?}");
+        }
     }
 
     /// As [`scan`], with another delimiter.

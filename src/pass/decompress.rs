@@ -4,10 +4,12 @@
 //! overlaps with both and never holds more than a chunk of either side in memory.
 
 use std::io::Read;
+use std::sync::Arc;
 
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
+use super::sources::{Part, Piece};
 use crate::error::{Error, Result};
 use crate::storage::{StorageError, StorageResult};
 
@@ -45,42 +47,72 @@ impl Compression {
     }
 }
 
-/// Reads compressed chunks from `rx` and sends decompressed chunks to `tx` (blocking:
-/// run it on a blocking thread). Storage errors pass through untouched; a corrupt or
-/// truncated stream is invalid data (exit 3).
+/// Reads compressed pieces from `rx` and sends decompressed chunks to `tx` (blocking:
+/// run it on a blocking thread). The bytes before any [`Piece::Part`] are compressed as
+/// `first` says; each part's as its name says, with a fresh decoder, the part marker
+/// passed on before its bytes. Storage errors pass through untouched; a corrupt or
+/// truncated stream is invalid data (exit 3), naming the part.
 pub fn decompress(
-    kind: Compression,
-    rx: mpsc::Receiver<StorageResult<Bytes>>,
-    tx: mpsc::Sender<StorageResult<Bytes>>,
+    first: Compression,
+    parts: Arc<[Part]>,
+    rx: mpsc::Receiver<StorageResult<Piece>>,
+    tx: mpsc::Sender<StorageResult<Piece>>,
 ) -> Result<()> {
     let mut input = ChannelReader {
         rx,
         current: Bytes::new(),
         storage_error: None,
+        next_part: None,
     };
-    let result = match kind {
-        Compression::None => pump(&mut input, &tx),
-        Compression::Gzip => pump(&mut flate2::read::MultiGzDecoder::new(&mut input), &tx),
-        Compression::Zstd => match zstd::stream::read::Decoder::new(&mut input) {
-            Ok(mut decoder) => pump(&mut decoder, &tx),
-            Err(e) => Err(e),
-        },
-    };
-    // A storage failure surfaces inside the decoder as an I/O error; report the original.
-    if let Some(e) = input.storage_error.take() {
-        let _ = tx.blocking_send(Err(e));
-        return Ok(());
+    let mut kind = first;
+    let mut part: Option<&Part> = None;
+    loop {
+        let result = match kind {
+            Compression::None => pump(&mut input, &tx),
+            Compression::Gzip => pump(&mut flate2::read::MultiGzDecoder::new(&mut input), &tx),
+            Compression::Zstd => match zstd::stream::read::Decoder::new(&mut input) {
+                Ok(mut decoder) => pump(&mut decoder, &tx),
+                Err(e) => Err(e),
+            },
+        };
+        // A storage failure surfaces inside the decoder as an I/O error; report the
+        // original.
+        if let Some(e) = input.storage_error.take() {
+            let _ = tx.blocking_send(Err(e));
+            return Ok(());
+        }
+        match result {
+            Ok(true) => {}
+            // The scanner stopped (malformed CSV); it reports why.
+            Ok(false) => return Ok(()),
+            Err(e) => {
+                let what = match part {
+                    Some(p) => p.key.as_str(),
+                    None => "the raw input",
+                };
+                return Err(Error::Undecodable(format!(
+                    "{what} is not valid {} data: {e}",
+                    kind.label().unwrap_or("plain")
+                )));
+            }
+        }
+        let Some(next) = input.next_part.take() else {
+            return Ok(());
+        };
+        let Some(next_part) = parts.get(next) else {
+            return Err(Error::Internal(format!("no part {next} to decompress")));
+        };
+        if tx.blocking_send(Ok(Piece::Part(next))).is_err() {
+            return Ok(());
+        }
+        part = Some(next_part);
+        kind = next_part.compression();
     }
-    result.map_err(|e| {
-        Error::Undecodable(format!(
-            "the raw input is not valid {} data: {e}",
-            kind.label().unwrap_or("plain")
-        ))
-    })
 }
 
-/// Copies decoded bytes to the channel in [`OUT_CHUNK`] pieces.
-fn pump(reader: &mut impl Read, tx: &mpsc::Sender<StorageResult<Bytes>>) -> std::io::Result<()> {
+/// Copies decoded bytes to the channel in [`OUT_CHUNK`] pieces until the reader's end
+/// (the input's, or the current part's). `false` when the scanner stopped listening.
+fn pump(reader: &mut impl Read, tx: &mpsc::Sender<StorageResult<Piece>>) -> std::io::Result<bool> {
     loop {
         let mut buf = vec![0u8; OUT_CHUNK];
         let mut filled = 0;
@@ -93,29 +125,38 @@ fn pump(reader: &mut impl Read, tx: &mpsc::Sender<StorageResult<Bytes>>) -> std:
             }
         }
         if filled == 0 {
-            return Ok(());
+            return Ok(true);
         }
         buf.truncate(filled);
-        if tx.blocking_send(Ok(Bytes::from(buf))).is_err() {
-            // The scanner stopped (malformed CSV); it reports why.
-            return Ok(());
+        if tx
+            .blocking_send(Ok(Piece::Chunk(Bytes::from(buf))))
+            .is_err()
+        {
+            return Ok(false);
         }
     }
 }
 
-/// `std::io::Read` over the reader task's chunks.
+/// `std::io::Read` over the reader task's pieces: a part marker reads as the end of the
+/// current stream (and is kept for the caller).
 struct ChannelReader {
-    rx: mpsc::Receiver<StorageResult<Bytes>>,
+    rx: mpsc::Receiver<StorageResult<Piece>>,
     current: Bytes,
     storage_error: Option<StorageError>,
+    /// The part that starts after the stream just ended.
+    next_part: Option<usize>,
 }
 
 impl Read for ChannelReader {
     fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
         while self.current.is_empty() {
+            if self.next_part.is_some() {
+                return Ok(0);
+            }
             match self.rx.blocking_recv() {
                 None => return Ok(0),
-                Some(Ok(chunk)) => self.current = chunk,
+                Some(Ok(Piece::Chunk(chunk))) => self.current = chunk,
+                Some(Ok(Piece::Part(i))) => self.next_part = Some(i),
                 Some(Err(e)) => {
                     self.storage_error = Some(e);
                     return Err(std::io::Error::other("storage read failed"));

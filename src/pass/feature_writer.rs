@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use tokio::sync::mpsc;
 
 use super::batch::{text_at, BatchColumn, RowBatch};
+use super::parquet_writer::{ParquetLayout, ParquetWriter};
 use super::profile::{ColumnProfile, ColumnProfiler};
 use crate::config::spec::ColumnType;
 use crate::error::{Error, Result};
@@ -31,12 +32,21 @@ const OUT_BLOCK: usize = 1 << 20;
 /// just grow it.)
 const OUT_CAPACITY: usize = OUT_BLOCK + super::batch::BATCH_ROWS * 32;
 
-/// What the feature thread wrote: `feature.csv`'s size and digest, and each column's
+/// One file the feature thread wrote: its size and digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WrittenFile {
+    pub size_bytes: u64,
+    pub sha256: String,
+}
+
+/// What the feature thread wrote: each file's size and digest, and each column's
 /// profile.
 pub struct Written {
     pub rows: u64,
-    pub size_bytes: u64,
-    pub sha256: String,
+    /// `feature.csv`, unless it was not asked for.
+    pub csv: Option<WrittenFile>,
+    /// `feature.parquet`, when it was asked for.
+    pub parquet: Option<WrittenFile>,
     pub columns: Vec<(String, ColumnType)>,
     /// Each output column's profile, in CSV order.
     pub profile: Vec<(String, ColumnProfile)>,
@@ -44,32 +54,58 @@ pub struct Written {
     pub cpu: Option<std::time::Duration>,
 }
 
-/// The feature thread: output rows -> CSV blocks (to the upload) and column profiles.
+/// Which files the feature thread writes, and where each one's blocks go.
+pub(super) struct Targets {
+    /// `feature.csv`; `None` when only Parquet is written (the profile still is made).
+    pub csv: Option<mpsc::Sender<Bytes>>,
+    pub parquet: Option<(ParquetLayout, mpsc::Sender<Bytes>)>,
+}
+
+/// The feature thread: output rows -> CSV blocks and Parquet blocks (to their uploads)
+/// and column profiles. Both files come from the same batches, one batch at a time.
 pub(super) fn write_features(
     batch_rx: std_mpsc::Receiver<RowBatch>,
-    out_tx: mpsc::Sender<Bytes>,
+    targets: Targets,
     columns: Vec<(String, ColumnType)>,
 ) -> Result<Written> {
     let mut writer = FeatureWriter::new(columns);
-    let mut out = Output::new(out_tx);
-    writer.write_header(&mut out.buf);
-    for batch in batch_rx {
-        writer.write_batch(&batch, &mut out.buf);
-        out.send_full_blocks()?;
+    let mut csv = targets.csv.map(Output::new);
+    let mut parquet = match targets.parquet {
+        Some((layout, tx)) => Some(ParquetWriter::new(layout, Output::new(tx))?),
+        None => None,
+    };
+    if let Some(out) = csv.as_mut() {
+        writer.write_header(&mut out.buf);
     }
-    let (size_bytes, sha256) = out.finish()?;
+    for batch in batch_rx {
+        match csv.as_mut() {
+            Some(out) => {
+                writer.write_batch(&batch, &mut out.buf);
+                out.send_full_blocks()?;
+            }
+            None => writer.profile_batch(&batch),
+        }
+        if let Some(p) = parquet.as_mut() {
+            p.write_batch(&batch)?;
+        }
+    }
+    let csv = csv.map(Output::finish).transpose()?;
+    let parquet = match parquet {
+        Some(p) => Some(p.finish()?.1.finish()?),
+        None => None,
+    };
     Ok(Written {
         rows: writer.rows(),
-        size_bytes,
-        sha256,
+        csv,
+        parquet,
         columns: writer.columns().to_vec(),
         profile: writer.finish(),
         cpu: super::cpu_time::thread_cpu(),
     })
 }
 
-/// Feature bytes on their way out: hashed, counted, sent in blocks of [`OUT_BLOCK`].
-struct Output {
+/// Output bytes on their way out: hashed, counted, sent in blocks of [`OUT_BLOCK`].
+pub(super) struct Output {
     buf: Vec<u8>,
     tx: mpsc::Sender<Bytes>,
     hasher: Sha256,
@@ -77,7 +113,7 @@ struct Output {
 }
 
 impl Output {
-    fn new(tx: mpsc::Sender<Bytes>) -> Self {
+    pub(super) fn new(tx: mpsc::Sender<Bytes>) -> Self {
         Output {
             buf: Vec::with_capacity(OUT_CAPACITY),
             tx,
@@ -115,12 +151,30 @@ impl Output {
         Ok(())
     }
 
-    fn finish(mut self) -> Result<(u64, String)> {
+    /// Sends what is left; the file's size and digest.
+    pub(super) fn finish(mut self) -> Result<WrittenFile> {
         if !self.buf.is_empty() {
             self.send()?;
         }
         let digest = self.hasher.finalize();
-        Ok((self.size, hex(&digest)))
+        Ok(WrittenFile {
+            size_bytes: self.size,
+            sha256: hex(&digest),
+        })
+    }
+}
+
+/// The Parquet writer writes through this (an error means the upload stopped).
+impl std::io::Write for Output {
+    fn write(&mut self, data: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(data);
+        self.send_full_blocks()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        Ok(data.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 
@@ -198,6 +252,43 @@ impl FeatureWriter {
                     }
                 }
                 out.extend_from_slice(b"\r\n");
+            }
+        }
+        self.rows += batch.len() as u64;
+    }
+
+    /// Profiles a batch's values without formatting them (when `feature.csv` is not
+    /// written): column by column, which gives each profiler the same values in the same
+    /// order as [`FeatureWriter::write_batch`].
+    pub fn profile_batch(&mut self, batch: &RowBatch) {
+        for (column, profiler) in batch.columns().iter().zip(&mut self.profilers) {
+            match column {
+                BatchColumn::Float(values) => {
+                    for v in values {
+                        match v {
+                            Some(v) => profiler.number(*v),
+                            None => profiler.null(),
+                        }
+                    }
+                }
+                BatchColumn::Integer(values) => {
+                    for v in values {
+                        match v {
+                            Some(v) => profiler.number(*v as f64),
+                            None => profiler.null(),
+                        }
+                    }
+                }
+                BatchColumn::Text { bytes, ends } => {
+                    for row in 0..ends.len() {
+                        let text = text_at(bytes, ends, row);
+                        if text.is_empty() {
+                            profiler.null();
+                        } else {
+                            profiler.text(text);
+                        }
+                    }
+                }
             }
         }
         self.rows += batch.len() as u64;
@@ -299,7 +390,10 @@ mod tests {
             all.extend_from_slice(&piece);
             out.send_full_blocks().unwrap();
         }
-        let (size, sha) = out.finish().unwrap();
+        let WrittenFile {
+            size_bytes: size,
+            sha256: sha,
+        } = out.finish().unwrap();
         let blocks = drain.join().unwrap();
         let (last, full) = blocks.split_last().unwrap();
         assert!(full.iter().all(|b| b.len() == OUT_BLOCK));

@@ -103,7 +103,9 @@ impl FeatureSide {
 
     pub(super) fn header(&mut self, record: &Record<'_>) {
         self.bound = Some(match &self.features {
-            Features::Rows(rows) => Bound::Rows(RowFeatures::bind(record, rows, &self.source)),
+            Features::Rows(rows) => {
+                Bound::Rows(RowFeatures::bind(record, rows, &self.source, self.tz))
+            }
             Features::Entities(entity) => {
                 let source = self.source.clone();
                 Bound::Entities(Box::new(GroupBy::bind(

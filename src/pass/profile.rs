@@ -227,7 +227,11 @@ impl ColumnProfiler {
     pub fn new(ty: ColumnType) -> Self {
         let acc = match ty {
             ColumnType::Float | ColumnType::Integer => Accumulator::Numbers(Welford::new()),
-            ColumnType::String => Accumulator::Strings(Strings::new()),
+            // Booleans and timestamps are profiled as their text: distinct values, the
+            // most frequent ones, lengths.
+            ColumnType::String | ColumnType::Boolean | ColumnType::Timestamp => {
+                Accumulator::Strings(Strings::new())
+            }
         };
         ColumnProfiler {
             ty,

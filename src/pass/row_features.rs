@@ -1,15 +1,22 @@
 //! Row-grain features, computed on the scanner thread: one output row per data row, in
 //! input order (pass-through or renamed columns, casts, `row_sum`).
 
+use chrono_tz::Tz;
+
 use super::batch::RowBatch;
 use super::csv_scan::Record;
 use crate::config::spec::{ColumnType, RowFeature, RowFeatureKind, SourceFormat};
 use crate::values::number::{parse_cell, parse_cell_window, parse_integer};
+use crate::values::parse_boolean;
+use crate::values::timestamp::{canonical, parse_in, parse_with_format};
 
 /// The row features bound to the header's cell positions.
 pub struct RowFeatures {
     outputs: Vec<Output>,
     nulls: SourceFormat,
+    /// The pipeline zone: timestamps without an offset are wall-clock time there, and
+    /// every timestamp is written in it.
+    tz: Tz,
 }
 
 enum Output {
@@ -19,6 +26,12 @@ enum Output {
     Float(Option<usize>),
     /// The cell as a whole number (see [`parse_integer`]); anything else is null.
     Integer(Option<usize>),
+    /// The cell as a boolean (see [`parse_boolean`]), written `true` / `false`; anything
+    /// else is null.
+    Boolean(Option<usize>),
+    /// The cell as a timestamp (with the strftime format, else RFC 3339 / ISO 8601),
+    /// written as [`canonical`] text; anything else is null.
+    Timestamp(Option<usize>, Option<String>),
     /// The original pipeline's sum: empty, missing and non-numeric cells count 0. Columns absent from
     /// the header are left out.
     RowSum(Vec<usize>),
@@ -27,15 +40,26 @@ enum Output {
 impl RowFeatures {
     /// A repeated header name binds to its last occurrence, as the original pipeline's
     /// `csv.DictReader` did; a column absent from the header reads as null.
-    pub fn bind(header: &Record<'_>, features: &[RowFeature], nulls: &SourceFormat) -> Self {
+    pub fn bind(
+        header: &Record<'_>,
+        features: &[RowFeature],
+        nulls: &SourceFormat,
+        tz: Tz,
+    ) -> Self {
         let index = |name: &str| header.fields().rposition(|h| h == name);
         let outputs = features
             .iter()
             .map(|f| match &f.kind {
-                RowFeatureKind::Column { column, cast } => match cast {
+                RowFeatureKind::Column {
+                    column,
+                    cast,
+                    format,
+                } => match cast {
                     ColumnType::String => Output::Text(index(column)),
                     ColumnType::Float => Output::Float(index(column)),
                     ColumnType::Integer => Output::Integer(index(column)),
+                    ColumnType::Boolean => Output::Boolean(index(column)),
+                    ColumnType::Timestamp => Output::Timestamp(index(column), format.clone()),
                 },
                 RowFeatureKind::RowSum { columns } => {
                     Output::RowSum(columns.iter().filter_map(|c| index(c)).collect())
@@ -45,6 +69,7 @@ impl RowFeatures {
         RowFeatures {
             outputs,
             nulls: nulls.clone(),
+            tz,
         }
     }
 
@@ -60,6 +85,24 @@ impl RowFeatures {
                 }
                 Output::Integer(i) => {
                     batch.push_integer(col, self.cell(record, *i).and_then(parse_integer))
+                }
+                Output::Boolean(i) => {
+                    let text: &[u8] = match self.cell(record, *i).and_then(parse_boolean) {
+                        Some(true) => b"true",
+                        Some(false) => b"false",
+                        None => b"",
+                    };
+                    batch.push_text(col, text);
+                }
+                Output::Timestamp(i, format) => {
+                    let t = self.cell(record, *i).and_then(|c| match format {
+                        Some(f) => parse_with_format(c, f, self.tz),
+                        None => parse_in(c, self.tz),
+                    });
+                    match t {
+                        Some(t) => batch.push_text(col, canonical(&t).as_bytes()),
+                        None => batch.push_text(col, b""),
+                    }
                 }
             }
         }

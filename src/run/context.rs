@@ -69,6 +69,43 @@ pub enum Report {
     Quiet,
 }
 
+/// The version's data files while they are staged: each file's name and its upload
+/// (taken when committed).
+#[derive(Default)]
+pub struct StagedFiles {
+    files: Vec<(&'static str, Option<Box<dyn Upload>>)>,
+}
+
+impl StagedFiles {
+    /// Adds a file's staged upload.
+    pub fn add(&mut self, name: &'static str, upload: Box<dyn Upload>) {
+        self.files.push((name, Some(upload)));
+    }
+
+    /// Each file's name and its upload slot, in the order they were added.
+    pub fn iter_mut(
+        &mut self,
+    ) -> impl Iterator<Item = (&'static str, &mut Option<Box<dyn Upload>>)> + '_ {
+        self.files.iter_mut().map(|(name, upload)| (*name, upload))
+    }
+
+    /// The upload of `name`, while it is staged.
+    pub fn get_mut(&mut self, name: &str) -> Option<&mut Box<dyn Upload>> {
+        self.files
+            .iter_mut()
+            .find(|(n, _)| *n == name)
+            .and_then(|(_, upload)| upload.as_mut())
+    }
+
+    /// Every upload still staged, leaving none.
+    pub fn take_all(&mut self) -> Vec<Box<dyn Upload>> {
+        self.files
+            .drain(..)
+            .filter_map(|(_, upload)| upload)
+            .collect()
+    }
+}
+
 /// Everything one run knows, filled in stage by stage.
 pub struct RunContext {
     pub settings: RunSettings,
@@ -93,10 +130,11 @@ pub struct RunContext {
     pub observe: Arc<Observe>,
     /// Bytes the pass read from the raw object, once it ran.
     pub read_bytes: Option<u64>,
-    /// The staged, still invisible `feature.csv`. Its one owner is this context: opened by
-    /// build_features before the pass, lent to the pass, committed by store_features;
-    /// whatever is left when the run ends is aborted by `run_one`, and only there.
-    pub staged_feature: Option<Box<dyn Upload>>,
+    /// The staged, still invisible data files of the version (`feature.csv`,
+    /// `feature.parquet`). Their one owner is this context: opened by build_features
+    /// before the pass, lent to the pass, committed by store_features; whatever is left
+    /// when the run ends is aborted by `run_one`, and only there.
+    pub staged: StagedFiles,
     pub extracted: Option<Extracted>,
     pub validated: Option<Validated>,
     pub built: Option<Built>,

@@ -50,7 +50,14 @@ pub fn of_run(ctx: &RunContext, outcome: &Outcome) -> RunFacts {
                 .collect()
         }),
         feature_rows: built.map(|b| b.feature.rows),
-        feature_bytes: built.map(|b| b.feature.size_bytes),
+        // Every data file of the version: feature.csv and feature.parquet, as asked for.
+        feature_bytes: built.map(|b| {
+            [&b.feature.csv, &b.feature.parquet]
+                .into_iter()
+                .flatten()
+                .map(|f| f.size_bytes)
+                .sum()
+        }),
         column_nulls: built.map_or_else(Vec::new, |b| {
             b.feature
                 .profile

@@ -23,6 +23,7 @@ use crate::observe::Observe;
 use crate::pass::{self, decompress::Compression};
 use crate::storage::s3::ClientError;
 use crate::storage::Opener;
+use crate::versions::layout;
 use context::{Report, RunContext};
 use outcome::{Failure, Outcome};
 use stages::summarize_run::{self, EarlyRun};
@@ -100,9 +101,9 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
     });
     let failure: Failure = run_stages(&mut ctx).await.err();
     // Whatever stopped the run, nothing staged may linger (S3: abort the multipart
-    // upload). The staged feature file's one owner is the context; this is where it is
+    // uploads). The staged files' one owner is the context; this is where they are
     // aborted, and the only place.
-    if let Some(upload) = ctx.staged_feature.take() {
+    for upload in ctx.staged.take_all() {
         upload.abort().await;
     }
     // The lease is given up while the run record is written: two independent writes.
@@ -184,12 +185,32 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         .as_mut()
         .and_then(|e| e.source.take())
         .ok_or_else(|| Error::Internal("the pass ran without an opened raw object".into()))?;
+    // A many-file input's label is decided per part (build_features records them).
     let compression = Compression::from_name(&ctx.raw_key);
     let validation = validate_data::side(&ctx.settings.spec);
-    let features = build_features::side(ctx).await?;
-    // The pass borrows the staged upload; the context keeps owning it.
-    let mut staged = ctx.staged_feature.take();
-    let upload = staged.as_mut();
+    let (features, parquet) = build_features::side(ctx).await?;
+    // The pass borrows the staged uploads; the context keeps owning them.
+    let mut staged = std::mem::take(&mut ctx.staged);
+    let formats = ctx.settings.output.value;
+    let (mut csv_upload, mut parquet_upload) = (None, None);
+    for (name, upload) in staged.iter_mut() {
+        match name {
+            layout::FEATURE_CSV => csv_upload = upload.as_mut(),
+            layout::FEATURE_PARQUET => parquet_upload = upload.as_mut(),
+            _ => {}
+        }
+    }
+    let outputs = pass::Outputs {
+        csv: formats.csv.then_some(pass::Target { upload: csv_upload }),
+        parquet: parquet.map(|layout| {
+            (
+                layout,
+                pass::Target {
+                    upload: parquet_upload,
+                },
+            )
+        }),
+    };
     let counters = Counters::new();
     let total = ctx.extracted.as_ref().map(|e| e.meta.size_bytes);
     let watch = Watch::start(
@@ -201,18 +222,17 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
     let (read, history) = tokio::join!(
         pass::read_once(
             source,
-            compression,
             validation,
             features,
-            upload,
+            outputs,
             &ctx.interrupt,
-            &counters,
+            &counters
         ),
         validate_data::read_history(ctx),
     );
     watch.finish().await;
     ctx.read_bytes = Some(counters.done());
-    ctx.staged_feature = staged;
+    ctx.staged = staged;
     let read = read?;
     Ok((
         read.validation,
@@ -294,7 +314,12 @@ async fn open(
     observe: Arc<Observe>,
 ) -> Result<RunContext> {
     let mut opener = Opener::new(settings.s3.clone());
-    let (raw_dir, raw_key) = settings.raw.value.split_last();
+    // Many files: the store is their folder, the key the glob (for messages and
+    // metadata); one file: its folder and its name.
+    let (raw_dir, raw_key) = match &settings.raw_parts {
+        Some(pattern) => (pattern.folder.clone(), pattern.glob.clone()),
+        None => settings.raw.value.split_last(),
+    };
     let usage = |e: ClientError| Error::Usage(e.to_string());
     let raw_store = opener.open(&raw_dir).await.map_err(usage)?;
     let out_store = opener.open(&settings.features.value).await.map_err(usage)?;
@@ -312,7 +337,7 @@ async fn open(
         report,
         observe,
         read_bytes: None,
-        staged_feature: None,
+        staged: Default::default(),
         extracted: None,
         validated: None,
         built: None,

@@ -21,6 +21,7 @@
 //!   caller (a full disk is an error, never an empty file).
 
 pub mod local;
+pub mod pattern;
 pub mod s3;
 #[cfg(test)]
 pub(crate) mod spy;
@@ -247,6 +248,20 @@ pub trait ObjectStore: Send + Sync + fmt::Debug {
     /// configuration error instead of "not found" or a late upload failure.
     async fn container_exists(&self) -> Option<bool> {
         None
+    }
+
+    /// Every object below the folder `dir` (recursively) with its metadata, sorted by
+    /// key: how the parts of a many-file raw input are found, with the size and ETag
+    /// `metadata.json` records. The default asks for each object; S3 takes them from the
+    /// listing itself (paginated).
+    async fn list_objects(&self, dir: &str) -> StorageResult<Vec<(String, ObjectMeta)>> {
+        let mut objects = Vec::new();
+        for key in self.list(dir).await? {
+            if let Some(meta) = self.head(&key).await? {
+                objects.push((key, meta));
+            }
+        }
+        Ok(objects)
     }
 
     /// Reads a whole small object (pointers, manifests), `None` if missing.

@@ -21,6 +21,19 @@ pub fn shorten(text: &str) -> String {
     }
 }
 
+/// A boolean cell: `true` / `false` / `1` / `0`, any case, surrounding ASCII whitespace
+/// ignored (what the `boolean` value type accepts); `None` for anything else.
+pub fn parse_boolean(cell: &[u8]) -> Option<bool> {
+    let t = cell.trim_ascii();
+    if t == b"1" || t.eq_ignore_ascii_case(b"true") {
+        Some(true)
+    } else if t == b"0" || t.eq_ignore_ascii_case(b"false") {
+        Some(false)
+    } else {
+        None
+    }
+}
+
 /// A value that cannot be read; the caller names where it came from.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ValueError {
@@ -44,6 +57,22 @@ pub enum ValueError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn booleans_are_the_boolean_type_s_words() {
+        for (cell, want) in [
+            (&b"true"[..], Some(true)),
+            (b" TRUE ", Some(true)),
+            (b"1", Some(true)),
+            (b"False", Some(false)),
+            (b"0", Some(false)),
+            (b"yes", None),
+            (b"01", None),
+            (b"", None),
+        ] {
+            assert_eq!(parse_boolean(cell), want, "{cell:?}");
+        }
+    }
 
     #[test]
     fn long_values_are_cut_when_shown() {

@@ -198,6 +198,41 @@ fn parse_general(s: &[u8], tz: Tz) -> Option<DateTime<Tz>> {
     tz.from_local_datetime(&naive).earliest()
 }
 
+/// Parses a cell written in the strftime `format`: with an offset (`%z`) it is that
+/// instant; a date-time without one is wall-clock time in `tz`; a bare date is midnight
+/// in `tz` (DST as in [`parse_in`]). `None` when it does not match.
+pub fn parse_with_format(cell: &[u8], format: &str, tz: Tz) -> Option<DateTime<Tz>> {
+    let s = std::str::from_utf8(cell.trim_ascii()).ok()?;
+    if let Ok(t) = DateTime::parse_from_str(s, format) {
+        return Some(t.with_timezone(&tz));
+    }
+    let naive = match NaiveDateTime::parse_from_str(s, format) {
+        Ok(naive) => naive,
+        Err(_) => NaiveDate::parse_from_str(s, format)
+            .ok()?
+            .and_time(NaiveTime::MIN),
+    };
+    tz.from_local_datetime(&naive).earliest()
+}
+
+/// The text of a timestamp output cell: RFC 3339 in the pipeline zone, truncated to
+/// microseconds (what a Parquet `TIMESTAMP(MICROS)` holds, so `feature.csv` and
+/// `feature.parquet` say the same instant), fractional digits only when there are some:
+/// `2025-11-19T00:03:04+09:00`, `2025-11-19T00:03:04.250+09:00`.
+pub fn canonical(t: &DateTime<Tz>) -> String {
+    let micros = t.nanosecond() / 1_000 * 1_000;
+    t.with_nanosecond(micros)
+        .unwrap_or(*t)
+        .to_rfc3339_opts(SecondsFormat::AutoSi, false)
+}
+
+/// Microseconds since the Unix epoch of a timestamp cell as [`canonical`] or
+/// [`bucket_start`] write it (any form [`parse_in`] reads; a form without an offset is
+/// read as UTC): the value of a Parquet `TIMESTAMP(MICROS, UTC)`.
+pub fn epoch_micros(text: &[u8]) -> Option<i64> {
+    parse_in(text, chrono_tz::UTC).map(|t| t.timestamp_micros())
+}
+
 /// The start of the hour or day containing `t`, in `tz` wall-clock, formatted RFC 3339
 /// with the offset in force at that instant, e.g. `2025-11-19T00:00:00+09:00`.
 ///

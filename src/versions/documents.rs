@@ -27,6 +27,21 @@ pub struct Schema {
     /// Entity grain: the raw columns grouped by, and the time bucket.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub group_by: Option<GroupBySchema>,
+    /// `feature.parquet`, when the version has it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub parquet: Option<ParquetSchema>,
+}
+
+/// How `feature.parquet` is typed: each column's Parquet type (its columns are
+/// `feature.csv`'s, plus `event_timestamp` when no column is a timestamp) and the column a
+/// feature store reads as the event time.
+#[derive(Debug, Clone, Serialize)]
+pub struct ParquetSchema {
+    pub file: &'static str,
+    /// Column name -> Parquet type (`DOUBLE`, `INT64`, `STRING`, `BOOLEAN`,
+    /// `TIMESTAMP(MICROS,UTC)`), in file order.
+    pub columns: serde_json::Map<String, serde_json::Value>,
+    pub timestamp_field: String,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -125,6 +140,19 @@ pub struct SourceInfo {
     pub compression: Option<&'static str>,
     /// Bytes of CSV after decompression (equal to `size_bytes` for plain input).
     pub csv_bytes: u64,
+    /// A many-file input: every part read, in order (absent for one file). `size_bytes`
+    /// is then their total, `compression` theirs (`mixed` if they differ).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub files: Option<Vec<SourceFile>>,
+}
+
+/// One part of a many-file raw input.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceFile {
+    pub path: String,
+    pub size_bytes: u64,
+    pub etag: Option<String>,
+    pub last_modified: Option<String>,
 }
 
 /// The build that wrote a document: two builds of one version number can differ.

@@ -4,6 +4,7 @@
 //!
 //! ```text
 //! <prefix>/v_20251119T000000/feature.csv
+//! <prefix>/v_20251119T000000/feature.parquet  when [output] formats has "parquet"
 //! <prefix>/v_20251119T000000/schema.json
 //! <prefix>/v_20251119T000000/metadata.json
 //! <prefix>/v_20251119T000000/_SUCCESS     written last: the version is complete
@@ -31,6 +32,8 @@ pub mod schema_diff;
 /// File names inside a version directory and beside it.
 pub mod layout {
     pub const FEATURE_CSV: &str = "feature.csv";
+    /// The same rows as `feature.csv`, typed, for feature stores (`[output] formats`).
+    pub const FEATURE_PARQUET: &str = "feature.parquet";
     pub const SCHEMA_JSON: &str = "schema.json";
     pub const METADATA_JSON: &str = "metadata.json";
     /// Written last: its presence makes a version complete.

@@ -327,6 +327,8 @@ fn the_shipped_example_files_run_on_the_fixture_on_both_backends() {
             ("strict_daily_user_events.toml", "1", 300),
             // One row per user (and day): 119 users, "" among them.
             ("daily_user_features.toml", "0", 119),
+            // Every output type, CSV and Parquet.
+            ("typed_user_events.toml", "0", 300),
         ] {
             let config = fixture(&format!("pipelines/{file}"));
             let out = target.run(

@@ -11,15 +11,17 @@ use std::collections::BTreeMap;
 
 use crate::config::describe;
 use crate::config::spec::Features;
+use crate::config::RunSettings;
 use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Step};
+use crate::pass::parquet_writer::ParquetLayout;
 use crate::pass::profile::ColumnProfile;
-use crate::pass::{FeatureSide, FeaturesBuilt};
+use crate::pass::{FeatureSide, FeaturesBuilt, Part};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
 use crate::versions::documents::{
-    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, PassTimings, Producer, Schema,
-    SourceInfo, TimeBucketSchema, ToolInfo,
+    digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, ParquetSchema, PassTimings,
+    Producer, Schema, SourceFile, SourceInfo, TimeBucketSchema, ToolInfo,
 };
 use crate::versions::history::Drift;
 use crate::versions::layout;
@@ -47,20 +49,43 @@ impl Built {
     }
 }
 
-/// build_features' side of the pass. Outside a dry run it also opens the staged upload of
-/// `feature.csv` (invisible until `store_features` commits it) and hands it to the run
-/// context, its one owner.
-pub async fn side(ctx: &mut RunContext) -> Result<FeatureSide> {
+/// build_features' side of the pass, and the layout of `feature.parquet` when it is
+/// written. Outside a dry run it also opens the staged upload of each output file
+/// (invisible until `store_features` commits it) and hands it to the run context, their
+/// one owner.
+pub async fn side(ctx: &mut RunContext) -> Result<(FeatureSide, Option<ParquetLayout>)> {
+    let formats = ctx.settings.output.value;
+    let parquet = match formats.parquet {
+        true => Some(parquet_layout(&ctx.settings)?),
+        false => None,
+    };
     if !ctx.settings.dry_run {
-        let key = ctx.version_key(layout::FEATURE_CSV);
-        ctx.staged_feature = Some(ctx.out_store.start_upload(&key).await?);
+        for (wanted, name) in [
+            (formats.csv, layout::FEATURE_CSV),
+            (formats.parquet, layout::FEATURE_PARQUET),
+        ] {
+            if wanted {
+                let upload = ctx.out_store.start_upload(&ctx.version_key(name)).await?;
+                ctx.staged.add(name, upload);
+            }
+        }
     }
     let spec = &ctx.settings.spec;
-    Ok(FeatureSide::new(
-        &spec.features,
-        &spec.source,
-        ctx.settings.timezone,
-    ))
+    let side = FeatureSide::new(&spec.features, &spec.source, ctx.settings.timezone);
+    Ok((side, parquet))
+}
+
+/// The columns of `feature.parquet`: the feature schema's, entity-grain group keys keeping
+/// their empty key, and the execution date as event time when no column is a timestamp.
+pub fn parquet_layout(settings: &RunSettings) -> Result<ParquetLayout> {
+    let features = &settings.spec.features;
+    let group_keys = match features {
+        Features::Entities(e) => e.group_by.clone(),
+        Features::Rows(_) => Vec::new(),
+    };
+    let event_time = settings.execution_date.datetime().timestamp_micros();
+    ParquetLayout::new(&features.columns(), &group_keys, event_time)
+        .map_err(|m| Error::Usage(format!("{}: {m}", settings.output.origin)))
 }
 
 /// The fields a `build_features` line adds: what was built and where its time went.
@@ -135,17 +160,43 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
                 }),
             }),
         },
+        parquet: None,
+    };
+    let schema = Schema {
+        parquet: match &feature.parquet {
+            Some(_) => {
+                let layout = parquet_layout(settings)?;
+                Some(ParquetSchema {
+                    file: layout::FEATURE_PARQUET,
+                    columns: layout
+                        .describe()
+                        .into_iter()
+                        .map(|(name, ty)| (name, ty.into()))
+                        .collect(),
+                    timestamp_field: layout.timestamp_field().to_string(),
+                })
+            }
+            None => None,
+        },
+        ..schema
     };
     let schema_json = to_pretty_json(&schema)?;
 
     let mut outputs = BTreeMap::new();
-    outputs.insert(
-        layout::FEATURE_CSV,
-        FileDigest {
-            size_bytes: feature.size_bytes,
-            sha256: feature.sha256.clone(),
-        },
-    );
+    for (name, file) in [
+        (layout::FEATURE_CSV, &feature.csv),
+        (layout::FEATURE_PARQUET, &feature.parquet),
+    ] {
+        if let Some(file) = file {
+            outputs.insert(
+                name,
+                FileDigest {
+                    size_bytes: file.size_bytes,
+                    sha256: file.sha256.clone(),
+                },
+            );
+        }
+    }
     outputs.insert(layout::SCHEMA_JSON, digest(&schema_json));
 
     let stats = &validated.stats;
@@ -171,8 +222,22 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
             size_bytes: extracted.meta.size_bytes,
             etag: extracted.meta.etag.clone(),
             last_modified: extracted.meta.last_modified.clone(),
-            compression: validated.compression.label(),
+            compression: match &extracted.parts {
+                Some(parts) => parts_compression(parts),
+                None => validated.compression.label(),
+            },
             csv_bytes: validated.scan.bytes,
+            files: extracted.parts.as_ref().map(|parts| {
+                parts
+                    .iter()
+                    .map(|p| SourceFile {
+                        path: ctx.raw_store.uri(&p.key),
+                        size_bytes: p.meta.size_bytes,
+                        etag: p.meta.etag.clone(),
+                        last_modified: p.meta.last_modified.clone(),
+                    })
+                    .collect()
+            }),
         },
         outputs,
         validation: validated.rules.clone(),
@@ -208,6 +273,16 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
         metadata,
     });
     Ok(())
+}
+
+/// The parts' compression: theirs when they agree, `mixed` when they do not.
+fn parts_compression(parts: &[Part]) -> Option<&'static str> {
+    let mut labels = parts.iter().map(|p| p.compression().label());
+    let first = labels.next().flatten();
+    match labels.all(|l| l == first) {
+        true => first,
+        false => Some("mixed"),
+    }
 }
 
 /// Row count, null rate, numeric column means and the schema against the previous

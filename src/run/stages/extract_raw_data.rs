@@ -5,19 +5,25 @@
 use crate::config::{Rerun, Setting};
 use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Status};
+use crate::pass::decompress::Compression;
+use crate::pass::{Part, RawSource};
 use crate::run::context::{RunContext, SkipReason};
-use crate::storage::{join_key, ChunkSource, ObjectMeta, StorageError, StorageUri};
+use crate::storage::pattern::ObjectPattern;
+use crate::storage::{join_key, ObjectMeta, StorageError, StorageUri};
 use crate::versions::completeness::{self, Completeness, Incomplete};
 use crate::versions::latest::move_latest;
 use crate::versions::layout::{self, LEASES_DIR};
 use crate::versions::lease::{Acquired, Lease};
 use crate::versions::run_record;
 
-/// The raw object, opened but not yet read.
+/// The raw object (or the parts of a many-file input), opened but not yet read.
 pub struct Extracted {
+    /// The object's; for many files their total size and latest modification time.
     pub meta: ObjectMeta,
     /// Taken by the pass, which reads it exactly once.
-    pub source: Option<Box<dyn ChunkSource>>,
+    pub source: Option<RawSource>,
+    /// A many-file input: every part, in the order read.
+    pub parts: Option<Vec<Part>>,
     /// The version already had `_SUCCESS` (a `--force` or dry run goes on anyway).
     pub version_was_complete: bool,
     /// This run replaces a complete version (`--force`, `--reprocess`).
@@ -26,6 +32,10 @@ pub struct Extracted {
 
 impl Extracted {
     pub fn log_fields(&self, line: DpLine) -> DpLine {
+        let line = match &self.parts {
+            Some(parts) => line.with(keys::RAW_FILES, parts.len() as u64),
+            None => line,
+        };
         line.with(keys::SIZE_BYTES, self.meta.size_bytes)
             .with(keys::ETAG, self.meta.etag.clone())
             .with(keys::LAST_MODIFIED, self.meta.last_modified.clone())
@@ -63,6 +73,21 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             ctx.skip = Some(skip);
             return Ok(());
         }
+    }
+
+    // The upstream writer's completion marker says when the drop is whole.
+    if let Some(marker) = &ctx.settings.require_marker {
+        if ctx.raw_store.head(&marker.value).await?.is_none() {
+            let why = format!(
+                "{} is not there yet (the completion marker {} asks for)",
+                ctx.raw_store.uri(&marker.value),
+                marker.origin
+            );
+            return drop_missing(ctx, why);
+        }
+    }
+    if let Some(pattern) = ctx.settings.raw_parts.clone() {
+        return extract_parts(ctx, &pattern, version_was_complete, rewrite).await;
     }
 
     let not_found = || {
@@ -104,7 +129,10 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         return Err(not_found());
     };
     let source = match ctx.raw_store.get_unchanged(&ctx.raw_key, &meta).await {
-        Ok(source) => source,
+        Ok(source) => RawSource::One {
+            source,
+            compression: Compression::from_name(&ctx.raw_key),
+        },
         // Deleted between HEAD and GET: still "not found", not a storage failure.
         Err(StorageError::NotFound { .. }) => return Err(not_found()),
         Err(e) => return Err(e.into()),
@@ -112,10 +140,79 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     ctx.extracted = Some(Extracted {
         meta,
         source: Some(source),
+        parts: None,
         version_was_complete,
         rewrite,
     });
     Ok(())
+}
+
+/// A many-file input: its parts, listed (paginated) and sorted by key. Fewer than
+/// `min_files` is a drop not there yet, like a missing file.
+async fn extract_parts(
+    ctx: &mut RunContext,
+    pattern: &ObjectPattern,
+    version_was_complete: bool,
+    rewrite: bool,
+) -> Result<()> {
+    let parts: Vec<Part> = ctx
+        .raw_store
+        .list_objects("")
+        .await?
+        .into_iter()
+        .filter(|(key, _)| pattern.matches(key))
+        .map(|(key, meta)| Part { key, meta })
+        .collect();
+    if parts.is_empty() && ctx.raw_store.container_exists().await == Some(false) {
+        return Err(missing_bucket(&ctx.settings.raw));
+    }
+    let min = &ctx.settings.min_files;
+    if (parts.len() as u64) < min.value {
+        let why = if parts.is_empty() {
+            format!(
+                "no file matches {} (check {} and the execution date)",
+                ctx.raw_uri(),
+                ctx.settings.raw.origin
+            )
+        } else {
+            format!(
+                "{} matches {} files, fewer than the {} that {} asks for",
+                ctx.raw_uri(),
+                parts.len(),
+                min.value,
+                min.origin
+            )
+        };
+        return drop_missing(ctx, why);
+    }
+    let meta = ObjectMeta {
+        size_bytes: parts.iter().map(|p| p.meta.size_bytes).sum(),
+        etag: None,
+        last_modified: parts
+            .iter()
+            .filter_map(|p| p.meta.last_modified.clone())
+            .max(),
+        revision: None,
+    };
+    let source = RawSource::parts(ctx.raw_store.clone(), parts.clone());
+    ctx.extracted = Some(Extracted {
+        meta,
+        source: Some(source),
+        parts: Some(parts),
+        version_was_complete,
+        rewrite,
+    });
+    Ok(())
+}
+
+/// The raw drop is not (all) there: a skip with `--skip-if-missing` (exit 99), else
+/// [`Error::RawNotFound`] (exit 4).
+fn drop_missing(ctx: &mut RunContext, why: String) -> Result<()> {
+    if ctx.settings.skip_if_missing {
+        ctx.skip = Some(SkipReason::RawMissing);
+        return Ok(());
+    }
+    Err(Error::RawNotFound(why))
 }
 
 /// Whether the version is complete: `_SUCCESS` parses and lists files that are all there

@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::log::{keys, DpLine};
 use crate::run::context::{RunContext, SkipReason};
 use crate::values::execution_date::now_iso;
-use crate::versions::documents::{digest, to_pretty_json, SuccessManifest};
+use crate::versions::documents::{digest, to_pretty_json, FileDigest, SuccessManifest};
 use crate::versions::latest::move_latest;
 use crate::versions::layout;
 use crate::versions::publish::{Publication, Published, VersionFile};
@@ -45,12 +45,15 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     built.metadata.timings_ms = timings_json(&ctx.timings_ms);
     let metadata_json = to_pretty_json(&built.metadata)?;
     let schema_json = built.schema_json.clone();
-    let feature_digest = built
-        .metadata
-        .outputs
-        .get(layout::FEATURE_CSV)
-        .cloned()
-        .ok_or_else(|| Error::Internal("no digest of feature.csv".into()))?;
+    // The data files, in publish order, with the digests the pass computed.
+    let data_files: Vec<(&'static str, FileDigest)> =
+        [layout::FEATURE_CSV, layout::FEATURE_PARQUET]
+            .into_iter()
+            .filter_map(|name| Some((name, built.metadata.outputs.get(name)?.clone())))
+            .collect();
+    if data_files.is_empty() {
+        return Err(Error::Internal("no digest of a feature file".into()));
+    }
     let rows = built.feature.rows;
     let rewrite = ctx.extracted.as_ref().is_some_and(|e| e.rewrite);
     let settings = &ctx.settings;
@@ -59,25 +62,27 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
     let uri = |name: &str| store.uri(&ctx.version_key(name));
 
     // What the dry-run plan shows: every object, in publish order.
+    let documents = [
+        (layout::SCHEMA_JSON, digest(&schema_json)),
+        (layout::METADATA_JSON, digest(&metadata_json)),
+    ];
     let planned_manifest = to_pretty_json(&SuccessManifest {
         feature_version: version.clone(),
         run_id: ctx.run_id.clone(),
         completed_at: now_iso(settings.timezone),
-        files: [
-            (layout::FEATURE_CSV, feature_digest.clone()),
-            (layout::SCHEMA_JSON, digest(&schema_json)),
-            (layout::METADATA_JSON, digest(&metadata_json)),
-        ]
-        .into_iter()
-        .map(|(name, d)| (name.to_string(), d))
-        .collect(),
+        files: data_files
+            .iter()
+            .cloned()
+            .chain(documents.iter().cloned())
+            .map(|(name, d)| (name.to_string(), d))
+            .collect(),
     })?;
-    let writes = vec![
-        (uri(layout::FEATURE_CSV), feature_digest.size_bytes),
-        (uri(layout::SCHEMA_JSON), schema_json.len() as u64),
-        (uri(layout::METADATA_JSON), metadata_json.len() as u64),
-        (uri(layout::SUCCESS), planned_manifest.len() as u64),
-    ];
+    let writes = data_files
+        .iter()
+        .chain(&documents)
+        .map(|(name, d)| (uri(name), d.size_bytes))
+        .chain([(uri(layout::SUCCESS), planned_manifest.len() as u64)])
+        .collect();
     let mut stored = Stored {
         version_uri: ctx.version_uri(),
         rows,
@@ -91,12 +96,20 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
         return Ok(());
     }
 
-    let files = vec![
-        VersionFile::Staged {
-            name: layout::FEATURE_CSV,
-            upload: &mut ctx.staged_feature,
-            digest: feature_digest,
-        },
+    let mut files: Vec<VersionFile<'_>> = Vec::new();
+    for (name, upload) in ctx.staged.iter_mut() {
+        let digest = data_files
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, d)| d.clone())
+            .ok_or_else(|| Error::Internal(format!("no digest of the staged {name}")))?;
+        files.push(VersionFile::Staged {
+            name,
+            upload,
+            digest,
+        });
+    }
+    files.extend([
         VersionFile::Document {
             name: layout::SCHEMA_JSON,
             body: Bytes::from(schema_json),
@@ -105,7 +118,7 @@ pub async fn run(ctx: &mut RunContext) -> Result<()> {
             name: layout::METADATA_JSON,
             body: Bytes::from(metadata_json),
         },
-    ];
+    ]);
     let publication = Publication {
         store: store.as_ref(),
         version: &version,
