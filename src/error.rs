@@ -96,6 +96,11 @@ pub enum Error {
     /// names both.
     #[error("{0}")]
     HeaderMismatch(String),
+    /// Entity grain's groups outgrew `--memory-budget`: the message names the budget,
+    /// where it was set and the keys seen. Nothing was published; the same input and
+    /// budget fail again.
+    #[error("{0}")]
+    MemoryBudget(String),
     /// A compressed raw input that cannot be decompressed (corrupt or truncated).
     #[error("{0}")]
     Undecodable(String),
@@ -146,6 +151,7 @@ impl Error {
             Error::RulesFailed(_)
             | Error::Malformed { .. }
             | Error::HeaderMismatch(_)
+            | Error::MemoryBudget(_)
             | Error::Undecodable(_) => exit_code::DATA_INVALID,
             Error::RawNotFound(_) => exit_code::RAW_NOT_FOUND,
             Error::Storage(_) => exit_code::STORAGE,
@@ -159,11 +165,12 @@ impl Error {
 
     /// Every [`Self::kind`] one run can end with (`backfill` is a backfill's own), in a
     /// fixed order: the failure columns of `featurepipe runs --output csv`.
-    pub const RUN_KINDS: [&'static str; 10] = [
+    pub const RUN_KINDS: [&'static str; 11] = [
         "usage",
         "rules_failed",
         "malformed_csv",
         "header_mismatch",
+        "memory_budget",
         "undecodable_input",
         "raw_not_found",
         "storage",
@@ -179,6 +186,7 @@ impl Error {
             Error::RulesFailed(_) => "rules_failed",
             Error::Malformed { .. } => "malformed_csv",
             Error::HeaderMismatch(_) => "header_mismatch",
+            Error::MemoryBudget(_) => "memory_budget",
             Error::Undecodable(_) => "undecodable_input",
             Error::RawNotFound(_) => "raw_not_found",
             Error::Storage(_) => "storage",
@@ -219,6 +227,7 @@ mod tests {
                 message: String::new(),
             },
             Error::HeaderMismatch(String::new()),
+            Error::MemoryBudget(String::new()),
             Error::Undecodable(String::new()),
             Error::RawNotFound(String::new()),
             Error::Storage(StorageError::NotFound { uri: String::new() }),

@@ -77,7 +77,7 @@ impl FeatureSide {
         let over = groups.over_budget()?;
         let budget = &spec.memory_budget;
         let per_key = over.bytes / over.keys.max(1);
-        Some(Error::RulesFailed(format!(
+        Some(Error::MemoryBudget(format!(
             "entity grain needs more memory than its budget of {} ({budget_bytes} bytes, \
              {origin}): {keys} keys ({columns}) take {held} and the next needs {needed}; \
              raise the budget with --memory-budget, DP_MEMORY_BUDGET or \

@@ -75,6 +75,11 @@ fn a_run_within_the_budget_completes_and_one_past_it_stops_with_exit_3() {
         .assert_error_mentions("pipeline.toml line 11: [features] memory_budget")
         .assert_error_mentions("--memory-budget, DP_MEMORY_BUDGET or [features] memory_budget")
         .assert_error_mentions("keys (user_id, event_time_day)");
+    assert!(
+        out.stderr.contains("error_kind=memory_budget"),
+        "its own kind, not a rule failure: {}",
+        out.stderr
+    );
     assert!(!sb.path("out/v_20251119T000000/feature.csv").exists());
     let keys: usize = out
         .error_line()
