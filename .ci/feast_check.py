@@ -175,4 +175,13 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    main(sys.argv)
+    try:
+        main(sys.argv)
+    finally:
+        # Arrow's S3 client threads must stop before the interpreter exits, or its C++
+        # runtime may abort at exit ("terminate called without an active exception")
+        # after every check has passed.
+        import gc
+
+        gc.collect()
+        pafs.finalize_s3()
