@@ -47,6 +47,44 @@ pub struct S3Store {
 }
 
 impl S3Store {
+    /// Every object below `dir` (all pages), keyed relative to the store's root, with
+    /// what the listing says of it (no ETag from some S3-compatible servers).
+    async fn list_listed(&self, dir: &str) -> StorageResult<Vec<(String, ObjectMeta)>> {
+        let folder = self.folder(dir);
+        let root_len = if self.prefix.is_empty() {
+            0
+        } else {
+            self.prefix.len() + 1
+        };
+        let mut pages = self
+            .client
+            .list_objects_v2()
+            .bucket(&self.bucket)
+            .prefix(&folder)
+            .into_paginator()
+            .send();
+        let mut objects = Vec::new();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
+            for object in page.contents() {
+                let Some(key) = object.key().and_then(|k| k.get(root_len..)) else {
+                    continue;
+                };
+                let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
+                let meta = ObjectMeta {
+                    size_bytes: object.size().unwrap_or(0).max(0) as u64,
+                    revision: etag.clone(),
+                    etag,
+                    last_modified: object
+                        .last_modified()
+                        .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
+                };
+                objects.push((key.to_string(), meta));
+            }
+        }
+        Ok(objects)
+    }
+
     pub fn new(client: Client, bucket: impl Into<String>, prefix: impl Into<String>) -> Self {
         S3Store {
             client,
@@ -160,65 +198,18 @@ impl ObjectStore for S3Store {
     }
 
     async fn list(&self, dir: &str) -> StorageResult<Vec<String>> {
-        let folder = self.folder(dir);
-        let root_len = if self.prefix.is_empty() {
-            0
-        } else {
-            self.prefix.len() + 1
-        };
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&folder)
-            .into_paginator()
-            .send();
-        let mut keys = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
-            for object in page.contents() {
-                if let Some(key) = object.key().and_then(|k| k.get(root_len..)) {
-                    keys.push(key.to_string());
-                }
-            }
-        }
+        let mut keys: Vec<String> = self
+            .list_listed(dir)
+            .await?
+            .into_iter()
+            .map(|(key, _)| key)
+            .collect();
         keys.sort();
         Ok(keys)
     }
 
     async fn list_objects(&self, dir: &str) -> StorageResult<Vec<(String, ObjectMeta)>> {
-        let folder = self.folder(dir);
-        let root_len = if self.prefix.is_empty() {
-            0
-        } else {
-            self.prefix.len() + 1
-        };
-        let mut pages = self
-            .client
-            .list_objects_v2()
-            .bucket(&self.bucket)
-            .prefix(&folder)
-            .into_paginator()
-            .send();
-        let mut objects = Vec::new();
-        while let Some(page) = pages.next().await {
-            let page = page.map_err(|e| sdk_error("list", self.uri(dir), &e))?;
-            for object in page.contents() {
-                let Some(key) = object.key().and_then(|k| k.get(root_len..)) else {
-                    continue;
-                };
-                let etag = object.e_tag().map(|e| e.trim_matches('"').to_string());
-                let meta = ObjectMeta {
-                    size_bytes: object.size().unwrap_or(0).max(0) as u64,
-                    revision: etag.clone(),
-                    etag,
-                    last_modified: object
-                        .last_modified()
-                        .and_then(|t| t.fmt(aws_sdk_s3::primitives::DateTimeFormat::DateTime).ok()),
-                };
-                objects.push((key.to_string(), meta));
-            }
-        }
+        let mut objects = self.list_listed(dir).await?;
         // Some S3-compatible servers list without ETags: ask for those one by one.
         for (key, meta) in objects.iter_mut().filter(|(_, m)| m.etag.is_none()) {
             if let Some(head) = self.head(key).await? {
