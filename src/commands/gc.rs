@@ -164,10 +164,10 @@ fn table(r: &Report) -> String {
         human_bytes(r.bytes_freed),
         r.stale_lease_objects,
         r.latest.as_deref().unwrap_or("none"),
-        if r.dry_run {
-            " (dry run: nothing deleted)".to_string()
-        } else {
-            format!("; report: _gc/{}.json", r.gc_id)
+        match (&r.filed, r.dry_run) {
+            (_, true) => " (dry run: nothing deleted)".to_string(),
+            (Some(key), false) => format!("; report: {key}"),
+            (None, false) => "; no report written".to_string(),
         },
     ));
     for e in &r.errors {
