@@ -67,7 +67,7 @@ Examples:
 
 const DIFF_AFTER_HELP: &str = "\
 Without versions: the complete version before latest, against latest. With one: that one
-against latest. Both must be complete. Changes are B minus A (relative: of A).
+against latest. Both must be complete. Changes are B minus A (relative: to the size of A).
 
 Examples:
   featurepipe versions diff --features s3://feature-bucket/features/daily_user_events
