@@ -422,11 +422,7 @@ fn show_table(docs: &Documents, meta: &Value) -> String {
         .map(String::from)
         .to_vec()];
         for (column, p) in profile {
-            let num = |k: &str| {
-                p.get(k)
-                    .and_then(Value::as_f64)
-                    .map_or_else(|| DASH.into(), number)
-            };
+            let num = |k: &str| compare::profile_figure(p, k).map_or_else(|| DASH.into(), number);
             rows.push(vec![
                 column.clone(),
                 text(p, "type"),

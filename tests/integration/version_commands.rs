@@ -239,6 +239,22 @@ fn show_gives_schema_metadata_validation_profile_producer_and_run() {
         ] {
             assert!(table.stdout.contains(needle), "{needle}:\n{}", table.stdout);
         }
+        // The profile table gives a string column (user_id before the retype) its distinct
+        // count.
+        let distinct = t.json("v_20251118T000000/metadata.json")["profile"]["user_id"]["distinct"]
+            ["count"]
+            .to_string();
+        let table = toolkit(&t, &["versions", "show", "2025-11-18"]);
+        let profile = table.stdout.split("\nprofile\n").nth(1).unwrap_or_default();
+        let user_row = profile
+            .lines()
+            .find(|l| l.starts_with("user_id "))
+            .unwrap_or_default();
+        assert!(
+            user_row.split_whitespace().last() == Some(distinct.as_str()),
+            "{}: {user_row:?} should end with {distinct}",
+            t.name()
+        );
         // A name that is no version, or more than one.
         toolkit(&t, &["versions", "show", "2025-12-01"])
             .assert_code(2)
@@ -311,6 +327,32 @@ fn diff_tells_an_added_and_a_retyped_column_and_a_changed_pipeline() {
             .unwrap();
         assert_eq!(amount["stats"][0]["previous"].as_f64(), Some(a));
         assert_eq!(amount["stats"][0]["current"].as_f64(), Some(b));
+        // A string column's distinct count ({"count": n, "exact": true} in the profile).
+        let user = d["profile"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["column"] == "user_id")
+            .unwrap();
+        let distinct = user["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stat"] == "distinct")
+            .unwrap_or_else(|| panic!("{}: no distinct in {user}", t.name()));
+        let count = |v: &str| {
+            t.json(&format!("{v}/metadata.json"))["profile"]["user_id"]["distinct"]["count"]
+                .as_f64()
+                .unwrap()
+        };
+        assert_eq!(
+            distinct["previous"].as_f64(),
+            Some(count("v_20251117T000000"))
+        );
+        assert_eq!(
+            distinct["current"].as_f64(),
+            Some(count("v_20251118T000000"))
+        );
 
         // Same pipeline file content, different dates: nothing produced them differently.
         let d = toolkit_json(
