@@ -12,7 +12,7 @@ use super::output::{self, human_bytes, ReportFormat, DASH};
 use super::prefix::{self, LocationArgs, Prefix};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 use crate::versions::catalog::{self, Documents, Entry, Listing};
 use crate::versions::compare::{self, VersionDiff};
 use crate::versions::history::Change;
@@ -174,7 +174,7 @@ impl Prepared {
                 }
             }
         })?;
-        print!("{text}");
+        log::stdout(&text);
         Ok(Finished::success())
     }
 }

@@ -394,3 +394,40 @@ fn diff_tells_an_added_and_a_retyped_column_and_a_changed_pipeline() {
             .assert_error_mentions("not complete");
     }
 }
+
+/// `featurepipe <args...> --features <prefix>` with stdout a pipe nobody reads (the reader
+/// is gone before anything is written, as with `| head` on a long report).
+fn into_closed_pipe(t: &Target, args: &[&str]) -> (i32, String) {
+    let words = if args[0] == "versions" { 2 } else { 1 };
+    let mut cmd = t.sandbox().std_cmd_for(&args[..words].join(" "));
+    cmd.args(&args[words..])
+        .args(["--features", &t.features()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reader_that_stops_reading_is_no_internal_error() {
+    let t = Target::local();
+    publish_six(&t);
+    for args in [
+        &["versions", "list", "--output", "json"][..],
+        &["versions", "diff"],
+        &["runs", "--output", "csv"],
+        &["gc", "--keep", "5", "--output", "json"],
+    ] {
+        let (code, stderr) = into_closed_pipe(&t, args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+    // gc did its work: one version fewer.
+    let listed = toolkit_json(&t, &["versions", "list", "--output", "json"]);
+    assert_eq!(listed["versions"].as_array().map(Vec::len), Some(5));
+}
