@@ -21,7 +21,7 @@ use super::output::{self, ReportFormat};
 use crate::config::{self, Flags, Rerun, RunSettings, When};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::interrupt::Interrupt;
-use crate::log::{keys, DpLine, LogFormat, Status, Step};
+use crate::log::{self, keys, DpLine, LogFormat, Status, Step};
 use crate::observe::progress::{Counters, Measure, Watch};
 use crate::observe::Observe;
 use crate::run::context::Report;
@@ -476,8 +476,8 @@ impl Summary<'_> {
 
     fn print(&self) {
         match self.args.output {
-            ReportFormat::Json => println!("{}", self.json()),
-            ReportFormat::Table => print!("{}", self.table()),
+            ReportFormat::Json => log::stdout(&format!("{}\n", self.json())),
+            ReportFormat::Table => log::stdout(&self.table()),
         }
     }
 

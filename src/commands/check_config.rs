@@ -13,7 +13,7 @@ use super::args::Sources;
 use crate::config::describe;
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{Error, Finished, Result};
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 use crate::storage::pattern::names_many;
 use crate::values::execution_date::ExecutionDate;
 
@@ -57,7 +57,7 @@ pub fn execute(args: CheckConfigArgs, sources: &Sources<'_>) -> Result<Finished>
     }
     let described = describe(&args.file, &settings);
     let text = serde_json::to_string_pretty(&described).unwrap_or_else(|_| described.to_string());
-    println!("{text}");
+    log::stdout(&format!("{text}\n"));
     Ok(Finished::success())
 }
 

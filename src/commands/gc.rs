@@ -12,7 +12,7 @@ use super::output::{self, human_bytes, ReportFormat};
 use super::prefix::{self, LocationArgs};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 use crate::values::duration::Span;
 use crate::values::ids::new_run_id;
 use crate::versions::gc::{Action, Gc, Policy, Report};
@@ -112,11 +112,11 @@ impl Prepared {
             Ok::<_, Error>(gc.run().await?)
         })?;
         match args.output {
-            ReportFormat::Json => println!(
-                "{}",
+            ReportFormat::Json => log::stdout(&format!(
+                "{}\n",
                 serde_json::to_string_pretty(&report).unwrap_or_default()
-            ),
-            ReportFormat::Table => print!("{}", table(&report)),
+            )),
+            ReportFormat::Table => log::stdout(&table(&report)),
         }
         match failure {
             Some(e) => Err(e.into()),
@@ -164,10 +164,10 @@ fn table(r: &Report) -> String {
         human_bytes(r.bytes_freed),
         r.stale_lease_objects,
         r.latest.as_deref().unwrap_or("none"),
-        if r.dry_run {
-            " (dry run: nothing deleted)".to_string()
-        } else {
-            format!("; report: _gc/{}.json", r.gc_id)
+        match (&r.filed, r.dry_run) {
+            (_, true) => " (dry run: nothing deleted)".to_string(),
+            (Some(key), false) => format!("; report: {key}"),
+            (None, false) => "; no report written".to_string(),
         },
     ));
     for e in &r.errors {

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::error::{Error, Finished, Result};
 use crate::infer::{self, Options, DEFAULT_MAX_ROWS};
+use crate::log;
 
 pub const INFER_AFTER_HELP: &str = "\
 Reads the sample as a run would (.csv, .csv.gz, .csv.zst) and prints a pipeline file on
@@ -70,7 +71,7 @@ pub fn execute(args: InferArgs) -> Result<Finished> {
         None => name_from(&args.sample),
     };
     let path = args.sample.to_string_lossy();
-    print!("{}", infer::render(&inferred, &path, &name));
+    log::stdout(&infer::render(&inferred, &path, &name));
     Ok(Finished {
         skipped_on_purpose: false,
         note: Some(format!(

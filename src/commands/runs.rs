@@ -12,7 +12,7 @@ use super::output::{self, RowsFormat, DASH};
 use super::prefix::{self, LocationArgs};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 use crate::values::duration::Span;
 use crate::values::execution_date::ExecutionDate;
 use crate::values::execution_date::DEFAULT_TIMEZONE;
@@ -111,13 +111,13 @@ impl Prepared {
                     "since": since.map(|s| s.with_timezone(&tz).to_rfc3339()),
                     "periods": periods,
                 });
-                println!(
-                    "{}",
+                log::stdout(&format!(
+                    "{}\n",
                     serde_json::to_string_pretty(&doc).unwrap_or_else(|_| doc.to_string())
-                );
+                ));
             }
-            RowsFormat::Csv => print!("{}", output::csv(&csv_rows(&periods, args.by))),
-            RowsFormat::Table => print!("{}", table(&periods, args.by)),
+            RowsFormat::Csv => log::stdout(&output::csv(&csv_rows(&periods, args.by))),
+            RowsFormat::Table => log::stdout(&table(&periods, args.by)),
         }
         Ok(Finished::success())
     }

@@ -13,7 +13,7 @@ use serde_json::json;
 use super::args::{PrefixArgs, S3Args, Sources};
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 use crate::values::duration::Span;
 use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::versions::freshness::{self, Freshness};
@@ -161,8 +161,8 @@ fn execute(
         now: Utc::now(),
     };
     match args.output {
-        StatusOutput::Json => println!("{}", report.json()),
-        StatusOutput::Table => print!("{}", report.table()),
+        StatusOutput::Json => log::stdout(&format!("{}\n", report.json())),
+        StatusOutput::Table => log::stdout(&report.table()),
     }
     match report.stale() {
         Some(why) => Err(Error::Stale(why)),

@@ -12,7 +12,7 @@ use super::output::{self, human_bytes, ReportFormat, DASH};
 use super::prefix::{self, LocationArgs, Prefix};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
-use crate::log::LogFormat;
+use crate::log::{self, LogFormat};
 use crate::versions::catalog::{self, Documents, Entry, Listing};
 use crate::versions::compare::{self, VersionDiff};
 use crate::versions::history::Change;
@@ -67,7 +67,7 @@ Examples:
 
 const DIFF_AFTER_HELP: &str = "\
 Without versions: the complete version before latest, against latest. With one: that one
-against latest. Both must be complete. Changes are B minus A (relative: of A).
+against latest. Both must be complete. Changes are B minus A (relative: to the size of A).
 
 Examples:
   featurepipe versions diff --features s3://feature-bucket/features/daily_user_events
@@ -174,7 +174,7 @@ impl Prepared {
                 }
             }
         })?;
-        print!("{text}");
+        log::stdout(&text);
         Ok(Finished::success())
     }
 }
@@ -422,11 +422,7 @@ fn show_table(docs: &Documents, meta: &Value) -> String {
         .map(String::from)
         .to_vec()];
         for (column, p) in profile {
-            let num = |k: &str| {
-                p.get(k)
-                    .and_then(Value::as_f64)
-                    .map_or_else(|| DASH.into(), number)
-            };
+            let num = |k: &str| compare::profile_figure(p, k).map_or_else(|| DASH.into(), number);
             rows.push(vec![
                 column.clone(),
                 text(p, "type"),

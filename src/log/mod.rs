@@ -162,6 +162,20 @@ pub fn sentence(is_error: bool, text: &str) {
     }
 }
 
+/// Prints `text` on stdout, where commands put what a program reads (a report, the JSON
+/// result line). A reader that stopped reading (`featurepipe versions list | head`) is
+/// not an error: the rest is dropped and the command's own exit code stands, as its work
+/// is done. Any other failure to write is logged.
+pub fn stdout(text: &str) {
+    use std::io::Write as _;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
+        Ok(()) => {}
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
+        Err(e) => tracing::warn!("could not write to stdout: {e}"),
+    }
+}
+
 fn now(tz: Tz) -> String {
     chrono::Utc::now()
         .with_timezone(&tz)

@@ -108,6 +108,15 @@ fn raw_columns(metadata: Option<&Value>) -> Option<Vec<String>> {
     serde_json::from_value(metadata?.get("raw_columns")?.clone()).ok()
 }
 
+/// A column profile's figure as a number: `mean`, `nulls`, ... are numbers; `distinct` is
+/// `{"count": 90, "exact": true}` (its count is the figure).
+pub fn profile_figure(column: &Value, stat: &str) -> Option<f64> {
+    let value = column.get(stat)?;
+    value
+        .as_f64()
+        .or_else(|| value.get("count").and_then(Value::as_f64))
+}
+
 /// Each column in both profiles: every figure `b` has, against `a`'s.
 fn profile_diff(a: Option<&Value>, b: Option<&Value>) -> Vec<ColumnDiff> {
     let profile = |m: Option<&Value>| m.and_then(|m| m.get("profile")?.as_object().cloned());
@@ -121,8 +130,8 @@ fn profile_diff(a: Option<&Value>, b: Option<&Value>) -> Vec<ColumnDiff> {
             let stats = PROFILE_STATS
                 .iter()
                 .filter_map(|&stat| {
-                    let current = now.get(stat)?.as_f64()?;
-                    let change = Change::new(was.get(stat).and_then(Value::as_f64), current);
+                    let current = profile_figure(now, stat)?;
+                    let change = Change::new(profile_figure(was, stat), current);
                     Some(StatChange { stat, change })
                 })
                 .collect();
@@ -237,7 +246,7 @@ mod tests {
                 "rows_raw": 100, "rows_feature": 100, "raw_null_rate": 0.1,
                 "raw_columns": ["id", "amount"],
                 "profile": {
-                    "id": {"type": "string", "nulls": 0, "distinct": 90},
+                    "id": {"type": "string", "nulls": 0, "distinct": {"count": 90, "exact": true}},
                     "amount": {"type": "integer", "nulls": 2, "mean": 10.0, "min": 1, "max": 20}
                 },
                 "producer": producer("s1", "f1"),
@@ -251,7 +260,7 @@ mod tests {
                 "rows_raw": 120, "rows_feature": 120, "raw_null_rate": 0.05,
                 "raw_columns": ["id", "amount", "extra"],
                 "profile": {
-                    "id": {"type": "string", "nulls": 1, "distinct": 100},
+                    "id": {"type": "string", "nulls": 1, "distinct": {"count": 100, "exact": true}},
                     "amount": {"type": "float", "nulls": 0, "mean": 12.5, "stddev": 3.0, "min": 1, "max": 30},
                     "extra": {"type": "float", "nulls": 0, "mean": 1.0}
                 },

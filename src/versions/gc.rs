@@ -111,6 +111,9 @@ pub struct Report {
     pub objects_deleted: usize,
     pub bytes_freed: u64,
     pub errors: Vec<String>,
+    /// Where the report was filed (`_gc/<gc_id>.json`); `None` with `--dry-run`, and when
+    /// the prefix holds nothing featurepipe wrote (a mistyped prefix is not created).
+    pub filed: Option<String>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -288,12 +291,25 @@ impl Gc {
         let store = self.store.clone();
         let listing = catalog::list(store.clone()).await?;
         let mut orphans: Vec<String> = Vec::new();
+        let mut housekeeping = false;
         for dir in [RUNS_DIR, LEASES_DIR] {
-            for id in store.list_folders(dir).await? {
+            let folders = store.list_folders(dir).await?;
+            housekeeping |= !folders.is_empty();
+            for id in folders {
                 if is_version_id(&id) && listing.get(&id).is_none() && !orphans.contains(&id) {
                     orphans.push(id);
                 }
             }
+        }
+        // No version, no `_latest`, no run record or lease: nothing featurepipe wrote is
+        // here, most likely a mistyped prefix. Say so, and write nothing there.
+        let empty = listing.versions.is_empty() && listing.latest.is_none() && !housekeeping;
+        if empty {
+            tracing::warn!(
+                "nothing under {}: no version, _latest, run record or lease (is this the right \
+                 prefix?); no report written",
+                store.uri("")
+            );
         }
         let mut versions = plan(&listing, &orphans, &self.policy);
         let mut report = Report {
@@ -314,6 +330,7 @@ impl Gc {
             objects_deleted: 0,
             bytes_freed: 0,
             errors: Vec::new(),
+            filed: None,
         };
         let mut first_error: Option<StorageError> = None;
         let mut note = |report: &mut Report, e: StorageError| {
@@ -363,8 +380,10 @@ impl Gc {
             versions.iter().filter(gone).map(|l| l.bytes).sum::<u64>() + report.stale_lease_bytes;
         report.versions = versions;
 
-        if !self.dry_run {
+        if !self.dry_run && !empty {
+            report.filed = Some(join_key(GC_DIR, &format!("{}.json", self.gc_id)));
             if let Err(e) = self.file_report(&report).await {
+                report.filed = None;
                 note(&mut report, e);
             }
         }
@@ -590,12 +609,15 @@ impl Gc {
         self.delete_all(&stale, false).await
     }
 
-    /// Writes the report to `_gc/<gc_id>.json` and keeps the newest [`REPORTS_KEPT`].
+    /// Writes the report where `filed` says (`_gc/<gc_id>.json`) and keeps the newest
+    /// [`REPORTS_KEPT`].
     async fn file_report(&self, report: &Report) -> StorageResult<()> {
         let store = self.store.as_ref();
-        let key = join_key(GC_DIR, &format!("{}.json", self.gc_id));
+        let Some(key) = &report.filed else {
+            return Ok(());
+        };
         let body = serde_json::to_vec_pretty(report).unwrap_or_default();
-        store.put(&key, body.into(), PutMode::Overwrite).await?;
+        store.put(key, body.into(), PutMode::Overwrite).await?;
         let mut reports = store.list(GC_DIR).await?;
         if reports.len() > REPORTS_KEPT {
             reports.truncate(reports.len() - REPORTS_KEPT);

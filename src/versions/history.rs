@@ -159,7 +159,8 @@ pub struct Change {
     pub current: f64,
     /// `current - previous`.
     pub change: Option<f64>,
-    /// `change / previous` (`None` when previous is 0 or unknown).
+    /// `change / |previous|`, so that its sign is the change's (`None` when previous is 0
+    /// or unknown): -100 to -50 is +50%, not -50%.
     pub relative: Option<f64>,
 }
 
@@ -173,7 +174,7 @@ impl Change {
             relative: previous
                 .filter(|p| *p != 0.0)
                 .zip(change)
-                .map(|(p, c)| c / p),
+                .map(|(p, c)| c / p.abs()),
         }
     }
 }
@@ -230,6 +231,11 @@ mod tests {
         let d = Drift::new(&past, 10, 0.1, &[], &header, &columns);
         assert_eq!(d.rows.change, Some(2.0));
         assert_eq!(d.rows.relative, Some(0.25));
+        // Against a negative figure the relative change keeps the change's sign.
+        let up = Change::new(Some(-200.0), -100.0);
+        assert_eq!((up.change, up.relative), (Some(100.0), Some(0.5)));
+        let down = Change::new(Some(-100.0), -150.0);
+        assert_eq!((down.change, down.relative), (Some(-50.0), Some(-0.5)));
         assert!((d.null_rate.change.unwrap() + 0.1).abs() < 1e-12);
         let schema = d.schema.unwrap();
         assert_eq!(schema.header.unwrap().added, ["b"]);

@@ -180,6 +180,47 @@ fn incomplete_versions_go_after_the_grace_and_a_table_is_printed() {
     }
 }
 
+#[test]
+fn a_prefix_that_holds_nothing_gets_no_report() {
+    for t in Target::both() {
+        // A mistyped prefix: nothing there, locally not even the folder.
+        let out = toolkit(&t, &["gc", "--keep", "3"]);
+        out.assert_code(0);
+        assert!(
+            out.stdout.contains("no report written"),
+            "{}: {}",
+            t.name(),
+            out.stdout
+        );
+        assert!(
+            out.stderr.contains("is this the right prefix?"),
+            "{}: {}",
+            t.name(),
+            out.stderr
+        );
+        assert_eq!(t.list(""), Vec::<String>::new(), "{}", t.name());
+        if let Target::Local(sb) = &t {
+            assert!(!sb.path("features").exists(), "gc created the prefix");
+        }
+        let report = toolkit_json(&t, &["gc", "--keep", "3", "--output", "json"]);
+        assert_eq!(report["filed"], Value::Null, "{}", t.name());
+
+        // Once a run has written there, the report is filed and says where.
+        publish(&t, "2025-11-19", 10, BASE);
+        let report = toolkit_json(&t, &["gc", "--keep", "3", "--output", "json"]);
+        let filed = report["filed"].as_str().unwrap_or_default().to_string();
+        assert_eq!(
+            filed,
+            format!("_gc/{}.json", report["gc_id"].as_str().unwrap())
+        );
+        assert!(
+            t.read(&filed).is_some(),
+            "{}: {filed} not written",
+            t.name()
+        );
+    }
+}
+
 /// Whenever a listed file of a version is missing, its `_SUCCESS` is already gone (or
 /// names another run): no reader can ever take a half-deleted version for complete.
 fn assert_never_complete_with_files_missing(t: &Target) {

@@ -239,6 +239,22 @@ fn show_gives_schema_metadata_validation_profile_producer_and_run() {
         ] {
             assert!(table.stdout.contains(needle), "{needle}:\n{}", table.stdout);
         }
+        // The profile table gives a string column (user_id before the retype) its distinct
+        // count.
+        let distinct = t.json("v_20251118T000000/metadata.json")["profile"]["user_id"]["distinct"]
+            ["count"]
+            .to_string();
+        let table = toolkit(&t, &["versions", "show", "2025-11-18"]);
+        let profile = table.stdout.split("\nprofile\n").nth(1).unwrap_or_default();
+        let user_row = profile
+            .lines()
+            .find(|l| l.starts_with("user_id "))
+            .unwrap_or_default();
+        assert!(
+            user_row.split_whitespace().last() == Some(distinct.as_str()),
+            "{}: {user_row:?} should end with {distinct}",
+            t.name()
+        );
         // A name that is no version, or more than one.
         toolkit(&t, &["versions", "show", "2025-12-01"])
             .assert_code(2)
@@ -311,6 +327,32 @@ fn diff_tells_an_added_and_a_retyped_column_and_a_changed_pipeline() {
             .unwrap();
         assert_eq!(amount["stats"][0]["previous"].as_f64(), Some(a));
         assert_eq!(amount["stats"][0]["current"].as_f64(), Some(b));
+        // A string column's distinct count ({"count": n, "exact": true} in the profile).
+        let user = d["profile"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|c| c["column"] == "user_id")
+            .unwrap();
+        let distinct = user["stats"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["stat"] == "distinct")
+            .unwrap_or_else(|| panic!("{}: no distinct in {user}", t.name()));
+        let count = |v: &str| {
+            t.json(&format!("{v}/metadata.json"))["profile"]["user_id"]["distinct"]["count"]
+                .as_f64()
+                .unwrap()
+        };
+        assert_eq!(
+            distinct["previous"].as_f64(),
+            Some(count("v_20251117T000000"))
+        );
+        assert_eq!(
+            distinct["current"].as_f64(),
+            Some(count("v_20251118T000000"))
+        );
 
         // Same pipeline file content, different dates: nothing produced them differently.
         let d = toolkit_json(
@@ -351,4 +393,41 @@ fn diff_tells_an_added_and_a_retyped_column_and_a_changed_pipeline() {
             .assert_code(2)
             .assert_error_mentions("not complete");
     }
+}
+
+/// `featurepipe <args...> --features <prefix>` with stdout a pipe nobody reads (the reader
+/// is gone before anything is written, as with `| head` on a long report).
+fn into_closed_pipe(t: &Target, args: &[&str]) -> (i32, String) {
+    let words = if args[0] == "versions" { 2 } else { 1 };
+    let mut cmd = t.sandbox().std_cmd_for(&args[..words].join(" "));
+    cmd.args(&args[words..])
+        .args(["--features", &t.features()])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped());
+    let mut child = cmd.spawn().unwrap();
+    drop(child.stdout.take());
+    let out = child.wait_with_output().unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[test]
+fn a_reader_that_stops_reading_is_no_internal_error() {
+    let t = Target::local();
+    publish_six(&t);
+    for args in [
+        &["versions", "list", "--output", "json"][..],
+        &["versions", "diff"],
+        &["runs", "--output", "csv"],
+        &["gc", "--keep", "5", "--output", "json"],
+    ] {
+        let (code, stderr) = into_closed_pipe(&t, args);
+        assert_eq!(code, 0, "{args:?}: {stderr}");
+        assert!(!stderr.contains("internal error"), "{args:?}: {stderr}");
+    }
+    // gc did its work: one version fewer.
+    let listed = toolkit_json(&t, &["versions", "list", "--output", "json"]);
+    assert_eq!(listed["versions"].as_array().map(Vec::len), Some(5));
 }

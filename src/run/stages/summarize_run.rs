@@ -8,7 +8,7 @@ use serde_json::json;
 use super::build_features::timings_json;
 use crate::config::Rerun;
 use crate::error::Error;
-use crate::log::{keys, DpLine, Step};
+use crate::log::{self, keys, DpLine, Step};
 use crate::run::context::{Report, RunContext, SkipReason};
 use crate::run::outcome::{Failure, Outcome};
 use crate::values::execution_date::now_iso;
@@ -176,7 +176,7 @@ fn finish(
     line.emit();
 
     if report == Report::Stdout && !plan_printed {
-        println!("{}", o.result_json());
+        log::stdout(&format!("{}\n", o.result_json()));
     }
     let version = o.feature_prefix.as_deref().unwrap_or("the version");
     // Inside a backfill many runs share stderr: each sentence names its version.
@@ -258,8 +258,8 @@ fn print_dry_run_plan(ctx: &RunContext) {
         "writes": writes,
         "schema": schema,
     });
-    println!(
-        "{}",
+    log::stdout(&format!(
+        "{}\n",
         serde_json::to_string_pretty(&plan).unwrap_or_else(|_| plan.to_string())
-    );
+    ));
 }
