@@ -77,8 +77,10 @@ pub fn features(features: &Features) -> serde_json::Value {
         Features::Entities(e) => {
             let keys = e.key_columns();
             let aggs = e.aggregates.iter().zip(&types[keys.len()..]);
+            // The group keys are strings, the time bucket a timestamp: as in schema.json.
             keys.iter()
-                .map(|k| json!({ "name": k, "type": "string", "key": true }))
+                .zip(&types)
+                .map(|(k, (_, ty))| json!({ "name": k, "type": ty.as_str(), "key": true }))
                 .chain(aggs.map(|(a, (_, ty))| {
                     let mut v =
                         json!({ "name": a.name, "type": ty.as_str(), "agg": a.function.as_str() });

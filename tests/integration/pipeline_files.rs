@@ -2,7 +2,7 @@
 //! default equals the built-in one, severities, and errors that name the TOML line.
 
 use crate::support::target::Target;
-use crate::support::{fixture, run, Output, Sandbox};
+use crate::support::{fixture, read_json, run, Output, Sandbox};
 
 fn check_config(sb: &Sandbox, toml: &str) -> Output {
     let path = sb.write("pipeline.toml", toml.as_bytes());
@@ -354,4 +354,42 @@ fn the_shipped_example_files_run_on_the_fixture_on_both_backends() {
         outputs[0], outputs[1],
         "local and S3 runs wrote different features"
     );
+}
+
+#[test]
+fn check_config_types_every_column_as_the_run_s_schema_json_does() {
+    // The time bucket is a timestamp key column: check-config once called every key a string.
+    let sb = Sandbox::new();
+    for file in [
+        "daily_user_features.toml",
+        "strict_daily_user_events.toml",
+        "typed_user_events.toml",
+    ] {
+        let config = fixture(&format!("pipelines/{file}"));
+        let mut cmd = sb.cmd_for("check-config");
+        cmd.arg(&config);
+        let out = run(cmd);
+        out.assert_code(0);
+        let described: serde_json::Value = serde_json::from_str(&out.stdout).unwrap();
+        let described: Vec<(String, String)> = described["features"]["columns"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|c| {
+                let field = |k: &str| c[k].as_str().unwrap().to_string();
+                (field("name"), field("type"))
+            })
+            .collect();
+
+        let prefix = file.trim_end_matches(".toml");
+        run_with(&sb, prefix, &["--config", config.to_str().unwrap()]).assert_code(0);
+        let schema = read_json(&sb.path(&format!("{prefix}/v_20251119T000000/schema.json")));
+        let written: Vec<(String, String)> = schema["columns"]
+            .as_object()
+            .unwrap()
+            .iter()
+            .map(|(name, ty)| (name.clone(), ty.as_str().unwrap().to_string()))
+            .collect();
+        assert_eq!(described, written, "{file}");
+    }
 }
