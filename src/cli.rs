@@ -3,6 +3,7 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::build_info;
 use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
@@ -23,7 +24,7 @@ const ABOUT: &str = "Turns a raw CSV drop (S3, MinIO or a local folder) into a v
 validated, documented feature set.";
 
 #[derive(Debug, Parser)]
-#[command(name = "featurepipe", version, about = ABOUT)]
+#[command(name = "featurepipe", version = build_info::VERSION_LINE, about = ABOUT)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
