@@ -7,7 +7,9 @@ use crate::build_info;
 use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
+use crate::commands::completions::{self, CompletionsArgs};
 use crate::commands::gc::{self, GcArgs};
+use crate::commands::man::{self, ManArgs};
 use crate::commands::run::{self, RunArgs};
 use crate::commands::runs::{self, RunsArgs};
 use crate::commands::status::{self, StatusArgs};
@@ -56,6 +58,12 @@ pub enum Command {
     /// version _latest names, nor one a run is writing.
     #[command(after_help = gc::GC_AFTER_HELP)]
     Gc(GcArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    #[command(after_help = completions::COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a folder.
+    #[command(after_help = man::MAN_AFTER_HELP)]
+    Man(ManArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -108,6 +116,14 @@ pub fn execute() -> Result<Finished> {
             let prepared = gc::prepare(args, &sources);
             (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
+        Command::Completions(args) => (
+            (log::requested_format(), DEFAULT_TIMEZONE),
+            Box::new(|| completions::execute(args)),
+        ),
+        Command::Man(args) => (
+            (log::requested_format(), DEFAULT_TIMEZONE),
+            Box::new(|| man::execute(args)),
+        ),
     };
     log::init(format, tz);
     job()
@@ -129,7 +145,10 @@ fn rejected(err: clap::Error) -> Result<Finished> {
     }
     let command = std::env::args().nth(1);
     let help = match command.as_deref() {
-        Some(command @ ("run" | "backfill" | "check-config" | "status" | "gc" | "runs")) => {
+        Some(
+            command @ ("run" | "backfill" | "check-config" | "status" | "gc" | "runs"
+            | "completions" | "man"),
+        ) => {
             format!("featurepipe {command} --help")
         }
         Some("versions") => match std::env::args().nth(2).as_deref() {

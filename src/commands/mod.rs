@@ -5,7 +5,9 @@
 pub mod args;
 pub mod backfill;
 pub mod check_config;
+pub mod completions;
 pub mod gc;
+pub mod man;
 pub mod output;
 pub mod prefix;
 pub mod run;

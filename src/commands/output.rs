@@ -2,6 +2,10 @@
 //! writer, shared by every command that prints rows (`backfill`, `versions`, `gc`,
 //! `runs`), and the `--output` choices.
 
+use std::io::Write;
+
+use crate::error::{Error, Result};
+
 /// `--output` of commands whose report is a table or one JSON document.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -78,6 +82,15 @@ pub fn human_bytes(bytes: u64) -> String {
     } else {
         format!("{value:.1} {}", UNITS[unit])
     }
+}
+
+/// Writes `bytes` to stdout at once; a failed write (a closed pipe, a full disk) is an
+/// error naming stdout, never a panic.
+pub fn write_stdout(bytes: &[u8]) -> Result<()> {
+    let mut out = std::io::stdout().lock();
+    out.write_all(bytes)
+        .and_then(|()| out.flush())
+        .map_err(|e| Error::Usage(format!("cannot write to stdout: {e}")))
 }
 
 /// A missing value in a table cell.
