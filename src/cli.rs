@@ -170,7 +170,10 @@ fn rejected(err: clap::Error) -> Result<Finished> {
         duration_ms: 0,
         report: Report::Stdout,
     };
-    summarize_run::early(early, &error);
+    let outcome = summarize_run::early(early, &error);
+    // stdout carries the result as JSON, as for any failed run (`--output` is among what
+    // clap rejected).
+    println!("{}", outcome.result_json());
     Err(error)
 }
 

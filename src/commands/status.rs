@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{PrefixArgs, S3Args, Sources};
+use super::output::ReportFormat;
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::log::LogFormat;
@@ -45,8 +46,8 @@ pub struct StatusArgs {
     pub max_age: Option<Age>,
 
     /// How the status is printed on stdout (json: one line, for probes and Airflow XCom)
-    #[arg(long, env = "DP_STATUS_OUTPUT", value_enum, default_value_t = StatusOutput::Table)]
-    pub output: StatusOutput,
+    #[arg(long, env = "DP_STATUS_OUTPUT", value_enum, default_value_t = ReportFormat::Table)]
+    pub output: ReportFormat,
 
     #[command(flatten)]
     pub prefix: PrefixArgs,
@@ -57,13 +58,6 @@ pub struct StatusArgs {
 
     #[command(flatten)]
     pub s3: S3Args,
-}
-
-/// `--output` of `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusOutput {
-    Table,
-    Json,
 }
 
 /// `--max-age`: as given, and as a duration.
@@ -161,8 +155,8 @@ fn execute(
         now: Utc::now(),
     };
     match args.output {
-        StatusOutput::Json => println!("{}", report.json()),
-        StatusOutput::Table => print!("{}", report.table()),
+        ReportFormat::Json => println!("{}", report.json()),
+        ReportFormat::Table => print!("{}", report.table()),
     }
     match report.stale() {
         Some(why) => Err(Error::Stale(why)),

@@ -8,7 +8,7 @@ use clap::{ArgMatches, Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::args::Sources;
-use super::output::{self, human_bytes, ReportFormat, DASH};
+use super::output::{self, human_bytes, plain, ReportFormat, DASH};
 use super::prefix::{self, LocationArgs, Prefix};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
@@ -385,33 +385,7 @@ fn show_table(docs: &Documents, meta: &Value) -> String {
 
     if let Some(rules) = meta.get("validation").and_then(Value::as_array) {
         out.push_str("\nvalidation\n");
-        let mut rows = vec![[
-            "rule",
-            "column",
-            "severity",
-            "passed",
-            "observed",
-            "threshold",
-        ]
-        .map(String::from)
-        .to_vec()];
-        for r in rules {
-            rows.push(vec![
-                text(r, "name"),
-                r.get("column").map_or_else(|| DASH.into(), plain),
-                text(r, "severity"),
-                match r.get("passed").and_then(Value::as_bool) {
-                    Some(true) => "yes".into(),
-                    Some(false) => "NO".into(),
-                    None => DASH.into(),
-                },
-                r.get("observed")
-                    .map_or_else(|| DASH.into(), |v| cut(&plain(v), 60)),
-                r.get("threshold")
-                    .map_or_else(|| DASH.into(), |v| cut(&plain(v), 40)),
-            ]);
-        }
-        out.push_str(&output::table(&rows));
+        out.push_str(&output::validation_table(rules));
     }
 
     if let Some(profile) = meta.get("profile").and_then(Value::as_object) {
@@ -718,22 +692,6 @@ fn number(x: f64) -> String {
         format!("{x:.2}")
     } else {
         format!("{x:.4}")
-    }
-}
-
-/// A JSON value as table text (strings without quotes).
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => DASH.into(),
-        other => other.to_string(),
-    }
-}
-
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
     }
 }
 

@@ -60,10 +60,11 @@ impl SkipReason {
     }
 }
 
-/// Where `summarize_run` prints the run's result.
+/// Who reports the run's result besides the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
-    /// `featurepipe run`: the result (or dry-run plan) as JSON on stdout.
+    /// `featurepipe run`: the command prints the result (or the dry-run plan, which
+    /// `summarize_run` returns) on stdout, and the last sentence on stderr.
     Stdout,
     /// A date inside `backfill`: stdout is kept for the backfill's own report.
     Quiet,
