@@ -25,8 +25,22 @@ use crate::values::ids::new_run_id;
 const ABOUT: &str = "Turns a raw CSV drop (S3, MinIO or a local folder) into a versioned, \
 validated, documented feature set.";
 
+const AFTER_HELP: &str = "\
+Every flag can also be set by its DP_* variable (named in each command's --help).
+
+Examples:
+  # the bundled example pipeline on the bundled fixture, into ./out (from the repository)
+  featurepipe run --config fixtures/pipelines/daily_user_events.toml --execution-date 2025-11-19
+
+  # how fresh its feature set is
+  featurepipe status --config fixtures/pipelines/daily_user_events.toml
+
+  # completion of commands and flags in bash
+  featurepipe completions bash > ~/.local/share/bash-completion/completions/featurepipe";
+
 #[derive(Debug, Parser)]
-#[command(name = "featurepipe", version = build_info::VERSION_LINE, about = ABOUT)]
+#[command(name = "featurepipe", version = build_info::VERSION_LINE, about = ABOUT,
+          after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,

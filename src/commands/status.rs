@@ -26,16 +26,16 @@ execution date, the start of the data it holds: a daily version run after its da
 already a day old when it is published, so allow two days and some slack for a daily
 pipeline (--max-age 52h alerts after one missed night).
 
+Exit codes: 0 fresh (or no --max-age), 6 stale: the newest complete version is older than
+--max-age or there is none, 2 usage/config error, 5 storage/network failure.
+
 Examples:
   # the bundled example pipeline's prefix, as a table
   featurepipe status --config fixtures/pipelines/daily_user_events.toml
 
   # a monitoring probe: one JSON line on stdout, exit 6 when stale
   featurepipe status --features s3://feature-bucket/features/daily_user_events \\
-      --max-age 52h --output json
-
-Exit codes: 0 fresh (or no --max-age), 6 stale: the newest complete version is older than
---max-age or there is none, 2 usage/config error, 5 storage/network failure.";
+      --max-age 52h --output json";
 
 /// `featurepipe status`.
 #[derive(Debug, Clone, Args)]

@@ -63,7 +63,7 @@ VERSION is a version id (v_20251119T000000), a unique start of one (v_20251119, 
 Examples:
   featurepipe versions show latest --features s3://feature-bucket/features/daily_user_events
   featurepipe versions show 2025-11-19 --config pipeline.toml
-  featurepipe versions show v_20251119T000000 --output json --features out/features/daily_user_events";
+  featurepipe versions show v_20251119T000000 --output json --config pipeline.toml";
 
 const DIFF_AFTER_HELP: &str = "\
 Without versions: the complete version before latest, against latest. With one: that one
