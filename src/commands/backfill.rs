@@ -420,11 +420,6 @@ fn ending(results: &[DateResult]) -> Result<Finished> {
     })
 }
 
-/// `1 date`, `7 dates`.
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// The backfill's totals: the `backfill_summary` line and the report on stdout.
 struct Summary<'a> {
     backfill_id: &'a str,
@@ -552,7 +547,7 @@ impl Summary<'_> {
         let mut out = output::table(&rows);
         out.push_str(&format!(
             "\n{}: {} succeeded, {} skipped, {} failed, {} not run; exit code {}\n",
-            plural(self.results.len(), "date", "dates"),
+            output::plural(self.results.len() as u64, "date", "dates"),
             self.count(Status::Success.as_str()),
             self.count(Status::Skipped.as_str()),
             self.count(Status::Failed.as_str()),

@@ -8,7 +8,7 @@ use clap::{ArgMatches, Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::args::Sources;
-use super::output::{self, human_bytes, plain, ReportFormat, DASH};
+use super::output::{self, human_bytes, plain, plural, ReportFormat, DASH};
 use super::prefix::{self, LocationArgs, Prefix};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
@@ -232,7 +232,7 @@ fn list(prefix: &Prefix, listing: &Listing, output: ReportFormat) -> String {
     let mut out = output::table(&rows);
     out.push_str(&format!(
         "\n{} under {}: {complete} complete, {} incomplete, {}; _latest: {}\n",
-        plural(listing.versions.len(), "version"),
+        plural(listing.versions.len() as u64, "version", "versions"),
         prefix.uri(),
         listing.versions.len() - complete,
         human_bytes(bytes),
@@ -327,7 +327,11 @@ fn show_table(docs: &Documents, meta: &Value) -> String {
         vec!["valid".into(), text(meta, "raw_valid")],
         vec![
             "size".into(),
-            format!("{} in {} objects", human_bytes(e.size_bytes), e.objects),
+            format!(
+                "{} in {}",
+                human_bytes(e.size_bytes),
+                plural(e.objects as u64, "object", "objects")
+            ),
         ],
         vec!["source".into(), text(meta, "source_raw_path")],
     ];
@@ -697,10 +701,6 @@ fn number(x: f64) -> String {
 
 fn short_hash(sha: &str) -> String {
     sha.chars().take(12).collect()
-}
-
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn pretty(value: &Value) -> String {

@@ -397,3 +397,11 @@ fn bad_backfill_flags_are_usage_errors_naming_the_flag() {
         assert!(!sb.path("out").exists(), "{args:?} wrote something");
     }
 }
+
+#[test]
+fn a_backfill_of_one_failing_date_says_1_date() {
+    let t = Target::local();
+    let out = t.backfill(RAW, &["--dates", "2025-11-19"]);
+    out.assert_code(4);
+    out.assert_error_mentions("1 of 1 date failed (most severe: exit 4)");
+}
