@@ -539,7 +539,7 @@ impl Summary<'_> {
                     .map_or_else(dash, |n| n.to_string()),
                 o.and_then(|o| o.warnings)
                     .map_or_else(dash, |n| n.to_string()),
-                o.and_then(|o| o.reason.map(|r| r.as_str()).or(o.error_kind))
+                o.and_then(|o| o.reason.map(|r| r.describe()).or(o.error_kind))
                     .unwrap_or_default()
                     .to_string(),
             ]);

@@ -181,7 +181,7 @@ fn result_table(o: &Outcome) -> String {
         facts.push(("dry run", "yes: nothing was written".into()));
     }
     if let Some(reason) = o.reason {
-        facts.push(("skipped", reason.as_str().into()));
+        facts.push(("skipped", reason.describe().into()));
     }
     if let Some(step) = o.failed_step {
         facts.push(("failed step", step.into()));

@@ -53,6 +53,16 @@ impl SkipReason {
         }
     }
 
+    /// The reason for a person (a table's note): `as_str`, with which of the two
+    /// `nothing_to_reprocess` cases it was.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::NothingToReprocessComplete => "nothing_to_reprocess: complete, not failed",
+            SkipReason::NothingToReprocessNeverRun => "nothing_to_reprocess: never run",
+            other => other.as_str(),
+        }
+    }
+
     /// Whether the skip was asked for (`--skip-if-missing`), so that cron and Airflow see
     /// it as "skipped" (exit 99) rather than success.
     pub fn on_purpose(self) -> bool {

@@ -196,11 +196,13 @@ fn finish(o: &Outcome, record_uri: Option<String>, report: Report) -> Option<Str
             "{me}: another run published {version} while this one was working; kept its result"
         ),
         SkipReason::NothingToReprocessComplete => format!(
-            "{me}: {version} is complete and its last run did not fail; nothing to reprocess"
+            "{me}: nothing to reprocess: {version} is complete and its last run did not fail \
+             (--reprocess all rewrites it)"
         ),
-        SkipReason::NothingToReprocessNeverRun => {
-            format!("{me}: {version} was never run (no run record, no files); nothing to reprocess")
-        }
+        SkipReason::NothingToReprocessNeverRun => format!(
+            "{me}: nothing to reprocess: {version} was never run (no run record, no files), so \
+             it has not failed (--reprocess none runs it)"
+        ),
     });
     match report {
         // `main` prints the last sentence of `featurepipe run`.
