@@ -3,11 +3,14 @@
 
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand};
 
+use crate::build_info;
 use crate::commands::args::Sources;
 use crate::commands::backfill::{self, BackfillArgs};
 use crate::commands::check_config::{self, CheckConfigArgs};
+use crate::commands::completions::{self, CompletionsArgs};
 use crate::commands::gc::{self, GcArgs};
 use crate::commands::infer::{self, InferArgs};
+use crate::commands::man::{self, ManArgs};
 use crate::commands::run::{self, RunArgs};
 use crate::commands::runs::{self, RunsArgs};
 use crate::commands::status::{self, StatusArgs};
@@ -23,8 +26,22 @@ use crate::values::ids::new_run_id;
 const ABOUT: &str = "Turns a raw CSV drop (S3, MinIO or a local folder) into a versioned, \
 validated, documented feature set.";
 
+const AFTER_HELP: &str = "\
+Every flag can also be set by its DP_* variable (named in each command's --help).
+
+Examples:
+  # the bundled example pipeline on the bundled fixture, into ./out (from the repository)
+  featurepipe run --config fixtures/pipelines/daily_user_events.toml --execution-date 2025-11-19
+
+  # how fresh its feature set is
+  featurepipe status --config fixtures/pipelines/daily_user_events.toml
+
+  # completion of commands and flags in bash
+  featurepipe completions bash > ~/.local/share/bash-completion/completions/featurepipe";
+
 #[derive(Debug, Parser)]
-#[command(name = "featurepipe", version, about = ABOUT)]
+#[command(name = "featurepipe", version = build_info::VERSION_LINE, about = ABOUT,
+          after_help = AFTER_HELP)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -59,6 +76,12 @@ pub enum Command {
     /// Print a starting pipeline file for a sample CSV: delimiter, columns, types, rules.
     #[command(after_help = infer::INFER_AFTER_HELP)]
     Infer(InferArgs),
+    /// Print the shell completion script for bash, zsh, fish, elvish or PowerShell.
+    #[command(after_help = completions::COMPLETIONS_AFTER_HELP)]
+    Completions(CompletionsArgs),
+    /// Print the manual page (roff), or write one page per command into a folder.
+    #[command(after_help = man::MAN_AFTER_HELP)]
+    Man(ManArgs),
 }
 
 /// Parses the command line, sets up logging, runs the command. `main` prints the last
@@ -112,8 +135,16 @@ pub fn execute() -> Result<Finished> {
             (prepared.log_setup(), Box::new(move || prepared.execute()))
         }
         Command::Infer(args) => (
-            (LogFormat::Text, DEFAULT_TIMEZONE),
+            (log::requested_format(), DEFAULT_TIMEZONE),
             Box::new(|| infer::execute(args)),
+        ),
+        Command::Completions(args) => (
+            (log::requested_format(), DEFAULT_TIMEZONE),
+            Box::new(|| completions::execute(args)),
+        ),
+        Command::Man(args) => (
+            (log::requested_format(), DEFAULT_TIMEZONE),
+            Box::new(|| man::execute(args)),
         ),
     };
     log::init(format, tz);
@@ -136,7 +167,10 @@ fn rejected(err: clap::Error) -> Result<Finished> {
     }
     let command = std::env::args().nth(1);
     let help = match command.as_deref() {
-        Some(command @ ("run" | "backfill" | "check-config" | "status" | "gc" | "runs")) => {
+        Some(
+            command @ ("run" | "backfill" | "check-config" | "status" | "gc" | "runs"
+            | "completions" | "man"),
+        ) => {
             format!("featurepipe {command} --help")
         }
         Some("versions") => match std::env::args().nth(2).as_deref() {
@@ -158,7 +192,10 @@ fn rejected(err: clap::Error) -> Result<Finished> {
         duration_ms: 0,
         report: Report::Stdout,
     };
-    summarize_run::early(early, &error);
+    let outcome = summarize_run::early(early, &error);
+    // stdout carries the result as JSON, as for any failed run (`--output` is among what
+    // clap rejected).
+    println!("{}", outcome.result_json());
     Err(error)
 }
 

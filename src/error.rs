@@ -118,7 +118,8 @@ pub enum Error {
     #[error("interrupted by {}: stopped cleanly, nothing was published", .0.name())]
     Interrupted(Signal),
     /// Some dates of a backfill failed; `code` is the most severe of their exit codes.
-    #[error("{failed} of {dates} dates failed (most severe: exit {code}); see the report above")]
+    #[error("{failed} of {} failed (most severe: exit {code}); see the report above",
+            if *.dates == 1 { "1 date".to_string() } else { format!("{} dates", .dates) })]
     Backfill {
         failed: usize,
         dates: usize,

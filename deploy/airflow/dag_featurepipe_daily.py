@@ -243,7 +243,8 @@ with DAG(
         task_id="featurepipe_run",
         bash_command=(
             _UNSET_EMPTY
-            + "\"$FEATUREPIPE_BIN\" run --execution-date '{{ ds }}' --skip-if-missing "
+            # --output json: the XCom is the JSON result, whatever DP_RUN_OUTPUT a worker sets.
+            + "\"$FEATUREPIPE_BIN\" run --execution-date '{{ ds }}' --skip-if-missing --output json "
             + _RESULT_LAST
         ),
         env=FEATUREPIPE_ENV,

@@ -111,7 +111,8 @@ while :; do
     line INFO "=== $(stamp) featurepipe-nightly: $pipeline $day attempt $attempt (pid $$)" >>"$log"
     # stderr (the [DP] lines, in DP_LOG_FORMAT) goes to the day's log; stdout (the JSON
     # result) too, once the run is over, and to FEATUREPIPE_ALERT_CMD on failure.
-    "$bin" run --execution-date "$day" --skip-if-missing >"$result" 2>>"$log"
+    # --output json: the alert reads the JSON result, whatever DP_RUN_OUTPUT says.
+    "$bin" run --execution-date "$day" --skip-if-missing --output json >"$result" 2>>"$log"
     rc=$?
     cat "$result" >>"$log"
     line INFO "=== $(stamp) featurepipe-nightly: exit $rc" >>"$log"

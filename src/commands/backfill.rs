@@ -106,6 +106,13 @@ impl Reprocess {
 }
 
 pub const BACKFILL_AFTER_HELP: &str = "\
+Each date is a full run (its own run_id, summarize_run line and run record). The report on
+stdout has one row per date: rows, feature rows, warnings, exit code and why it was skipped
+or failed. Exit code: 0 if every date succeeded or was skipped; otherwise the most severe
+code among the dates, in this order: 130/143 interrupted, 1 internal, 5 storage, 75 busy,
+2 usage, 3 data invalid, 4 raw input not found. More than 366 dates (--start/--end or
+--dates) needs --max-dates N, so that a slip of the year is not run as two years of dates.
+
 Examples:
   # one week, two dates at a time, with the bundled example pipeline (from the repository)
   featurepipe backfill --start 2025-11-13 --end 2025-11-19 --parallel 2 \\
@@ -116,11 +123,8 @@ Examples:
       --raw 's3://raw-bucket/daily/user_events_{ds_nodash}.csv' \\
       --features s3://feature-bucket/features/daily_user_events
 
-Each date is a full run (its own run_id, summarize_run line and run record). Exit code:
-0 if every date succeeded or was skipped; otherwise the most severe code among the dates,
-in this order: 130/143 interrupted, 1 internal, 5 storage, 75 busy, 2 usage, 3 data
-invalid, 4 raw input not found. More than 366 dates (--start/--end or --dates) needs
---max-dates N, so that a slip of the year is not run as two years of dates.";
+  # exactly these dates, skipping those whose raw file never arrived
+  featurepipe backfill --dates 2025-11-03,2025-11-17 --skip-if-missing --config pipeline.toml";
 
 /// More dates than this needs `--max-dates`: a year and a day, so a yearly backfill
 /// passes and a slip of the year in `--end` (731 dates) does not.
@@ -416,11 +420,6 @@ fn ending(results: &[DateResult]) -> Result<Finished> {
     })
 }
 
-/// `1 date`, `7 dates`.
-fn plural(n: usize, one: &str, many: &str) -> String {
-    format!("{n} {}", if n == 1 { one } else { many })
-}
-
 /// The backfill's totals: the `backfill_summary` line and the report on stdout.
 struct Summary<'a> {
     backfill_id: &'a str,
@@ -540,7 +539,7 @@ impl Summary<'_> {
                     .map_or_else(dash, |n| n.to_string()),
                 o.and_then(|o| o.warnings)
                     .map_or_else(dash, |n| n.to_string()),
-                o.and_then(|o| o.reason.map(|r| r.as_str()).or(o.error_kind))
+                o.and_then(|o| o.reason.map(|r| r.describe()).or(o.error_kind))
                     .unwrap_or_default()
                     .to_string(),
             ]);
@@ -548,7 +547,7 @@ impl Summary<'_> {
         let mut out = output::table(&rows);
         out.push_str(&format!(
             "\n{}: {} succeeded, {} skipped, {} failed, {} not run; exit code {}\n",
-            plural(self.results.len(), "date", "dates"),
+            output::plural(self.results.len() as u64, "date", "dates"),
             self.count(Status::Success.as_str()),
             self.count(Status::Skipped.as_str()),
             self.count(Status::Failed.as_str()),

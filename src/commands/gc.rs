@@ -8,7 +8,7 @@ use chrono_tz::Tz;
 use clap::Args;
 
 use super::args::{parse_secs, BoolValue, Sources};
-use super::output::{self, human_bytes, ReportFormat};
+use super::output::{self, human_bytes, plural, ReportFormat};
 use super::prefix::{self, LocationArgs};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
@@ -157,12 +157,16 @@ fn table(r: &Report) -> String {
     let mut out = output::table(&rows);
     let verb = if r.dry_run { "would delete" } else { "deleted" };
     out.push_str(&format!(
-        "\n{}: {verb} {} version(s), {} object(s), {} ({} stale lease object(s)); _latest: {}{}\n",
+        "\n{}: {verb} {}, {}, {} ({}); _latest: {}{}\n",
         r.gc_id,
-        r.versions_deleted,
-        r.objects_deleted,
+        plural(r.versions_deleted as u64, "version", "versions"),
+        plural(r.objects_deleted as u64, "object", "objects"),
         human_bytes(r.bytes_freed),
-        r.stale_lease_objects,
+        plural(
+            r.stale_lease_objects as u64,
+            "stale lease object",
+            "stale lease objects"
+        ),
         r.latest.as_deref().unwrap_or("none"),
         match (&r.filed, r.dry_run) {
             (_, true) => " (dry run: nothing deleted)".to_string(),

@@ -5,8 +5,10 @@
 pub mod args;
 pub mod backfill;
 pub mod check_config;
+pub mod completions;
 pub mod gc;
 pub mod infer;
+pub mod man;
 pub mod output;
 pub mod prefix;
 pub mod run;

@@ -236,11 +236,36 @@ fn table(periods: &[PeriodStats], by: Period) -> String {
     let mut out = output::table(&rows);
     let total = |f: fn(&PeriodStats) -> u64| periods.iter().map(f).sum::<u64>();
     out.push_str(&format!(
-        "\n{} runs: {} succeeded, {} failed, {} skipped\n",
-        total(|p| p.runs),
+        "\n{}: {} succeeded, {} failed, {} skipped\n",
+        output::plural(total(|p| p.runs), "run", "runs"),
         total(|p| p.successes),
         total(|p| p.failures),
         total(|p| p.skips),
     ));
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_totals_count_one_run_as_one_run() {
+        let day = |runs: u64, successes: u64| PeriodStats {
+            period: "2025-11-19".into(),
+            runs,
+            successes,
+            ..PeriodStats::default()
+        };
+        let one = table(&[day(1, 1)], Period::Day);
+        assert!(
+            one.ends_with("\n1 run: 1 succeeded, 0 failed, 0 skipped\n"),
+            "{one}"
+        );
+        let two = table(&[day(2, 1)], Period::Day);
+        assert!(
+            two.ends_with("\n2 runs: 1 succeeded, 0 failed, 0 skipped\n"),
+            "{two}"
+        );
+    }
 }

@@ -11,6 +11,7 @@ use clap::Args;
 use serde_json::json;
 
 use super::args::{PrefixArgs, S3Args, Sources};
+use super::output::ReportFormat;
 use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::log::{self, LogFormat};
@@ -25,16 +26,16 @@ execution date, the start of the data it holds: a daily version run after its da
 already a day old when it is published, so allow two days and some slack for a daily
 pipeline (--max-age 52h alerts after one missed night).
 
+Exit codes: 0 fresh (or no --max-age), 6 stale: the newest complete version is older than
+--max-age or there is none, 2 usage/config error, 5 storage/network failure.
+
 Examples:
   # the bundled example pipeline's prefix, as a table
   featurepipe status --config fixtures/pipelines/daily_user_events.toml
 
   # a monitoring probe: one JSON line on stdout, exit 6 when stale
   featurepipe status --features s3://feature-bucket/features/daily_user_events \\
-      --max-age 52h --output json
-
-Exit codes: 0 fresh (or no --max-age), 6 stale: the newest complete version is older than
---max-age or there is none, 2 usage/config error, 5 storage/network failure.";
+      --max-age 52h --output json";
 
 /// `featurepipe status`.
 #[derive(Debug, Clone, Args)]
@@ -45,8 +46,8 @@ pub struct StatusArgs {
     pub max_age: Option<Age>,
 
     /// How the status is printed on stdout (json: one line, for probes and Airflow XCom)
-    #[arg(long, env = "DP_STATUS_OUTPUT", value_enum, default_value_t = StatusOutput::Table)]
-    pub output: StatusOutput,
+    #[arg(long, env = "DP_STATUS_OUTPUT", value_enum, default_value_t = ReportFormat::Table)]
+    pub output: ReportFormat,
 
     #[command(flatten)]
     pub prefix: PrefixArgs,
@@ -57,13 +58,6 @@ pub struct StatusArgs {
 
     #[command(flatten)]
     pub s3: S3Args,
-}
-
-/// `--output` of `status`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum StatusOutput {
-    Table,
-    Json,
 }
 
 /// `--max-age`: as given, and as a duration.
@@ -161,8 +155,8 @@ fn execute(
         now: Utc::now(),
     };
     match args.output {
-        StatusOutput::Json => log::stdout(&format!("{}\n", report.json())),
-        StatusOutput::Table => log::stdout(&report.table()),
+        ReportFormat::Json => log::stdout(&format!("{}\n", report.json())),
+        ReportFormat::Table => log::stdout(&report.table()),
     }
     match report.stale() {
         Some(why) => Err(Error::Stale(why)),

@@ -8,7 +8,7 @@ use clap::{ArgMatches, Args, Subcommand};
 use serde_json::{json, Value};
 
 use super::args::Sources;
-use super::output::{self, human_bytes, ReportFormat, DASH};
+use super::output::{self, human_bytes, plain, plural, ReportFormat, DASH};
 use super::prefix::{self, LocationArgs, Prefix};
 use crate::config::PipelineSettings;
 use crate::error::{Error, Finished, Result};
@@ -63,7 +63,7 @@ VERSION is a version id (v_20251119T000000), a unique start of one (v_20251119, 
 Examples:
   featurepipe versions show latest --features s3://feature-bucket/features/daily_user_events
   featurepipe versions show 2025-11-19 --config pipeline.toml
-  featurepipe versions show v_20251119T000000 --output json --features out/features/daily_user_events";
+  featurepipe versions show v_20251119T000000 --output json --config pipeline.toml";
 
 const DIFF_AFTER_HELP: &str = "\
 Without versions: the complete version before latest, against latest. With one: that one
@@ -232,7 +232,7 @@ fn list(prefix: &Prefix, listing: &Listing, output: ReportFormat) -> String {
     let mut out = output::table(&rows);
     out.push_str(&format!(
         "\n{} under {}: {complete} complete, {} incomplete, {}; _latest: {}\n",
-        plural(listing.versions.len(), "version"),
+        plural(listing.versions.len() as u64, "version", "versions"),
         prefix.uri(),
         listing.versions.len() - complete,
         human_bytes(bytes),
@@ -327,7 +327,11 @@ fn show_table(docs: &Documents, meta: &Value) -> String {
         vec!["valid".into(), text(meta, "raw_valid")],
         vec![
             "size".into(),
-            format!("{} in {} objects", human_bytes(e.size_bytes), e.objects),
+            format!(
+                "{} in {}",
+                human_bytes(e.size_bytes),
+                plural(e.objects as u64, "object", "objects")
+            ),
         ],
         vec!["source".into(), text(meta, "source_raw_path")],
     ];
@@ -385,33 +389,7 @@ fn show_table(docs: &Documents, meta: &Value) -> String {
 
     if let Some(rules) = meta.get("validation").and_then(Value::as_array) {
         out.push_str("\nvalidation\n");
-        let mut rows = vec![[
-            "rule",
-            "column",
-            "severity",
-            "passed",
-            "observed",
-            "threshold",
-        ]
-        .map(String::from)
-        .to_vec()];
-        for r in rules {
-            rows.push(vec![
-                text(r, "name"),
-                r.get("column").map_or_else(|| DASH.into(), plain),
-                text(r, "severity"),
-                match r.get("passed").and_then(Value::as_bool) {
-                    Some(true) => "yes".into(),
-                    Some(false) => "NO".into(),
-                    None => DASH.into(),
-                },
-                r.get("observed")
-                    .map_or_else(|| DASH.into(), |v| cut(&plain(v), 60)),
-                r.get("threshold")
-                    .map_or_else(|| DASH.into(), |v| cut(&plain(v), 40)),
-            ]);
-        }
-        out.push_str(&output::table(&rows));
+        out.push_str(&output::validation_table(rules));
     }
 
     if let Some(profile) = meta.get("profile").and_then(Value::as_object) {
@@ -717,28 +695,8 @@ fn number(x: f64) -> String {
     }
 }
 
-/// A JSON value as table text (strings without quotes).
-fn plain(v: &Value) -> String {
-    match v {
-        Value::String(s) => s.clone(),
-        Value::Null => DASH.into(),
-        other => other.to_string(),
-    }
-}
-
-fn cut(text: &str, max: usize) -> String {
-    match text.char_indices().nth(max) {
-        Some((at, _)) => format!("{}...", &text[..at]),
-        None => text.to_string(),
-    }
-}
-
 fn short_hash(sha: &str) -> String {
     sha.chars().take(12).collect()
-}
-
-fn plural(n: usize, what: &str) -> String {
-    format!("{n} {what}{}", if n == 1 { "" } else { "s" })
 }
 
 fn pretty(value: &Value) -> String {

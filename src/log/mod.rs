@@ -162,17 +162,24 @@ pub fn sentence(is_error: bool, text: &str) {
     }
 }
 
-/// Prints `text` on stdout, where commands put what a program reads (a report, the JSON
-/// result line). A reader that stopped reading (`featurepipe versions list | head`) is
-/// not an error: the rest is dropped and the command's own exit code stands, as its work
-/// is done. Any other failure to write is logged.
-pub fn stdout(text: &str) {
+/// Writes `bytes` on stdout at once, where commands put what a program reads (a report,
+/// the JSON result line). A reader that stopped reading (`featurepipe versions list |
+/// head`) is not an error: the rest is dropped and the command's own exit code stands, as
+/// its work is done. Any other failure (a full disk behind `> file`) is returned.
+pub fn write_stdout(bytes: &[u8]) -> std::io::Result<()> {
     use std::io::Write as _;
     let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => {}
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => {}
-        Err(e) => tracing::warn!("could not write to stdout: {e}"),
+    match out.write_all(bytes).and_then(|()| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => other,
+    }
+}
+
+/// [`write_stdout`] where the work is already done and its exit code must stand: a
+/// failure to write is a warning.
+pub fn stdout(text: &str) {
+    if let Err(e) = write_stdout(text.as_bytes()) {
+        tracing::warn!("could not write to stdout: {e}");
     }
 }
 

@@ -53,6 +53,16 @@ impl SkipReason {
         }
     }
 
+    /// The reason for a person (a table's note): `as_str`, with which of the two
+    /// `nothing_to_reprocess` cases it was.
+    pub fn describe(self) -> &'static str {
+        match self {
+            SkipReason::NothingToReprocessComplete => "nothing_to_reprocess: complete, not failed",
+            SkipReason::NothingToReprocessNeverRun => "nothing_to_reprocess: never run",
+            other => other.as_str(),
+        }
+    }
+
     /// Whether the skip was asked for (`--skip-if-missing`), so that cron and Airflow see
     /// it as "skipped" (exit 99) rather than success.
     pub fn on_purpose(self) -> bool {
@@ -60,10 +70,11 @@ impl SkipReason {
     }
 }
 
-/// Where `summarize_run` prints the run's result.
+/// Who reports the run's result besides the log.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Report {
-    /// `featurepipe run`: the result (or dry-run plan) as JSON on stdout.
+    /// `featurepipe run`: the command prints the result (or the dry-run plan, which
+    /// `summarize_run` returns) on stdout, and the last sentence on stderr.
     Stdout,
     /// A date inside `backfill`: stdout is kept for the backfill's own report.
     Quiet,

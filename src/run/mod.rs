@@ -49,6 +49,9 @@ pub struct RunEnd {
     pub outcome: Outcome,
     pub error: Option<Error>,
     pub note: Option<String>,
+    /// A completed dry run's plan ([`Report::Stdout`] only): stdout carries it instead of
+    /// the outcome's result.
+    pub plan: Option<serde_json::Value>,
 }
 
 /// Runs one pipeline run: the stages in order, then `summarize_run` whatever happened.
@@ -86,6 +89,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
                 outcome,
                 error: Some(e),
                 note: None,
+                plan: None,
             };
         }
     };
@@ -113,7 +117,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
             lease.release().await;
         }
     };
-    let ((), (outcome, note)) = tokio::join!(release, summarize_run::run(&ctx, &failure));
+    let ((), (outcome, note, plan)) = tokio::join!(release, summarize_run::run(&ctx, &failure));
     ctx.observe
         .ended(&facts::of_run(&ctx, &outcome), Some(lineage))
         .await;
@@ -121,6 +125,7 @@ pub async fn run_one(request: RunRequest, interrupt: Interrupt) -> RunEnd {
         outcome,
         error: failure.map(|(_, e)| e),
         note,
+        plan,
     }
 }
 

@@ -149,10 +149,9 @@ pub fn plan(listing: &Listing, orphans: &[String], policy: &Policy) -> Vec<Versi
         let mut why = Vec::new();
         if let Some(cut) = keep_from {
             match cut {
-                Some(nth) if version < nth => why.push(format!(
-                    "older than the {} newest complete",
-                    policy.keep.unwrap_or(0)
-                )),
+                Some(nth) if version < nth => {
+                    why.push(format!("older than {}", newest(policy.keep.unwrap_or(0))))
+                }
                 _ => return None,
             }
         }
@@ -245,10 +244,21 @@ pub fn plan(listing: &Listing, orphans: &[String], policy: &Policy) -> Vec<Versi
     lines
 }
 
+/// `the newest complete`, `the 7 newest complete`.
+fn newest(n: usize) -> String {
+    if n == 1 {
+        "the newest complete".into()
+    } else {
+        format!("the {n} newest complete")
+    }
+}
+
 fn kept_because(policy: &Policy) -> String {
     match (policy.keep, policy.older_than) {
-        (Some(n), Some(span)) => format!("among the {n} newest complete, or younger than {span}"),
-        (Some(n), None) => format!("among the {n} newest complete"),
+        (Some(1), Some(span)) => format!("the newest complete, or younger than {span}"),
+        (Some(1), None) => "the newest complete".into(),
+        (Some(n), Some(span)) => format!("among {}, or younger than {span}", newest(n)),
+        (Some(n), None) => format!("among {}", newest(n)),
         (None, Some(span)) => format!("younger than {span}"),
         (None, None) => "no --keep or --older-than given".into(),
     }
@@ -724,6 +734,12 @@ mod tests {
             ]
         );
         assert_eq!(keep1[4].reason, "named by _latest");
+        // One is "the newest", not "the 1 newest".
+        assert_eq!(keep1[2].reason, "older than the newest complete");
+        assert_eq!(keep1[5].reason, "the newest complete");
+        let keep3 = plan(&listing, &[], &policy(Some(3), None));
+        assert_eq!(keep3[1].reason, "older than the 3 newest complete");
+        assert_eq!(keep3[2].reason, "among the 3 newest complete");
         // An hour after the killed run wrote: within the grace.
         let mut later = policy(Some(1), None);
         later.now = KILLED_AT.parse::<DateTime<Utc>>().unwrap() + chrono::Duration::hours(1);

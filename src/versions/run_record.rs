@@ -176,7 +176,15 @@ pub struct SkipCounter {
     pub by_day: BTreeMap<String, BTreeMap<String, u64>>,
     /// The latest skip.
     pub last: Option<Skip>,
+    /// The run ids of the latest skips (at most [`RECENT_SKIPS`]): how a writer whose
+    /// generation was overtaken tells "built upon" from "written too late" (see
+    /// [`count_skip`]).
+    #[serde(default)]
+    pub recent_run_ids: Vec<String>,
 }
+
+/// How many run ids a skip counter remembers: far more than skips can race at once.
+const RECENT_SKIPS: usize = 64;
 
 /// One skipped run, as the counter remembers its latest.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -203,8 +211,11 @@ fn skips_dir(version: &str) -> String {
 /// The counter is a series of generations like a lease's: each skip *creates* generation
 /// `top + 1` holding the previous count plus one (create-if-absent), then deletes the
 /// older ones. Two skips at once cannot both create the same generation, so the loser
-/// reads the winner's count and tries again: no skip is lost, and at most a couple of
-/// objects exist at any time.
+/// reads the winner's count and tries again. A writer that listed long ago can create a
+/// generation the others already deleted, below the top: it looks again after creating,
+/// and if a newer generation exists that does not carry its run id (one built on it
+/// would), its own was never read, so it removes it and counts again. No skip is lost,
+/// and at most a couple of objects exist at any time.
 pub async fn count_skip(
     store: &dyn ObjectStore,
     version: &str,
@@ -240,10 +251,18 @@ pub async fn count_skip(
             .entry(skip.reason.clone())
             .or_default() += 1;
         counter.last = Some(skip.clone());
-        let key = generation_key(&dir, top + 1);
+        counter.recent_run_ids.push(skip.run_id.clone());
+        let excess = counter.recent_run_ids.len().saturating_sub(RECENT_SKIPS);
+        counter.recent_run_ids.drain(..excess);
+        let mine = top + 1;
+        let key = generation_key(&dir, mine);
         let body = Bytes::from(serde_json::to_vec_pretty(&counter).unwrap_or_default());
         match store.put(&key, body, PutMode::Create).await {
             Ok(()) => {
+                if overtaken(store, &dir, mine, &skip.run_id).await? {
+                    let _ = store.delete(&key).await;
+                    continue;
+                }
                 for (generation, old) in &found {
                     if *generation <= top {
                         let _ = store.delete(old).await;
@@ -264,6 +283,32 @@ pub async fn count_skip(
         store.uri(&dir),
         "lost the create race too often; too many runs at once",
     ))
+}
+
+/// Whether generation `mine` was created under a newer one that was not built on it: a
+/// late writer's, which no reader will ever take for the top.
+async fn overtaken(
+    store: &dyn ObjectStore,
+    dir: &str,
+    mine: u64,
+    run_id: &str,
+) -> StorageResult<bool> {
+    for _ in 0..MAX_COUNT_RACES {
+        let Some((top, key)) = generations(store, dir).await?.pop() else {
+            return Ok(false);
+        };
+        if top <= mine {
+            return Ok(false);
+        }
+        // Superseded since listed: ask the newer one.
+        let Some(bytes) = store.get_small(&key).await? else {
+            continue;
+        };
+        return Ok(serde_json::from_slice::<SkipCounter>(&bytes)
+            .map(|c| !c.recent_run_ids.iter().any(|id| id == run_id))
+            .unwrap_or(true));
+    }
+    Ok(false)
 }
 
 /// `version`'s skip counter, if it was ever skipped.
@@ -313,7 +358,18 @@ mod tests {
     async fn concurrent_skips_are_all_counted_in_one_object() {
         let dir = tempfile::tempdir().unwrap();
         let store: Arc<dyn ObjectStore> = Arc::new(LocalStore::new(dir.path()));
-        let v = "v_20251119T000000";
+        // Several versions, each counted by 12 skips at once: races are frequent enough
+        // that a lost count shows.
+        for v in [
+            "v_20251119T000000",
+            "v_20251120T000000",
+            "v_20251121T000000",
+        ] {
+            twelve_skips_at_once(&store, v).await;
+        }
+    }
+
+    async fn twelve_skips_at_once(store: &Arc<dyn ObjectStore>, v: &'static str) {
         assert_eq!(read_skips(store.as_ref(), v).await.unwrap(), None);
         let mut tasks = Vec::new();
         for i in 0..12 {

@@ -397,3 +397,84 @@ fn bad_backfill_flags_are_usage_errors_naming_the_flag() {
         assert!(!sb.path("out").exists(), "{args:?} wrote something");
     }
 }
+
+/// The table a person reads: feature rows and warnings beside the raw rows, and which of
+/// its two cases a `nothing_to_reprocess` skip was, in the table and on stderr.
+#[test]
+fn the_table_shows_feature_rows_warnings_and_why_nothing_was_reprocessed() {
+    let t = Target::local();
+    let config = t.sandbox().write(
+        "grouped.toml",
+        b"[[rules]]\nrule = \"max_rows\"\nvalue = 10\nseverity = \"warn\"\n\n\
+          [features]\ngroup_by = [\"country\"]\n\n[[features.columns]]\nname = \"events\"\n\
+          agg = \"count\"\n",
+    );
+    let config = config.display().to_string();
+    t.raw("events_20251118.csv", &raw_for("2025-11-18"));
+    let out = t.backfill(RAW, &["--dates", "2025-11-18", "--config", &config]);
+    out.assert_code(0);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    let header: Vec<&str> = lines[0].split_whitespace().collect();
+    let row: Vec<&str> = lines[1].split_whitespace().collect();
+    let cell = |name: &str| row[header.iter().position(|h| *h == name).unwrap()];
+    assert_eq!(cell("rows"), "2000", "{}", out.stdout);
+    assert_eq!(cell("feature_rows"), "1", "{}", out.stdout); // one country
+    assert_eq!(cell("warnings"), "1", "{}", out.stdout); // max_rows, severity warn
+    assert!(
+        out.stdout
+            .contains("1 date: 1 succeeded, 0 skipped, 0 failed, 0 not run; exit code 0"),
+        "{}",
+        out.stdout
+    );
+
+    // --reprocess failed: 11-18 is complete and did not fail; 11-19 was never run.
+    let out = t.backfill(
+        RAW,
+        &[
+            "--dates",
+            "2025-11-18,2025-11-19",
+            "--config",
+            &config,
+            "--reprocess",
+            "failed",
+        ],
+    );
+    out.assert_code(0);
+    let note = |date: &str| {
+        let line = out.stdout.lines().find(|l| l.starts_with(date)).unwrap();
+        line.split_once("nothing_to_reprocess")
+            .map(|(_, note)| format!("nothing_to_reprocess{note}"))
+            .unwrap_or_else(|| panic!("no reason in {line:?}"))
+    };
+    assert_eq!(
+        note("2025-11-18"),
+        "nothing_to_reprocess: complete, not failed"
+    );
+    assert_eq!(note("2025-11-19"), "nothing_to_reprocess: never run");
+    for (version, why) in [
+        (
+            "v_20251118T000000",
+            "is complete and its last run did not fail",
+        ),
+        (
+            "v_20251119T000000",
+            "was never run (no run record, no files)",
+        ),
+    ] {
+        assert!(
+            out.stderr.lines().any(|l| l.contains(version)
+                && l.contains("nothing to reprocess")
+                && l.contains(why)),
+            "no sentence for {version}:\n{}",
+            out.stderr
+        );
+    }
+}
+
+#[test]
+fn a_backfill_of_one_failing_date_says_1_date() {
+    let t = Target::local();
+    let out = t.backfill(RAW, &["--dates", "2025-11-19"]);
+    out.assert_code(4);
+    out.assert_error_mentions("1 of 1 date failed (most severe: exit 4)");
+}

@@ -165,7 +165,7 @@ fn incomplete_versions_go_after_the_grace_and_a_table_is_printed() {
             table.stdout
         );
         assert!(
-            table.stdout.contains("deleted 1 version(s)"),
+            table.stdout.contains("deleted 1 version, 1 object, "),
             "{}",
             table.stdout
         );

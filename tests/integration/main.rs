@@ -5,6 +5,7 @@
 mod support;
 
 mod backfill;
+mod cli;
 mod compressed;
 mod concurrency;
 mod conformance;

@@ -1,14 +1,15 @@
 //! `summarize_run`: always runs, also after a failure. Logs exactly one summary line,
-//! writes the run record, prints the machine-readable result on stdout, and says what
-//! the run's last sentence on stderr is (`main` prints it for `featurepipe run`; inside a
-//! backfill each date prints its own).
+//! writes the run record, says what stdout carries (the outcome's result, or a completed
+//! dry run's plan: `featurepipe run` prints it, as JSON or a table) and what the run's
+//! last sentence on stderr is (`main` prints it for `featurepipe run`; inside a backfill
+//! each date prints its own).
 
 use serde_json::json;
 
 use super::build_features::timings_json;
 use crate::config::Rerun;
 use crate::error::Error;
-use crate::log::{self, keys, DpLine, Step};
+use crate::log::{keys, DpLine, Step};
 use crate::run::context::{Report, RunContext, SkipReason};
 use crate::run::outcome::{Failure, Outcome};
 use crate::values::execution_date::now_iso;
@@ -26,9 +27,12 @@ pub struct EarlyRun<'a> {
 }
 
 /// Summarizes a run whose context exists: writes its run record (not in dry runs), logs
-/// the line, reports, and returns the outcome (its `exit_code` is the process's) and the
-/// note for stderr of a run that did not fail.
-pub async fn run(ctx: &RunContext, failure: &Failure) -> (Outcome, Option<String>) {
+/// the line, and returns the outcome (its `exit_code` is the process's), the note for
+/// stderr of a run that did not fail, and a completed dry run's plan for stdout.
+pub async fn run(
+    ctx: &RunContext,
+    failure: &Failure,
+) -> (Outcome, Option<String>, Option<serde_json::Value>) {
     let v = ctx.validated.as_ref();
     let settings = &ctx.settings;
     let failed = failure.as_ref().map(|(step, e)| (*step, e));
@@ -54,14 +58,14 @@ pub async fn run(ctx: &RunContext, failure: &Failure) -> (Outcome, Option<String
         write_record(ctx, &outcome).await
     };
     // stdout carries exactly one document: a completed dry run's plan, else the result.
-    let plan_printed =
-        ctx.report == Report::Stdout && settings.dry_run && failure.is_none() && ctx.skip.is_none();
-    if plan_printed {
-        print_dry_run_plan(ctx);
-    }
+    let plan = (ctx.report == Report::Stdout
+        && settings.dry_run
+        && failure.is_none()
+        && ctx.skip.is_none())
+    .then(|| dry_run_plan(ctx));
     let record_uri = record_key.map(|k| ctx.out_store.uri(&k));
-    let note = finish(&outcome, record_uri, ctx.report, plan_printed);
-    (outcome, note)
+    let note = finish(&outcome, record_uri, ctx.report);
+    (outcome, note, plan)
 }
 
 /// Summarizes a run that failed while resolving its settings (step `configure`).
@@ -74,7 +78,7 @@ pub fn early(run: EarlyRun<'_>, error: &Error) -> Outcome {
     );
     outcome.execution_date = run.execution_date;
     outcome.duration_ms = run.duration_ms;
-    finish(&outcome, None, run.report, false);
+    finish(&outcome, None, run.report);
     outcome
 }
 
@@ -140,14 +144,9 @@ async fn count(ctx: &RunContext, reason: SkipReason, exit_code: u8) -> Option<St
     }
 }
 
-/// Logs the line and prints the result; returns the sentence a run that did not fail
-/// leaves for stderr (inside a backfill, prints it and every error sentence itself).
-fn finish(
-    o: &Outcome,
-    record_uri: Option<String>,
-    report: Report,
-    plan_printed: bool,
-) -> Option<String> {
+/// Logs the line; returns the sentence a run that did not fail leaves for stderr (inside
+/// a backfill, prints it and every error sentence itself).
+fn finish(o: &Outcome, record_uri: Option<String>, report: Report) -> Option<String> {
     let mut line = DpLine::new(&o.pipeline, Step::SummarizeRun, o.status, &o.run_id)
         .with(keys::EXECUTION_DATE, o.execution_date.clone())
         .with(keys::RAW_PATH, o.raw_path.clone())
@@ -175,9 +174,6 @@ fn finish(
     }
     line.emit();
 
-    if report == Report::Stdout && !plan_printed {
-        log::stdout(&format!("{}\n", o.result_json()));
-    }
     let version = o.feature_prefix.as_deref().unwrap_or("the version");
     // Inside a backfill many runs share stderr: each sentence names its version.
     let me = match (report, &o.feature_version) {
@@ -200,11 +196,13 @@ fn finish(
             "{me}: another run published {version} while this one was working; kept its result"
         ),
         SkipReason::NothingToReprocessComplete => format!(
-            "{me}: {version} is complete and its last run did not fail; nothing to reprocess"
+            "{me}: nothing to reprocess: {version} is complete and its last run did not fail \
+             (--reprocess all rewrites it)"
         ),
-        SkipReason::NothingToReprocessNeverRun => {
-            format!("{me}: {version} was never run (no run record, no files); nothing to reprocess")
-        }
+        SkipReason::NothingToReprocessNeverRun => format!(
+            "{me}: nothing to reprocess: {version} was never run (no run record, no files), so \
+             it has not failed (--reprocess none runs it)"
+        ),
     });
     match report {
         // `main` prints the last sentence of `featurepipe run`.
@@ -221,8 +219,8 @@ fn finish(
     }
 }
 
-/// `--dry-run`: what would be written, on stdout, as pretty JSON.
-fn print_dry_run_plan(ctx: &RunContext) {
+/// `--dry-run`: what would be written, for stdout.
+fn dry_run_plan(ctx: &RunContext) -> serde_json::Value {
     let writes: Vec<_> = ctx
         .stored
         .iter()
@@ -240,7 +238,7 @@ fn print_dry_run_plan(ctx: &RunContext) {
         _ => "publish",
     };
     let v = ctx.validated.as_ref();
-    let plan = json!({
+    json!({
         "dry_run": true,
         "pipeline": ctx.settings.pipeline,
         "run_id": ctx.run_id,
@@ -257,9 +255,5 @@ fn print_dry_run_plan(ctx: &RunContext) {
         "validation": v.map(|v| &v.rules),
         "writes": writes,
         "schema": schema,
-    });
-    log::stdout(&format!(
-        "{}\n",
-        serde_json::to_string_pretty(&plan).unwrap_or_else(|_| plan.to_string())
-    ));
+    })
 }
