@@ -7,6 +7,7 @@
 #   scripts/bench.sh --cases entity [--reps N] [--sizes ...] [--results FILE]
 #   scripts/bench.sh --cases capped [--reps N] [--sizes ...] [--rate BYTES_PER_S]
 #                    [--ranges C] [--range-size BYTES] [--results FILE]
+#   scripts/bench.sh --cases formats [--reps N] [--sizes ...] [--results FILE]
 #
 # Inputs: generated raw event CSVs of 100 MB and 1 GB (--big adds 10 GB), in bench/data/
 # (generated once, deterministic: examples/gen_events; bench/data/raw_1GB.csv may be a
@@ -16,9 +17,9 @@
 # --endpoint-url uses an S3 server that is already running instead (MinIO, moto, your own):
 # credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket B (default bench,
 # created if missing), the server's CPU counted when --server-pid names its process.
-# --results: where the report goes (default bench/results.md; bench/results-entity.md,
-# bench/results-capped.md for those cases). --sizes: only these input sizes (default 100MB,1GB,
-# and 10GB with --big).
+# --results: where the report goes (default bench/results.md; bench/results-CASE.md for the
+# cases entity, capped and formats). --sizes: only these input sizes (default
+# 100MB,1GB, and 10GB with --big).
 #
 # Cases, run alternately (rep 1: a b c d, rep 2: a b c d, ...) so drift hits them all alike:
 #   s3     (a) featurepipe run, raw and features on S3 (the local S3 server)
@@ -28,7 +29,7 @@
 #   cat    (d) cat raw.csv > /dev/null (the least any local run must do)
 #   gz     (e) featurepipe run on raw.csv.gz (gzip -1 of the same CSV), local -> local
 #
-# Two cases run on their own (not mixed with the others), with the built-in S3 server only:
+# Three cases run on their own (not mixed with the others), with the built-in S3 server only:
 #   entity  the entity grain (fixtures/pipelines/daily_user_features.toml: per user_id and
 #           Asia/Seoul day, count, sum, mean, max, count_distinct, null_count, first, last)
 #           by featurepipe, DuckDB and polars (scripts/bench_peers.py), local -> local then
@@ -41,12 +42,21 @@
 #           --range-size bytes, default 8 x 8 MiB, and a PUT of feature.csv's size with C
 #           parts in flight) and the single-stream floor (one GET, PUT with 3 parts in flight
 #           as featurepipe does). Report: bench/results-capped.md.
+#   formats local -> local, the row grain (default pipeline) and the entity grain
+#           (daily_user_features.toml), each with --output-formats csv, parquet and
+#           csv,parquet; reports the CPU of csv,parquet over csv alone (target at 1 GB: at
+#           most 1.25) and each thread's CPU from metadata.json `pass`; checks that the
+#           feature.csv (feature.parquet) of a run writing both is the one (the file) a run
+#           writing only it writes. Report: bench/results-formats.md.
+# The cases of formats rotate by one each repetition (rep 1: a b c, rep 2: b c a, ...),
+# and its report adds paired ratios: the median over the repetitions of the ratio
+# of two cases' runs in the same repetition, which cancels the load drift between reps.
 # DuckDB and polars (pinned in scripts/bench_peers.requirements.txt) are installed from PyPI
-# into bench/.venv on first use.
+# into bench/.venv on first use (entity and capped only).
 # Each run is measured with GNU time -v (CPU, max RSS) and a high-resolution wall clock.
 # Report: medians per case, MB/s = raw bytes / wall, ratios (a)/(c) and (b)/(d), written to
-# the --results file and printed. Per-run numbers: bench/out/runs.tsv (runs-entity.tsv,
-# runs-capped.tsv), logs: bench/out/logs/.
+# the --results file and printed. Per-run numbers: bench/out/runs.tsv (runs-CASE.tsv for the
+# cases that run on their own), logs: bench/out/logs/.
 # The page cache is warm (every input is read once before measuring).
 set -euo pipefail
 export LC_ALL=C
@@ -118,8 +128,8 @@ MODE=classic
 for c in "${CASE_LIST[@]}"; do
     case "$c" in
         s3|local|floor|cat|gz) ;;
-        entity|capped) MODE="$c" ;;
-        *) die "unknown case '$c' (expected s3, local, floor, cat, gz, entity or capped)" ;;
+        entity|capped|formats) MODE="$c" ;;
+        *) die "unknown case '$c' (expected s3, local, floor, cat, gz, entity, capped or formats)" ;;
     esac
 done
 if [[ "$MODE" != classic ]]; then
@@ -210,7 +220,8 @@ VENV=bench/.venv
 PEERS_REQ=scripts/bench_peers.requirements.txt
 PY="$VENV/bin/python"
 PEERS=scripts/bench_peers.py
-if [[ "$MODE" != classic ]]; then
+PEER_VERSIONS=""
+if [[ "$MODE" == entity || "$MODE" == capped ]]; then
     # Recreated when the pinned versions change.
     if [[ ! -x "$PY" ]] || ! cmp -s "$PEERS_REQ" "$VENV/requirements.installed"; then
         echo "bench.sh: installing $(grep -v '^#' "$PEERS_REQ" | xargs) into $VENV" >&2
@@ -262,7 +273,13 @@ trap 'exit 130' INT TERM
 
 # The process whose CPU counts as the server's (none known: reported as "-").
 CPU_PID=""
-if [[ -z "$EXTERNAL_EP" ]]; then
+# formats runs local -> local only: no S3 server.
+NEED_S3=1
+[[ "$MODE" != formats ]] || NEED_S3=0
+EP=""
+if [[ "$NEED_S3" == 0 ]]; then
+    SERVER_DESC="not used (local -> local only)"
+elif [[ -z "$EXTERNAL_EP" ]]; then
     "$S3_SERVER" --root "$S3_ROOT" --port 0 --bucket "$BUCKET" >"$LOGS/s3_server.out" 2>"$LOGS/s3_server.err" &
     SERVER_PID=$!
     CPU_PID=$SERVER_PID
@@ -311,14 +328,16 @@ upload() {
     fi
 }
 
-for name in "${SIZE_NAMES[@]}"; do
-    upload "$DATA/raw_$name.csv" "raw/raw_$name.csv"
-done
+if [[ "$NEED_S3" == 1 ]]; then
+    for name in "${SIZE_NAMES[@]}"; do
+        upload "$DATA/raw_$name.csv" "raw/raw_$name.csv"
+    done
+fi
 
 # Warm the page cache so no case pays for the first read.
 for name in "${SIZE_NAMES[@]}"; do
     cat "$DATA/raw_$name.csv" >/dev/null
-    if [[ -z "$EXTERNAL_EP" ]]; then cat "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null; fi
+    if [[ "$NEED_S3" == 1 && -z "$EXTERNAL_EP" ]]; then cat "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null; fi
     if has_case gz; then cat "$DATA/raw_$name.csv.gz" >/dev/null; fi
 done
 
@@ -406,6 +425,17 @@ median_of() {
 median() {
     awk -F'\t' -v s="$1" -v c="$2" -v col="$3" 'NR > 1 && $1 == s && $2 == c { print $col }' "$RUNS" | median_of
 }
+# paired SIZE A B COLUMN: the median over the repetitions of A's value / B's value in the
+# same repetition, two decimals ("-" without a pair). Runs of one repetition are seconds
+# to minutes apart; on a shared machine they compare better than medians of different
+# hours do.
+paired() {
+    awk -F'\t' -v s="$1" -v a="$2" -v b="$3" -v col="$4" '
+        NR > 1 && $1 == s && $2 == a { va[$3] = $col }
+        NR > 1 && $1 == s && $2 == b { vb[$3] = $col }
+        END { for (r in va) if ((r in vb) && vb[r] > 0) print va[r] / vb[r] }' "$RUNS" |
+        median_of | awk '{ printf "%.2f\n", $1 }' || echo "-"
+}
 minmax() {
     awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s && $2 == c {
         if (n == 0 || $4 < lo) lo = $4; if (n == 0 || $4 > hi) hi = $4; n++ }
@@ -434,8 +464,8 @@ machine_table() {
     echo "| kernel | $(uname -sr) |"
     echo "| rustc | $(rustc -V 2>/dev/null || echo unknown) |"
     echo "| S3 server | $server_desc |"
+    if [[ -n "$PEER_VERSIONS" ]]; then echo "| peers | $PEER_VERSIONS |"; fi
     if [[ "$MODE" != classic ]]; then
-        echo "| peers | $PEER_VERSIONS |"
         echo "| load average (1, 5, 15 min) at start / end | $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) |"
     fi
 }
@@ -944,11 +974,205 @@ report_capped() {
     fi
 }
 
+# --- shared by the cases formats ----------------------------------------------------------
+# run_reps FN CASE...: runs FN SIZE CASE REP for every repetition, input size and case. The
+# cases' order rotates by one each repetition (rep 1: a b c, rep 2: b c a, rep 3: c a b),
+# so that no case always runs first, or always right after the same other one.
+run_reps() {
+    local fn="$1" rep name k
+    shift
+    local cases=("$@")
+    for rep in $(seq "$REPS"); do
+        for name in "${SIZE_NAMES[@]}"; do
+            for k in "${!cases[@]}"; do
+                "$fn" "$name" "${cases[$(((k + rep - 1) % ${#cases[@]}))]}" "$rep"
+            done
+        done
+    done
+}
+
+# stats_cells SIZE CASE: the case's runs, median wall, wall range, median CPU and median
+# max RSS (MiB), as table cells.
+stats_cells() {
+    local k
+    k="$(runs_of "$1" "$2")"
+    if [[ "$k" == 0 ]]; then
+        echo "0 | - | - | - | -"
+        return
+    fi
+    awk -v k="$k" -v w="$(median "$1" "$2" 4)" -v r="$(minmax "$1" "$2")" \
+        -v c="$(median "$1" "$2" 5)" -v m="$(median "$1" "$2" 6)" \
+        'BEGIN { printf "%d | %.3f | %s | %.2f | %.1f", k, w, r, c, m / 1024 }'
+}
+
+# ratio_of_medians SIZE A B COLUMN: A's median / B's median ("-" without runs).
+ratio_of_medians() {
+    if [[ "$(runs_of "$1" "$2")" == 0 || "$(runs_of "$1" "$3")" == 0 ]]; then
+        echo "-"
+    else
+        ratio "$(median "$1" "$2" "$4")" "$(median "$1" "$3" "$4")"
+    fi
+}
+
+# verdict VALUE LIMIT...: "met" when every VALUE (a list, "-" for missing) is <= LIMIT.
+verdict() {
+    local limit="$1" v
+    shift
+    for v in "$@"; do
+        [[ "$v" != "-" ]] || { echo "-"; return; }
+        awk -v v="$v" -v t="$limit" 'BEGIN { exit !(v <= t) }' || { echo "**not met**"; return; }
+    done
+    echo "met"
+}
+
+# The version folder a run with --features PREFIX wrote.
+version_dir() { echo "$1/v_${EXEC_DATE//-/}T000000"; }
+
+# pass_times METADATA_JSON: its pass's "wall_ms scan_cpu_ms write_cpu_ms" ("-" for null).
+pass_times() {
+    awk '/"pass": *\{/ { p = 1; next }
+         p && /\}/ { exit }
+         p { line = $0; gsub(/[",:]/, " ", line); split(line, f, " "); v[f[1]] = f[2] }
+         END { for (i = 1; i <= 3; i++) { k = (i == 1 ? "wall_ms" : i == 2 ? "scan_cpu_ms" : "write_cpu_ms")
+                 printf "%s%s", (k in v && v[k] != "null" ? v[k] : "-"), (i < 3 ? "\t" : "\n") } }' "$1"
+}
+
+# --- formats: feature.csv, feature.parquet or both ------------------------------------------
+FORMATS=(csv parquet csv+parquet)
+FORMATS_CASES=()
+for grain in row entity; do
+    for fmt in "${FORMATS[@]}"; do FORMATS_CASES+=("$grain-$fmt"); done
+done
+PASS_TSV="$OUT/pass-formats.tsv"
+formats_prefix() { echo "$OUT/formats/$1/$2"; }
+# The --output-formats of a case: row-csv+parquet -> csv,parquet.
+formats_flag() {
+    local f="${1#*-}"
+    echo "${f/+/,}"
+}
+
+run_formats_one() {
+    local name="$1" cs="$2" rep="$3" prefix config=()
+    prefix="$(formats_prefix "$name" "$cs")"
+    [[ "$cs" != entity-* ]] || config=(--config "$ENTITY_PIPELINE")
+    measure "$name" "$cs" "$rep" log "$FP" run "${config[@]}" --raw "$DATA/raw_$name.csv" \
+        --features "$prefix" --output-formats "$(formats_flag "$cs")" --execution-date "$EXEC_DATE" --force
+    printf '%s\t%s\t%s\t%s\n' "$name" "$cs" "$rep" "$(pass_times "$(version_dir "$prefix")/metadata.json")" >>"$PASS_TSV"
+}
+
+run_formats() {
+    rm -rf "$OUT/formats"
+    printf 'size\tcase\trep\tpass_wall_ms\tscan_cpu_ms\twrite_cpu_ms\n' >"$PASS_TSV"
+    run_reps run_formats_one "${FORMATS_CASES[@]}"
+}
+
+# The file FILE of the last run of SIZE CASE.
+formats_file() { echo "$(version_dir "$(formats_prefix "$1" "$2")")/$3"; }
+
+# A run writing both files must write the very feature.csv of a csv-only run and the very
+# feature.parquet of a parquet-only run. Fills CHECK_LINES, CHECK_FAILED.
+check_formats() {
+    local name grain both file alone a b line
+    for name in "${SIZE_NAMES[@]}"; do
+        CHECK_LINES[$name]=""
+        for grain in row entity; do
+            both="$grain-csv+parquet"
+            for file in feature.csv feature.parquet; do
+                alone="$grain-csv"
+                [[ "$file" == feature.parquet ]] && alone="$grain-parquet"
+                a="$(sha256sum <"$(formats_file "$name" "$alone" "$file")" | cut -c1-64)" || a=missing
+                b="$(sha256sum <"$(formats_file "$name" "$both" "$file")" | cut -c1-64)" || b=missing
+                if [[ "$a" == "$b" && "$a" != missing ]]; then
+                    line="OK $grain $file: $alone and $both both wrote sha256 $a"
+                else
+                    line="MISMATCH $grain $file: $alone wrote $a, $both wrote $b"
+                    CHECK_FAILED=1
+                fi
+                echo "bench.sh: $line" >&2
+                CHECK_LINES[$name]+="$line"$'\n'
+            done
+        done
+    done
+}
+
+# pass_median SIZE CASE COLUMN: median of a column of $PASS_TSV, milliseconds -> seconds.
+pass_median() {
+    awk -F'\t' -v s="$1" -v c="$2" -v col="$3" 'NR > 1 && $1 == s && $2 == c && $col != "-" { print $col / 1000 }' "$PASS_TSV" |
+        median_of | awk '{ printf "%.2f\n", $1 }' || echo "-"
+}
+
+mb_of() { if [[ -f "$1" ]]; then awk -v b="$(stat -L -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; else echo "-"; fi; }
+
+report_formats() {
+    local name grain cs csv both pq r1 r2 met
+    echo "# featurepipe benchmark: output formats (feature.csv, feature.parquet, both)"
+    echo
+    echo "Generated by \`scripts/bench.sh $ORIG_ARGS\`."
+    echo
+    machine_table "$SERVER_DESC"
+    echo
+    echo "Local -> local runs of the row grain (the default pipeline: \`row_sum\`) and of the entity"
+    echo "grain (\`$ENTITY_PIPELINE\`), each with \`--output-formats csv\`,"
+    echo "\`parquet\` and \`csv,parquet\`. Medians of $REPS runs per case; the cases"
+    echo "(${FORMATS_CASES[*]}) run in an order that rotates by one each repetition;"
+    echo "warm page cache. Each run is a fresh process measured with GNU \`time -v\`: CPU = user + sys"
+    echo "of all its threads, max RSS = peak resident memory. Scanner / feature thread CPU = the"
+    echo "pass's \`scan_cpu_ms\` / \`write_cpu_ms\` in metadata.json (the feature thread formats and"
+    echo "hashes feature.csv, profiles the columns, and encodes, compresses and hashes feature.parquet)."
+    echo "File sizes: the last run's."
+    echo
+    echo "| input | grain | --output-formats | runs | wall s | wall range s | CPU s | max RSS MiB | scanner CPU s | feature thread CPU s | feature.csv MB | feature.parquet MB |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for cs in "${FORMATS_CASES[@]}"; do
+            echo "| $name | ${cs%%-*} | $(formats_flag "$cs") | $(stats_cells "$name" "$cs") |" \
+                "$(pass_median "$name" "$cs" 5) | $(pass_median "$name" "$cs" 6) |" \
+                "$(mb_of "$(formats_file "$name" "$cs" feature.csv)") | $(mb_of "$(formats_file "$name" "$cs" feature.parquet)") |"
+        done
+    done
+    echo
+    echo "Ratios against \`csv\` alone: of the medians, and paired (the median over the repetitions"
+    echo "of the ratio of the two runs of one repetition). Target: with Parquet on, at most 25% more"
+    echo "CPU than CSV alone at 1 GB, judged on CPU csv,parquet / csv (both ratios)."
+    echo
+    echo "| input | grain | CPU csv,parquet / csv | paired | CPU parquet / csv | paired | wall csv,parquet / csv | paired | max RSS csv,parquet / csv | target CPU <= 1.25 at 1 GB |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for grain in row entity; do
+            csv="$grain-csv"
+            both="$grain-csv+parquet"
+            pq="$grain-parquet"
+            met="- (1 GB only)"
+            r1="$(ratio_of_medians "$name" "$both" "$csv" 5)"
+            r2="$(paired "$name" "$both" "$csv" 5)"
+            [[ "$name" != 1GB ]] || met="$(verdict 1.25 "$r1" "$r2")"
+            echo "| $name | $grain | $r1 | $r2 | $(ratio_of_medians "$name" "$pq" "$csv" 5) | $(paired "$name" "$pq" "$csv" 5) |" \
+                "$(ratio_of_medians "$name" "$both" "$csv" 4) | $(paired "$name" "$both" "$csv" 4) |" \
+                "$(ratio_of_medians "$name" "$both" "$csv" 6) | $met |"
+        done
+    done
+    echo
+    echo "## Do the files agree?"
+    echo
+    echo "The last run's files, by sha256: a run writing both formats must write the feature.csv of a"
+    echo "csv-only run and the feature.parquet of a parquet-only run."
+    echo
+    for name in "${SIZE_NAMES[@]}"; do
+        echo "$name:"
+        echo
+        echo '```text'
+        printf '%s' "${CHECK_LINES[$name]:-not checked}"
+        echo '```'
+        echo
+    done
+}
+
 # --- run and report ----------------------------------------------------------------------
 case "$MODE" in
     classic) run_classic ;;
     entity) run_entity; check_entity ;;
     capped) run_capped ;;
+    formats) run_formats; check_formats ;;
 esac
 # (The proxy writes a connection's line when it closes: give the last ones a moment.)
 [[ "$MODE" != capped ]] || sleep 1
@@ -959,5 +1183,5 @@ cat "$RESULTS"
 echo >&2
 echo "bench.sh: wrote $RESULTS (per-run numbers: $RUNS)" >&2
 if [[ "$CHECK_FAILED" == 1 ]]; then
-    die "the entity outputs do not agree (see $RESULTS)"
+    die "the $MODE outputs do not agree (see $RESULTS)"
 fi
