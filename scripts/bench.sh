@@ -8,6 +8,7 @@
 #   scripts/bench.sh --cases capped [--reps N] [--sizes ...] [--rate BYTES_PER_S]
 #                    [--ranges C] [--range-size BYTES] [--results FILE]
 #   scripts/bench.sh --cases formats [--reps N] [--sizes ...] [--results FILE]
+#   scripts/bench.sh --cases parts [--reps N] [--sizes ...] [--results FILE]
 #
 # Inputs: generated raw event CSVs of 100 MB and 1 GB (--big adds 10 GB), in bench/data/
 # (generated once, deterministic: examples/gen_events; bench/data/raw_1GB.csv may be a
@@ -18,7 +19,7 @@
 # credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket B (default bench,
 # created if missing), the server's CPU counted when --server-pid names its process.
 # --results: where the report goes (default bench/results.md; bench/results-CASE.md for the
-# cases entity, capped and formats). --sizes: only these input sizes (default
+# cases entity, capped, formats and parts). --sizes: only these input sizes (default
 # 100MB,1GB, and 10GB with --big).
 #
 # Cases, run alternately (rep 1: a b c d, rep 2: a b c d, ...) so drift hits them all alike:
@@ -29,7 +30,7 @@
 #   cat    (d) cat raw.csv > /dev/null (the least any local run must do)
 #   gz     (e) featurepipe run on raw.csv.gz (gzip -1 of the same CSV), local -> local
 #
-# Three cases run on their own (not mixed with the others), with the built-in S3 server only:
+# Four cases run on their own (not mixed with the others), with the built-in S3 server only:
 #   entity  the entity grain (fixtures/pipelines/daily_user_features.toml: per user_id and
 #           Asia/Seoul day, count, sum, mean, max, count_distinct, null_count, first, last)
 #           by featurepipe, DuckDB and polars (scripts/bench_peers.py), local -> local then
@@ -48,8 +49,14 @@
 #           most 1.25) and each thread's CPU from metadata.json `pass`; checks that the
 #           feature.csv (feature.parquet) of a run writing both is the one (the file) a run
 #           writing only it writes. Report: bench/results-formats.md.
-# The cases of formats rotate by one each repetition (rep 1: a b c, rep 2: b c a, ...),
-# and its report adds paired ratios: the median over the repetitions of the ratio
+#   parts   the raw file as one file vs split into 100 part files of about equal size (each
+#           with the header; bench/data/parts/SIZE/part-00000.csv ...), read as
+#           --raw 'DIR/part-*.csv'; plain, and gzip -1 parts vs the single file gzip -1'ed;
+#           local -> local and S3 -> S3 (target: parts within 10% of one file, wall and
+#           CPU); checks that every case's feature.csv has the sha256 of the single local
+#           file's, and fails if not. Report: bench/results-parts.md.
+# The cases of formats and parts rotate by one each repetition (rep 1: a b c, rep 2: b c a,
+# ...), and their reports add paired ratios: the median over the repetitions of the ratio
 # of two cases' runs in the same repetition, which cancels the load drift between reps.
 # DuckDB and polars (pinned in scripts/bench_peers.requirements.txt) are installed from PyPI
 # into bench/.venv on first use (entity and capped only).
@@ -128,8 +135,8 @@ MODE=classic
 for c in "${CASE_LIST[@]}"; do
     case "$c" in
         s3|local|floor|cat|gz) ;;
-        entity|capped|formats) MODE="$c" ;;
-        *) die "unknown case '$c' (expected s3, local, floor, cat, gz, entity, capped or formats)" ;;
+        entity|capped|formats|parts) MODE="$c" ;;
+        *) die "unknown case '$c' (expected s3, local, floor, cat, gz, entity, capped, formats or parts)" ;;
     esac
 done
 if [[ "$MODE" != classic ]]; then
@@ -250,11 +257,52 @@ for i in "${!SIZE_NAMES[@]}"; do
         "$GEN" --bytes "$bytes" --seed "$SEED" --out "$f"
     fi
     # The compressed case reads the same CSV, gzip'ed once (fast level, as data drops often are).
-    if has_case gz && [[ ! -f "$f.gz" || "$f" -nt "$f.gz" ]]; then
+    if { has_case gz || [[ "$MODE" == parts ]]; } && [[ ! -f "$f.gz" || "$f" -nt "$f.gz" ]]; then
         echo "bench.sh: compressing $f" >&2
         gzip -1 -c "$f" >"$f.gz.tmp" && mv "$f.gz.tmp" "$f.gz"
     fi
 done
+
+# The many-files day (parts): the raw file split at line boundaries into PARTS_N files of
+# about equal size, each starting with the header, as a writer of part files leaves them;
+# and each part gzip -1'ed. A folder gets _SUCCESS once complete, and is remade when the
+# raw file is newer than it.
+PARTS_N=100
+parts_dir() { echo "$DATA/parts/$1"; }
+parts_gz_dir() { echo "$DATA/parts-gz/$1"; }
+make_parts() {
+    local name="$1" f="$DATA/raw_$1.csv" dir gzdir header want got p
+    dir="$(parts_dir "$name")"
+    gzdir="$(parts_gz_dir "$name")"
+    if [[ ! -f "$dir/_SUCCESS" || "$f" -nt "$dir/_SUCCESS" ]]; then
+        echo "bench.sh: splitting $f into $PARTS_N parts in $dir" >&2
+        rm -rf "$dir" "$gzdir"
+        mkdir -p "$dir"
+        header="$(head -n 1 "$f")"
+        # shellcheck disable=SC2016 # $FILE, $FIRST and $HEADER are expanded by split's shell
+        HEADER="$header" FIRST="$dir/part-00000.csv" split -n "l/$PARTS_N" -d -a 5 \
+            --additional-suffix=.csv --filter='{ [ "$FILE" = "$FIRST" ] || printf "%s\n" "$HEADER"; cat; } >"$FILE"' \
+            "$f" "$dir/part-"
+        # The parts hold the raw bytes plus one header line for each part but the first.
+        want=$(($(stat -L -c %s "$f") + (PARTS_N - 1) * (${#header} + 1)))
+        got="$(cat "$dir"/part-*.csv | wc -c)"
+        [[ "$(find "$dir" -name 'part-*.csv' | wc -l)" == "$PARTS_N" && "$got" == "$want" ]] ||
+            die "splitting $f: expected $PARTS_N parts of $want bytes in all, got $got bytes in $dir"
+        touch "$dir/_SUCCESS"
+    fi
+    if [[ ! -f "$gzdir/_SUCCESS" || "$dir/_SUCCESS" -nt "$gzdir/_SUCCESS" ]]; then
+        echo "bench.sh: compressing the parts of $f into $gzdir" >&2
+        rm -rf "$gzdir"
+        mkdir -p "$gzdir"
+        for p in "$dir"/part-*.csv; do
+            gzip -1 -c "$p" >"$gzdir/${p##*/}.gz"
+        done
+        touch "$gzdir/_SUCCESS"
+    fi
+}
+if [[ "$MODE" == parts ]]; then
+    for name in "${SIZE_NAMES[@]}"; do make_parts "$name"; done
+fi
 
 # --- S3 server ---------------------------------------------------------------------------
 SERVER_PID=""
@@ -331,6 +379,12 @@ upload() {
 if [[ "$NEED_S3" == 1 ]]; then
     for name in "${SIZE_NAMES[@]}"; do
         upload "$DATA/raw_$name.csv" "raw/raw_$name.csv"
+        if [[ "$MODE" == parts ]]; then
+            upload "$DATA/raw_$name.csv.gz" "raw/raw_$name.csv.gz"
+            for p in "$(parts_dir "$name")"/part-*.csv "$(parts_gz_dir "$name")"/part-*.csv.gz; do
+                upload "$p" "${p#"$DATA"/}"
+            done
+        fi
     done
 fi
 
@@ -339,6 +393,10 @@ for name in "${SIZE_NAMES[@]}"; do
     cat "$DATA/raw_$name.csv" >/dev/null
     if [[ "$NEED_S3" == 1 && -z "$EXTERNAL_EP" ]]; then cat "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null; fi
     if has_case gz; then cat "$DATA/raw_$name.csv.gz" >/dev/null; fi
+    if [[ "$MODE" == parts ]]; then
+        cat "$DATA/raw_$name.csv.gz" "$(parts_dir "$name")"/part-* "$(parts_gz_dir "$name")"/part-* \
+            "$S3_ROOT/$BUCKET/raw/raw_$name.csv.gz" "$S3_ROOT/$BUCKET"/parts*/"$name"/part-* >/dev/null
+    fi
 done
 
 # --- the throttling proxy (capped) ---------------------------------------------------------
@@ -974,7 +1032,7 @@ report_capped() {
     fi
 }
 
-# --- shared by the cases formats ----------------------------------------------------------
+# --- shared by formats and parts -----------------------------------------------------------
 # run_reps FN CASE...: runs FN SIZE CASE REP for every repetition, input size and case. The
 # cases' order rotates by one each repetition (rep 1: a b c, rep 2: b c a, rep 3: c a b),
 # so that no case always runs first, or always right after the same other one.
@@ -1167,12 +1225,162 @@ report_formats() {
     done
 }
 
+# --- parts: one raw file vs 100 part files ------------------------------------------------
+PARTS_CASES=(one-local parts-local one-gz-local parts-gz-local one-s3 parts-s3 one-gz-s3 parts-gz-s3)
+SHA_TSV="$OUT/sha-parts.tsv"
+
+# parts_raw SIZE CASE: the case's --raw.
+parts_raw() {
+    local name="$1" cs="$2"
+    case "$cs" in
+        one-local) echo "$DATA/raw_$name.csv" ;;
+        one-gz-local) echo "$DATA/raw_$name.csv.gz" ;;
+        parts-local) echo "$(parts_dir "$name")/part-*.csv" ;;
+        parts-gz-local) echo "$(parts_gz_dir "$name")/part-*.csv.gz" ;;
+        one-s3) echo "s3://$BUCKET/raw/raw_$name.csv" ;;
+        one-gz-s3) echo "s3://$BUCKET/raw/raw_$name.csv.gz" ;;
+        parts-s3) echo "s3://$BUCKET/parts/$name/part-*.csv" ;;
+        parts-gz-s3) echo "s3://$BUCKET/parts-gz/$name/part-*.csv.gz" ;;
+    esac
+}
+# parts_prefix SIZE CASE: its --features; parts_feature_csv: where its feature.csv is on
+# this machine's disk (S3: in the built-in server's folder).
+parts_prefix() {
+    case "$2" in
+        *-local) echo "$OUT/parts/$1/$2" ;;
+        *-s3) echo "s3://$BUCKET/parts-out/$1/$2" ;;
+    esac
+}
+parts_feature_csv() {
+    case "$2" in
+        *-local) echo "$(version_dir "$OUT/parts/$1/$2")/feature.csv" ;;
+        *-s3) echo "$(version_dir "$S3_ROOT/$BUCKET/parts-out/$1/$2")/feature.csv" ;;
+    esac
+}
+
+run_parts_one() {
+    local name="$1" cs="$2" rep="$3" ep=() out sha
+    [[ "$cs" != *-s3 ]] || ep=(--endpoint-url "$EP")
+    out="$(parts_feature_csv "$name" "$cs")"
+    measure "$name" "$cs" "$rep" log "$FP" run --raw "$(parts_raw "$name" "$cs")" \
+        --features "$(parts_prefix "$name" "$cs")" "${ep[@]}" --execution-date "$EXEC_DATE" --force
+    # Outside the measured run: the digest of what this run wrote (it exited 0 with --force:
+    # the version holds its bytes).
+    sha="$(sha256sum <"$out" | cut -c1-64)" || die "$cs wrote no feature.csv for $name (expected $out)"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$cs" "$rep" "$sha" >>"$SHA_TSV"
+}
+
+run_parts() {
+    rm -rf "$OUT/parts" "${S3_ROOT:?}/$BUCKET/parts-out"
+    printf 'size\tcase\trep\tfeature_csv_sha256\n' >"$SHA_TSV"
+    run_reps run_parts_one "${PARTS_CASES[@]}"
+}
+
+# Every run's feature.csv must be byte-identical to the single local file's (first rep).
+# Fills CHECK_LINES, CHECK_FAILED.
+check_parts() {
+    local name ref cs shas runs line
+    for name in "${SIZE_NAMES[@]}"; do
+        CHECK_LINES[$name]=""
+        ref="$(awk -F'\t' -v s="$name" '$1 == s && $2 == "one-local" { print $4; exit }' "$SHA_TSV")"
+        [[ -n "$ref" ]] || die "parts: no feature.csv digest of one-local for $name"
+        for cs in "${PARTS_CASES[@]}"; do
+            # Each distinct digest with the number of runs that wrote it.
+            shas="$(awk -F'\t' -v s="$name" -v c="$cs" '$1 == s && $2 == c { print $4 }' "$SHA_TSV" | sort | uniq -c |
+                awk '{ printf "%s%s (%d runs)", (NR > 1 ? ", " : ""), $2, $1 }')"
+            runs="$(runs_of "$name" "$cs")"
+            if [[ "$shas" == "$ref ($runs runs)" ]]; then
+                line="OK $cs: all $runs runs wrote feature.csv with sha256 $ref"
+            else
+                line="MISMATCH $cs: feature.csv sha256 ${shas:-none}; expected $ref (one-local) from all $runs runs"
+                CHECK_FAILED=1
+            fi
+            echo "bench.sh: $name $line" >&2
+            CHECK_LINES[$name]+="$line"$'\n'
+        done
+    done
+}
+
+parts_storage() { echo "${1##*-}"; }
+parts_compression() { if [[ "$1" == *-gz-* ]]; then echo "gzip -1"; else echo "none"; fi; }
+parts_files() {
+    if [[ "$1" == parts-* ]]; then
+        if [[ "$1" == *-gz-* ]]; then echo "$PARTS_N x part-NNNNN.csv.gz"; else echo "$PARTS_N x part-NNNNN.csv"; fi
+    elif [[ "$1" == *-gz-* ]]; then echo "1 x raw.csv.gz"; else echo "1 x raw.csv"; fi
+}
+
+report_parts() {
+    local name cs srv one parts w1 w2 c1 c2 met
+    echo "# featurepipe benchmark: one raw file vs $PARTS_N part files"
+    echo
+    echo "Generated by \`scripts/bench.sh $ORIG_ARGS\`."
+    echo
+    machine_table "$SERVER_DESC"
+    echo
+    echo "The row grain (default pipeline) on the same day as one file and as $PARTS_N part files:"
+    echo "the raw CSV split at line boundaries into parts of about equal size, each starting with"
+    echo "the header (\`bench/data/parts/SIZE/part-00000.csv\` ...), read with"
+    echo "\`--raw 'DIR/part-*.csv'\`; compressed: every part \`gzip -1\`'ed against the single file"
+    echo "\`gzip -1\`'ed. Local -> local, and S3 -> S3 on the built-in S3 server (the parts listed"
+    echo "with ListObjectsV2, then one GET each, one after another). Medians of $REPS runs per"
+    echo "case; the cases (${PARTS_CASES[*]}) run in an order that rotates by one each repetition;"
+    echo "warm page cache. CPU = user + sys of the featurepipe process (all threads); server CPU ="
+    echo "what the S3 server used meanwhile (not in CPU)."
+    echo
+    echo "| input | storage | compression | raw input | runs | wall s | wall range s | CPU s | max RSS MiB | server CPU s |"
+    echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for cs in "${PARTS_CASES[@]}"; do
+            srv="-"
+            if [[ "$cs" == *-s3 && "$(runs_of "$name" "$cs")" != 0 ]]; then srv="$(printf '%.2f' "$(median "$name" "$cs" 7)")"; fi
+            echo "| $name | $(parts_storage "$cs") | $(parts_compression "$cs") | $(parts_files "$cs") | $(stats_cells "$name" "$cs") | $srv |"
+        done
+    done
+    echo
+    echo "Parts against one file: ratios of the medians, and paired (the median over the"
+    echo "repetitions of the ratio of the two runs of one repetition). Target: the parts within 10%"
+    echo "of the single file at 1 GB, wall and CPU, judged on both ratios."
+    echo
+    echo "| input | storage | compression | wall parts / one | paired | CPU parts / one | paired | max RSS parts / one | target <= 1.10 at 1 GB |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for cs in "${PARTS_CASES[@]}"; do
+            [[ "$cs" == one-* ]] || continue
+            one="$cs"
+            parts="parts-${cs#one-}"
+            w1="$(ratio_of_medians "$name" "$parts" "$one" 4)"
+            w2="$(paired "$name" "$parts" "$one" 4)"
+            c1="$(ratio_of_medians "$name" "$parts" "$one" 5)"
+            c2="$(paired "$name" "$parts" "$one" 5)"
+            met="- (1 GB only)"
+            [[ "$name" != 1GB ]] || met="$(verdict 1.10 "$w1" "$w2" "$c1" "$c2")"
+            echo "| $name | $(parts_storage "$cs") | $(parts_compression "$cs") | $w1 | $w2 | $c1 | $c2 |" \
+                "$(ratio_of_medians "$name" "$parts" "$one" 6) | $met |"
+        done
+    done
+    echo
+    echo "## Are the outputs byte-identical?"
+    echo
+    echo "The sha256 of every run's feature.csv (taken right after the run, outside its"
+    echo "measurement), against the first one-local run's; the script fails on any difference."
+    echo
+    for name in "${SIZE_NAMES[@]}"; do
+        echo "$name:"
+        echo
+        echo '```text'
+        printf '%s' "${CHECK_LINES[$name]:-not checked}"
+        echo '```'
+        echo
+    done
+}
+
 # --- run and report ----------------------------------------------------------------------
 case "$MODE" in
     classic) run_classic ;;
     entity) run_entity; check_entity ;;
     capped) run_capped ;;
     formats) run_formats; check_formats ;;
+    parts) run_parts; check_parts ;;
 esac
 # (The proxy writes a connection's line when it closes: give the last ones a moment.)
 [[ "$MODE" != capped ]] || sleep 1
