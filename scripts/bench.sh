@@ -7,17 +7,20 @@
 #   scripts/bench.sh --cases entity [--reps N] [--sizes ...] [--results FILE]
 #   scripts/bench.sh --cases capped [--reps N] [--sizes ...] [--rate BYTES_PER_S]
 #                    [--ranges C] [--range-size BYTES] [--results FILE]
+#   scripts/bench.sh --cases formats [--reps N] [--sizes ...] [--results FILE]
+#   scripts/bench.sh --cases parts [--reps N] [--sizes ...] [--results FILE]
 #
 # Inputs: generated raw event CSVs of 100 MB and 1 GB (--big adds 10 GB), in bench/data/
-# (generated once, deterministic: examples/gen_events). An in-process S3 server
+# (generated once, deterministic: examples/gen_events; bench/data/raw_1GB.csv may be a
+# symlink to one generated in another checkout). An in-process S3 server
 # (examples/s3_server: s3s-fs over loopback HTTP, SigV4 auth) serves bench/data/s3/; the raw
 # files are uploaded to bucket `bench` once (examples/io_floor put).
 # --endpoint-url uses an S3 server that is already running instead (MinIO, moto, your own):
 # credentials from AWS_ACCESS_KEY_ID / AWS_SECRET_ACCESS_KEY, bucket B (default bench,
 # created if missing), the server's CPU counted when --server-pid names its process.
-# --results: where the report goes (default bench/results.md; bench/results-entity.md,
-# bench/results-capped.md for those cases). --sizes: only these input sizes (default 100MB,1GB,
-# and 10GB with --big).
+# --results: where the report goes (default bench/results.md; bench/results-CASE.md for the
+# cases entity, capped, formats and parts). --sizes: only these input sizes (default
+# 100MB,1GB, and 10GB with --big).
 #
 # Cases, run alternately (rep 1: a b c d, rep 2: a b c d, ...) so drift hits them all alike:
 #   s3     (a) featurepipe run, raw and features on S3 (the local S3 server)
@@ -27,7 +30,7 @@
 #   cat    (d) cat raw.csv > /dev/null (the least any local run must do)
 #   gz     (e) featurepipe run on raw.csv.gz (gzip -1 of the same CSV), local -> local
 #
-# Two cases run on their own (not mixed with the others), with the built-in S3 server only:
+# Four cases run on their own (not mixed with the others), with the built-in S3 server only:
 #   entity  the entity grain (fixtures/pipelines/daily_user_features.toml: per user_id and
 #           Asia/Seoul day, count, sum, mean, max, count_distinct, null_count, first, last)
 #           by featurepipe, DuckDB and polars (scripts/bench_peers.py), local -> local then
@@ -40,12 +43,27 @@
 #           --range-size bytes, default 8 x 8 MiB, and a PUT of feature.csv's size with C
 #           parts in flight) and the single-stream floor (one GET, PUT with 3 parts in flight
 #           as featurepipe does). Report: bench/results-capped.md.
+#   formats local -> local, the row grain (default pipeline) and the entity grain
+#           (daily_user_features.toml), each with --output-formats csv, parquet and
+#           csv,parquet; reports the CPU of csv,parquet over csv alone (target at 1 GB: at
+#           most 1.25) and each thread's CPU from metadata.json `pass`; checks that the
+#           feature.csv (feature.parquet) of a run writing both is the one (the file) a run
+#           writing only it writes. Report: bench/results-formats.md.
+#   parts   the raw file as one file vs split into 100 part files of about equal size (each
+#           with the header; bench/data/parts/SIZE/part-00000.csv ...), read as
+#           --raw 'DIR/part-*.csv'; plain, and gzip -1 parts vs the single file gzip -1'ed;
+#           local -> local and S3 -> S3 (target: parts within 10% of one file, wall and
+#           CPU); checks that every case's feature.csv has the sha256 of the single local
+#           file's, and fails if not. Report: bench/results-parts.md.
+# The cases of formats and parts rotate by one each repetition (rep 1: a b c, rep 2: b c a,
+# ...), and their reports add paired ratios: the median over the repetitions of the ratio
+# of two cases' runs in the same repetition, which cancels the load drift between reps.
 # DuckDB and polars (pinned in scripts/bench_peers.requirements.txt) are installed from PyPI
-# into bench/.venv on first use.
+# into bench/.venv on first use (entity and capped only).
 # Each run is measured with GNU time -v (CPU, max RSS) and a high-resolution wall clock.
 # Report: medians per case, MB/s = raw bytes / wall, ratios (a)/(c) and (b)/(d), written to
-# the --results file and printed. Per-run numbers: bench/out/runs.tsv (runs-entity.tsv,
-# runs-capped.tsv), logs: bench/out/logs/.
+# the --results file and printed. Per-run numbers: bench/out/runs.tsv (runs-CASE.tsv for the
+# cases that run on their own), logs: bench/out/logs/.
 # The page cache is warm (every input is read once before measuring).
 set -euo pipefail
 export LC_ALL=C
@@ -117,8 +135,8 @@ MODE=classic
 for c in "${CASE_LIST[@]}"; do
     case "$c" in
         s3|local|floor|cat|gz) ;;
-        entity|capped) MODE="$c" ;;
-        *) die "unknown case '$c' (expected s3, local, floor, cat, gz, entity or capped)" ;;
+        entity|capped|formats|parts) MODE="$c" ;;
+        *) die "unknown case '$c' (expected s3, local, floor, cat, gz, entity, capped, formats or parts)" ;;
     esac
 done
 if [[ "$MODE" != classic ]]; then
@@ -209,7 +227,8 @@ VENV=bench/.venv
 PEERS_REQ=scripts/bench_peers.requirements.txt
 PY="$VENV/bin/python"
 PEERS=scripts/bench_peers.py
-if [[ "$MODE" != classic ]]; then
+PEER_VERSIONS=""
+if [[ "$MODE" == entity || "$MODE" == capped ]]; then
     # Recreated when the pinned versions change.
     if [[ ! -x "$PY" ]] || ! cmp -s "$PEERS_REQ" "$VENV/requirements.installed"; then
         echo "bench.sh: installing $(grep -v '^#' "$PEERS_REQ" | xargs) into $VENV" >&2
@@ -238,11 +257,52 @@ for i in "${!SIZE_NAMES[@]}"; do
         "$GEN" --bytes "$bytes" --seed "$SEED" --out "$f"
     fi
     # The compressed case reads the same CSV, gzip'ed once (fast level, as data drops often are).
-    if has_case gz && [[ ! -f "$f.gz" || "$f" -nt "$f.gz" ]]; then
+    if { has_case gz || [[ "$MODE" == parts ]]; } && [[ ! -f "$f.gz" || "$f" -nt "$f.gz" ]]; then
         echo "bench.sh: compressing $f" >&2
         gzip -1 -c "$f" >"$f.gz.tmp" && mv "$f.gz.tmp" "$f.gz"
     fi
 done
+
+# The many-files day (parts): the raw file split at line boundaries into PARTS_N files of
+# about equal size, each starting with the header, as a writer of part files leaves them;
+# and each part gzip -1'ed. A folder gets _SUCCESS once complete, and is remade when the
+# raw file is newer than it.
+PARTS_N=100
+parts_dir() { echo "$DATA/parts/$1"; }
+parts_gz_dir() { echo "$DATA/parts-gz/$1"; }
+make_parts() {
+    local name="$1" f="$DATA/raw_$1.csv" dir gzdir header want got p
+    dir="$(parts_dir "$name")"
+    gzdir="$(parts_gz_dir "$name")"
+    if [[ ! -f "$dir/_SUCCESS" || "$f" -nt "$dir/_SUCCESS" ]]; then
+        echo "bench.sh: splitting $f into $PARTS_N parts in $dir" >&2
+        rm -rf "$dir" "$gzdir"
+        mkdir -p "$dir"
+        header="$(head -n 1 "$f")"
+        # shellcheck disable=SC2016 # $FILE, $FIRST and $HEADER are expanded by split's shell
+        HEADER="$header" FIRST="$dir/part-00000.csv" split -n "l/$PARTS_N" -d -a 5 \
+            --additional-suffix=.csv --filter='{ [ "$FILE" = "$FIRST" ] || printf "%s\n" "$HEADER"; cat; } >"$FILE"' \
+            "$f" "$dir/part-"
+        # The parts hold the raw bytes plus one header line for each part but the first.
+        want=$(($(stat -L -c %s "$f") + (PARTS_N - 1) * (${#header} + 1)))
+        got="$(cat "$dir"/part-*.csv | wc -c)"
+        [[ "$(find "$dir" -name 'part-*.csv' | wc -l)" == "$PARTS_N" && "$got" == "$want" ]] ||
+            die "splitting $f: expected $PARTS_N parts of $want bytes in all, got $got bytes in $dir"
+        touch "$dir/_SUCCESS"
+    fi
+    if [[ ! -f "$gzdir/_SUCCESS" || "$dir/_SUCCESS" -nt "$gzdir/_SUCCESS" ]]; then
+        echo "bench.sh: compressing the parts of $f into $gzdir" >&2
+        rm -rf "$gzdir"
+        mkdir -p "$gzdir"
+        for p in "$dir"/part-*.csv; do
+            gzip -1 -c "$p" >"$gzdir/${p##*/}.gz"
+        done
+        touch "$gzdir/_SUCCESS"
+    fi
+}
+if [[ "$MODE" == parts ]]; then
+    for name in "${SIZE_NAMES[@]}"; do make_parts "$name"; done
+fi
 
 # --- S3 server ---------------------------------------------------------------------------
 SERVER_PID=""
@@ -261,7 +321,13 @@ trap 'exit 130' INT TERM
 
 # The process whose CPU counts as the server's (none known: reported as "-").
 CPU_PID=""
-if [[ -z "$EXTERNAL_EP" ]]; then
+# formats runs local -> local only: no S3 server.
+NEED_S3=1
+[[ "$MODE" != formats ]] || NEED_S3=0
+EP=""
+if [[ "$NEED_S3" == 0 ]]; then
+    SERVER_DESC="not used (local -> local only)"
+elif [[ -z "$EXTERNAL_EP" ]]; then
     "$S3_SERVER" --root "$S3_ROOT" --port 0 --bucket "$BUCKET" >"$LOGS/s3_server.out" 2>"$LOGS/s3_server.err" &
     SERVER_PID=$!
     CPU_PID=$SERVER_PID
@@ -292,29 +358,45 @@ unset AWS_ENDPOINT_URL AWS_ENDPOINT_URL_S3 AWS_DEFAULT_REGION
 export AWS_REGION="${AWS_REGION:-us-east-1}"
 export AWS_EC2_METADATA_DISABLED=true
 
-for name in "${SIZE_NAMES[@]}"; do
-    f="$DATA/raw_$name.csv"
-    key="raw/raw_$name.csv"
+# upload FILE KEY: puts FILE at s3://$BUCKET/KEY, unless an object of its size is there (on
+# the built-in server: and newer than FILE).
+upload() {
+    local f="$1" key="$2" obj="$S3_ROOT/$BUCKET/$2"
     if [[ -z "$EXTERNAL_EP" ]]; then
-        obj="$S3_ROOT/$BUCKET/$key"
-        if [[ -f "$obj" && "$(stat -c %s "$obj")" == "$(stat -c %s "$f")" && "$obj" -nt "$f" ]]; then
-            continue
+        if [[ -f "$obj" && "$(stat -L -c %s "$obj")" == "$(stat -L -c %s "$f")" && "$obj" -nt "$f" ]]; then
+            return 0
         fi
-    elif [[ "$("$IO_FLOOR" size --bucket "$BUCKET" --key "$key" --endpoint-url "$EP")" == "$(stat -c %s "$f")" ]]; then
-        continue
+    elif [[ "$("$IO_FLOOR" size --bucket "$BUCKET" --key "$key" --endpoint-url "$EP")" == "$(stat -L -c %s "$f")" ]]; then
+        return 0
     fi
     echo "bench.sh: uploading $f to s3://$BUCKET/$key" >&2
     "$IO_FLOOR" put --bucket "$BUCKET" --key "$key" --file "$f" --endpoint-url "$EP" >&2
     if [[ -z "$EXTERNAL_EP" ]]; then
         cmp -s "$f" "$obj" || die "uploaded object $obj differs from $f"
     fi
-done
+}
+
+if [[ "$NEED_S3" == 1 ]]; then
+    for name in "${SIZE_NAMES[@]}"; do
+        upload "$DATA/raw_$name.csv" "raw/raw_$name.csv"
+        if [[ "$MODE" == parts ]]; then
+            upload "$DATA/raw_$name.csv.gz" "raw/raw_$name.csv.gz"
+            for p in "$(parts_dir "$name")"/part-*.csv "$(parts_gz_dir "$name")"/part-*.csv.gz; do
+                upload "$p" "${p#"$DATA"/}"
+            done
+        fi
+    done
+fi
 
 # Warm the page cache so no case pays for the first read.
 for name in "${SIZE_NAMES[@]}"; do
     cat "$DATA/raw_$name.csv" >/dev/null
-    if [[ -z "$EXTERNAL_EP" ]]; then cat "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null; fi
+    if [[ "$NEED_S3" == 1 && -z "$EXTERNAL_EP" ]]; then cat "$S3_ROOT/$BUCKET/raw/raw_$name.csv" >/dev/null; fi
     if has_case gz; then cat "$DATA/raw_$name.csv.gz" >/dev/null; fi
+    if [[ "$MODE" == parts ]]; then
+        cat "$DATA/raw_$name.csv.gz" "$(parts_dir "$name")"/part-* "$(parts_gz_dir "$name")"/part-* \
+            "$S3_ROOT/$BUCKET/raw/raw_$name.csv.gz" "$S3_ROOT/$BUCKET"/parts*/"$name"/part-* >/dev/null
+    fi
 done
 
 # --- the throttling proxy (capped) ---------------------------------------------------------
@@ -384,7 +466,7 @@ feature_bytes() {
     local name="$1" f n
     f="$(newest_feature_csv "$OUT/$name" "$S3_ROOT/$BUCKET/features/$name")" || true
     if [[ -n "$f" ]]; then
-        stat -c %s "$f"
+        stat -L -c %s "$f"
     elif [[ -n "$EXTERNAL_EP" ]]; then
         n="$("$IO_FLOOR" size --bucket "$BUCKET" --key "features/$name/v_${EXEC_DATE//-/}T000000/feature.csv" --endpoint-url "$EP")" &&
             [[ "$n" =~ ^[0-9]+$ ]] && echo "$n"
@@ -393,10 +475,24 @@ feature_bytes() {
     fi
 }
 
+# The median of the numbers on stdin, one a line (fails when there are none).
+median_of() {
+    sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+}
 # median SIZE CASE COLUMN (1-based column of $RUNS)
 median() {
-    awk -F'\t' -v s="$1" -v c="$2" -v col="$3" 'NR > 1 && $1 == s && $2 == c { print $col }' "$RUNS" |
-        sort -g | awk '{ a[NR] = $1 } END { if (NR == 0) exit 1; if (NR % 2) print a[(NR + 1) / 2]; else print (a[NR / 2] + a[NR / 2 + 1]) / 2 }'
+    awk -F'\t' -v s="$1" -v c="$2" -v col="$3" 'NR > 1 && $1 == s && $2 == c { print $col }' "$RUNS" | median_of
+}
+# paired SIZE A B COLUMN: the median over the repetitions of A's value / B's value in the
+# same repetition, two decimals ("-" without a pair). Runs of one repetition are seconds
+# to minutes apart; on a shared machine they compare better than medians of different
+# hours do.
+paired() {
+    awk -F'\t' -v s="$1" -v a="$2" -v b="$3" -v col="$4" '
+        NR > 1 && $1 == s && $2 == a { va[$3] = $col }
+        NR > 1 && $1 == s && $2 == b { vb[$3] = $col }
+        END { for (r in va) if ((r in vb) && vb[r] > 0) print va[r] / vb[r] }' "$RUNS" |
+        median_of | awk '{ printf "%.2f\n", $1 }' || echo "-"
 }
 minmax() {
     awk -F'\t' -v s="$1" -v c="$2" 'NR > 1 && $1 == s && $2 == c {
@@ -426,8 +522,8 @@ machine_table() {
     echo "| kernel | $(uname -sr) |"
     echo "| rustc | $(rustc -V 2>/dev/null || echo unknown) |"
     echo "| S3 server | $server_desc |"
+    if [[ -n "$PEER_VERSIONS" ]]; then echo "| peers | $PEER_VERSIONS |"; fi
     if [[ "$MODE" != classic ]]; then
-        echo "| peers | $PEER_VERSIONS |"
         echo "| load average (1, 5, 15 min) at start / end | $LOAD_START / $(cut -d' ' -f1-3 /proc/loadavg) |"
     fi
 }
@@ -464,7 +560,7 @@ run_classic() {
                             PUT_BYTES_NOTE[$name]="$put_bytes bytes (size of feature.csv)"
                         else
                             # No featurepipe output yet: about 15% of the raw size (row_sum + newline).
-                            put_bytes=$(($(stat -c %s "$raw") * 15 / 100))
+                            put_bytes=$(($(stat -L -c %s "$raw") * 15 / 100))
                             PUT_BYTES_NOTE[$name]="$put_bytes bytes (ESTIMATED as 15% of raw: no feature.csv found)"
                         fi
                         measure "$name" floor "$rep" log "$IO_FLOOR" floor \
@@ -510,7 +606,7 @@ report_classic() {
     echo "|---|---|---:|---:|---:|---:|---:|---:|"
     for i in "${!SIZE_NAMES[@]}"; do
         name="${SIZE_NAMES[$i]}"
-        raw_bytes="$(stat -c %s "$DATA/raw_$name.csv")"
+        raw_bytes="$(stat -L -c %s "$DATA/raw_$name.csv")"
         for cs in "${CASE_LIST[@]}"; do
             wall="$(median "$name" "$cs" 4)"
             cpu="$(median "$name" "$cs" 5)"
@@ -640,7 +736,7 @@ ratio() {
 }
 
 report_entity() {
-    local name raw_bytes cs storage wall cpu rss srv fpc fpr dc dr pc pr per_gb met
+    local name raw_bytes cs storage wall cpu rss srv fpc per_gb
     echo "# featurepipe benchmark: entity grain vs DuckDB and polars"
     echo
     echo "Generated by \`scripts/bench.sh $ORIG_ARGS\`."
@@ -663,7 +759,7 @@ report_entity() {
     echo "| input | storage | tool | runs | wall s | wall range s | CPU s | CPU s/GB | max RSS MiB | server CPU s |"
     echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|"
     for name in "${SIZE_NAMES[@]}"; do
-        raw_bytes="$(stat -c %s "$DATA/raw_$name.csv")"
+        raw_bytes="$(stat -L -c %s "$DATA/raw_$name.csv")"
         for cs in "${ENTITY_CASES[@]}"; do
             storage="${cs#*-}"
             if [[ "$(runs_of "$name" "$cs")" == 0 ]]; then
@@ -701,7 +797,7 @@ report_entity() {
     echo "| input | storage | fp CPU s/GB <= 3 | DuckDB/fp CPU >= 4 | polars/fp CPU >= 4 | fp/DuckDB RSS <= 0.33 |"
     echo "|---|---|---|---|---|---|"
     for name in "${SIZE_NAMES[@]}"; do
-        raw_bytes="$(stat -c %s "$DATA/raw_$name.csv")"
+        raw_bytes="$(stat -L -c %s "$DATA/raw_$name.csv")"
         for storage in local s3; do
             get() { [[ "$(runs_of "$name" "$1-$storage")" == 0 ]] || median "$name" "$1-$storage" "$2"; }
             fpc="$(get fp 5)"
@@ -791,10 +887,10 @@ run_capped() {
                     floor-*)
                         fp_out="$(newest_feature_csv "$S3_ROOT/$BUCKET/capped/$name/fp")"
                         if [[ -n "$fp_out" ]]; then
-                            put_bytes="$(stat -c %s "$fp_out")"
+                            put_bytes="$(stat -L -c %s "$fp_out")"
                             CAPPED_PUT_NOTE[$name]="$put_bytes bytes (size of feature.csv)"
                         else
-                            put_bytes=$(($(stat -c %s "$raw") * 15 / 100))
+                            put_bytes=$(($(stat -L -c %s "$raw") * 15 / 100))
                             CAPPED_PUT_NOTE[$name]="$put_bytes bytes (ESTIMATED as 15% of raw: no feature.csv found)"
                         fi
                         if [[ "$cs" == floor-par ]]; then
@@ -880,7 +976,7 @@ report_capped() {
     echo "| input | case | wall s | wall range s | MB/s | CPU s | max RSS MiB | server CPU s | proxy CPU s | connections | peak open | biggest GET MB |"
     echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
     for name in "${SIZE_NAMES[@]}"; do
-        raw_bytes="$(stat -c %s "$DATA/raw_$name.csv")"
+        raw_bytes="$(stat -L -c %s "$DATA/raw_$name.csv")"
         for cs in "${CAPPED_CASES[@]}"; do
             if [[ "$(runs_of "$name" "$cs")" == 0 ]]; then
                 echo "| $name | $(capped_desc "$cs") | - | - | - | - | - | - | - | - | - | - |"
@@ -936,11 +1032,355 @@ report_capped() {
     fi
 }
 
+# --- shared by formats and parts -----------------------------------------------------------
+# run_reps FN CASE...: runs FN SIZE CASE REP for every repetition, input size and case. The
+# cases' order rotates by one each repetition (rep 1: a b c, rep 2: b c a, rep 3: c a b),
+# so that no case always runs first, or always right after the same other one.
+run_reps() {
+    local fn="$1" rep name k
+    shift
+    local cases=("$@")
+    for rep in $(seq "$REPS"); do
+        for name in "${SIZE_NAMES[@]}"; do
+            for k in "${!cases[@]}"; do
+                "$fn" "$name" "${cases[$(((k + rep - 1) % ${#cases[@]}))]}" "$rep"
+            done
+        done
+    done
+}
+
+# stats_cells SIZE CASE: the case's runs, median wall, wall range, median CPU and median
+# max RSS (MiB), as table cells.
+stats_cells() {
+    local k
+    k="$(runs_of "$1" "$2")"
+    if [[ "$k" == 0 ]]; then
+        echo "0 | - | - | - | -"
+        return
+    fi
+    awk -v k="$k" -v w="$(median "$1" "$2" 4)" -v r="$(minmax "$1" "$2")" \
+        -v c="$(median "$1" "$2" 5)" -v m="$(median "$1" "$2" 6)" \
+        'BEGIN { printf "%d | %.3f | %s | %.2f | %.1f", k, w, r, c, m / 1024 }'
+}
+
+# ratio_of_medians SIZE A B COLUMN: A's median / B's median ("-" without runs).
+ratio_of_medians() {
+    if [[ "$(runs_of "$1" "$2")" == 0 || "$(runs_of "$1" "$3")" == 0 ]]; then
+        echo "-"
+    else
+        ratio "$(median "$1" "$2" "$4")" "$(median "$1" "$3" "$4")"
+    fi
+}
+
+# verdict VALUE LIMIT...: "met" when every VALUE (a list, "-" for missing) is <= LIMIT.
+verdict() {
+    local limit="$1" v
+    shift
+    for v in "$@"; do
+        [[ "$v" != "-" ]] || { echo "-"; return; }
+        awk -v v="$v" -v t="$limit" 'BEGIN { exit !(v <= t) }' || { echo "**not met**"; return; }
+    done
+    echo "met"
+}
+
+# The version folder a run with --features PREFIX wrote.
+version_dir() { echo "$1/v_${EXEC_DATE//-/}T000000"; }
+
+# pass_times METADATA_JSON: its pass's "wall_ms scan_cpu_ms write_cpu_ms" ("-" for null).
+pass_times() {
+    awk '/"pass": *\{/ { p = 1; next }
+         p && /\}/ { exit }
+         p { line = $0; gsub(/[",:]/, " ", line); split(line, f, " "); v[f[1]] = f[2] }
+         END { for (i = 1; i <= 3; i++) { k = (i == 1 ? "wall_ms" : i == 2 ? "scan_cpu_ms" : "write_cpu_ms")
+                 printf "%s%s", (k in v && v[k] != "null" ? v[k] : "-"), (i < 3 ? "\t" : "\n") } }' "$1"
+}
+
+# --- formats: feature.csv, feature.parquet or both ------------------------------------------
+FORMATS=(csv parquet csv+parquet)
+FORMATS_CASES=()
+for grain in row entity; do
+    for fmt in "${FORMATS[@]}"; do FORMATS_CASES+=("$grain-$fmt"); done
+done
+PASS_TSV="$OUT/pass-formats.tsv"
+formats_prefix() { echo "$OUT/formats/$1/$2"; }
+# The --output-formats of a case: row-csv+parquet -> csv,parquet.
+formats_flag() {
+    local f="${1#*-}"
+    echo "${f/+/,}"
+}
+
+run_formats_one() {
+    local name="$1" cs="$2" rep="$3" prefix config=()
+    prefix="$(formats_prefix "$name" "$cs")"
+    [[ "$cs" != entity-* ]] || config=(--config "$ENTITY_PIPELINE")
+    measure "$name" "$cs" "$rep" log "$FP" run "${config[@]}" --raw "$DATA/raw_$name.csv" \
+        --features "$prefix" --output-formats "$(formats_flag "$cs")" --execution-date "$EXEC_DATE" --force
+    printf '%s\t%s\t%s\t%s\n' "$name" "$cs" "$rep" "$(pass_times "$(version_dir "$prefix")/metadata.json")" >>"$PASS_TSV"
+}
+
+run_formats() {
+    rm -rf "$OUT/formats"
+    printf 'size\tcase\trep\tpass_wall_ms\tscan_cpu_ms\twrite_cpu_ms\n' >"$PASS_TSV"
+    run_reps run_formats_one "${FORMATS_CASES[@]}"
+}
+
+# The file FILE of the last run of SIZE CASE.
+formats_file() { echo "$(version_dir "$(formats_prefix "$1" "$2")")/$3"; }
+
+# A run writing both files must write the very feature.csv of a csv-only run and the very
+# feature.parquet of a parquet-only run. Fills CHECK_LINES, CHECK_FAILED.
+check_formats() {
+    local name grain both file alone a b line
+    for name in "${SIZE_NAMES[@]}"; do
+        CHECK_LINES[$name]=""
+        for grain in row entity; do
+            both="$grain-csv+parquet"
+            for file in feature.csv feature.parquet; do
+                alone="$grain-csv"
+                [[ "$file" == feature.parquet ]] && alone="$grain-parquet"
+                a="$(sha256sum <"$(formats_file "$name" "$alone" "$file")" | cut -c1-64)" || a=missing
+                b="$(sha256sum <"$(formats_file "$name" "$both" "$file")" | cut -c1-64)" || b=missing
+                if [[ "$a" == "$b" && "$a" != missing ]]; then
+                    line="OK $grain $file: $alone and $both both wrote sha256 $a"
+                else
+                    line="MISMATCH $grain $file: $alone wrote $a, $both wrote $b"
+                    CHECK_FAILED=1
+                fi
+                echo "bench.sh: $line" >&2
+                CHECK_LINES[$name]+="$line"$'\n'
+            done
+        done
+    done
+}
+
+# pass_median SIZE CASE COLUMN: median of a column of $PASS_TSV, milliseconds -> seconds.
+pass_median() {
+    awk -F'\t' -v s="$1" -v c="$2" -v col="$3" 'NR > 1 && $1 == s && $2 == c && $col != "-" { print $col / 1000 }' "$PASS_TSV" |
+        median_of | awk '{ printf "%.2f\n", $1 }' || echo "-"
+}
+
+mb_of() { if [[ -f "$1" ]]; then awk -v b="$(stat -L -c %s "$1")" 'BEGIN { printf "%.1f", b / 1e6 }'; else echo "-"; fi; }
+
+report_formats() {
+    local name grain cs csv both pq r1 r2 met
+    echo "# featurepipe benchmark: output formats (feature.csv, feature.parquet, both)"
+    echo
+    echo "Generated by \`scripts/bench.sh $ORIG_ARGS\`."
+    echo
+    machine_table "$SERVER_DESC"
+    echo
+    echo "Local -> local runs of the row grain (the default pipeline: \`row_sum\`) and of the entity"
+    echo "grain (\`$ENTITY_PIPELINE\`), each with \`--output-formats csv\`,"
+    echo "\`parquet\` and \`csv,parquet\`. Medians of $REPS runs per case; the cases"
+    echo "(${FORMATS_CASES[*]}) run in an order that rotates by one each repetition;"
+    echo "warm page cache. Each run is a fresh process measured with GNU \`time -v\`: CPU = user + sys"
+    echo "of all its threads, max RSS = peak resident memory. Scanner / feature thread CPU = the"
+    echo "pass's \`scan_cpu_ms\` / \`write_cpu_ms\` in metadata.json (the feature thread formats and"
+    echo "hashes feature.csv, profiles the columns, and encodes, compresses and hashes feature.parquet)."
+    echo "File sizes: the last run's."
+    echo
+    echo "| input | grain | --output-formats | runs | wall s | wall range s | CPU s | max RSS MiB | scanner CPU s | feature thread CPU s | feature.csv MB | feature.parquet MB |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for cs in "${FORMATS_CASES[@]}"; do
+            echo "| $name | ${cs%%-*} | $(formats_flag "$cs") | $(stats_cells "$name" "$cs") |" \
+                "$(pass_median "$name" "$cs" 5) | $(pass_median "$name" "$cs" 6) |" \
+                "$(mb_of "$(formats_file "$name" "$cs" feature.csv)") | $(mb_of "$(formats_file "$name" "$cs" feature.parquet)") |"
+        done
+    done
+    echo
+    echo "Ratios against \`csv\` alone: of the medians, and paired (the median over the repetitions"
+    echo "of the ratio of the two runs of one repetition). Target: with Parquet on, at most 25% more"
+    echo "CPU than CSV alone at 1 GB, judged on CPU csv,parquet / csv (both ratios)."
+    echo
+    echo "| input | grain | CPU csv,parquet / csv | paired | CPU parquet / csv | paired | wall csv,parquet / csv | paired | max RSS csv,parquet / csv | target CPU <= 1.25 at 1 GB |"
+    echo "|---|---|---:|---:|---:|---:|---:|---:|---:|---|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for grain in row entity; do
+            csv="$grain-csv"
+            both="$grain-csv+parquet"
+            pq="$grain-parquet"
+            met="- (1 GB only)"
+            r1="$(ratio_of_medians "$name" "$both" "$csv" 5)"
+            r2="$(paired "$name" "$both" "$csv" 5)"
+            [[ "$name" != 1GB ]] || met="$(verdict 1.25 "$r1" "$r2")"
+            echo "| $name | $grain | $r1 | $r2 | $(ratio_of_medians "$name" "$pq" "$csv" 5) | $(paired "$name" "$pq" "$csv" 5) |" \
+                "$(ratio_of_medians "$name" "$both" "$csv" 4) | $(paired "$name" "$both" "$csv" 4) |" \
+                "$(ratio_of_medians "$name" "$both" "$csv" 6) | $met |"
+        done
+    done
+    echo
+    echo "## Do the files agree?"
+    echo
+    echo "The last run's files, by sha256: a run writing both formats must write the feature.csv of a"
+    echo "csv-only run and the feature.parquet of a parquet-only run."
+    echo
+    for name in "${SIZE_NAMES[@]}"; do
+        echo "$name:"
+        echo
+        echo '```text'
+        printf '%s' "${CHECK_LINES[$name]:-not checked}"
+        echo '```'
+        echo
+    done
+}
+
+# --- parts: one raw file vs 100 part files ------------------------------------------------
+PARTS_CASES=(one-local parts-local one-gz-local parts-gz-local one-s3 parts-s3 one-gz-s3 parts-gz-s3)
+SHA_TSV="$OUT/sha-parts.tsv"
+
+# parts_raw SIZE CASE: the case's --raw.
+parts_raw() {
+    local name="$1" cs="$2"
+    case "$cs" in
+        one-local) echo "$DATA/raw_$name.csv" ;;
+        one-gz-local) echo "$DATA/raw_$name.csv.gz" ;;
+        parts-local) echo "$(parts_dir "$name")/part-*.csv" ;;
+        parts-gz-local) echo "$(parts_gz_dir "$name")/part-*.csv.gz" ;;
+        one-s3) echo "s3://$BUCKET/raw/raw_$name.csv" ;;
+        one-gz-s3) echo "s3://$BUCKET/raw/raw_$name.csv.gz" ;;
+        parts-s3) echo "s3://$BUCKET/parts/$name/part-*.csv" ;;
+        parts-gz-s3) echo "s3://$BUCKET/parts-gz/$name/part-*.csv.gz" ;;
+    esac
+}
+# parts_prefix SIZE CASE: its --features; parts_feature_csv: where its feature.csv is on
+# this machine's disk (S3: in the built-in server's folder).
+parts_prefix() {
+    case "$2" in
+        *-local) echo "$OUT/parts/$1/$2" ;;
+        *-s3) echo "s3://$BUCKET/parts-out/$1/$2" ;;
+    esac
+}
+parts_feature_csv() {
+    case "$2" in
+        *-local) echo "$(version_dir "$OUT/parts/$1/$2")/feature.csv" ;;
+        *-s3) echo "$(version_dir "$S3_ROOT/$BUCKET/parts-out/$1/$2")/feature.csv" ;;
+    esac
+}
+
+run_parts_one() {
+    local name="$1" cs="$2" rep="$3" ep=() out sha
+    [[ "$cs" != *-s3 ]] || ep=(--endpoint-url "$EP")
+    out="$(parts_feature_csv "$name" "$cs")"
+    measure "$name" "$cs" "$rep" log "$FP" run --raw "$(parts_raw "$name" "$cs")" \
+        --features "$(parts_prefix "$name" "$cs")" "${ep[@]}" --execution-date "$EXEC_DATE" --force
+    # Outside the measured run: the digest of what this run wrote (it exited 0 with --force:
+    # the version holds its bytes).
+    sha="$(sha256sum <"$out" | cut -c1-64)" || die "$cs wrote no feature.csv for $name (expected $out)"
+    printf '%s\t%s\t%s\t%s\n' "$name" "$cs" "$rep" "$sha" >>"$SHA_TSV"
+}
+
+run_parts() {
+    rm -rf "$OUT/parts" "${S3_ROOT:?}/$BUCKET/parts-out"
+    printf 'size\tcase\trep\tfeature_csv_sha256\n' >"$SHA_TSV"
+    run_reps run_parts_one "${PARTS_CASES[@]}"
+}
+
+# Every run's feature.csv must be byte-identical to the single local file's (first rep).
+# Fills CHECK_LINES, CHECK_FAILED.
+check_parts() {
+    local name ref cs shas runs line
+    for name in "${SIZE_NAMES[@]}"; do
+        CHECK_LINES[$name]=""
+        ref="$(awk -F'\t' -v s="$name" '$1 == s && $2 == "one-local" { print $4; exit }' "$SHA_TSV")"
+        [[ -n "$ref" ]] || die "parts: no feature.csv digest of one-local for $name"
+        for cs in "${PARTS_CASES[@]}"; do
+            # Each distinct digest with the number of runs that wrote it.
+            shas="$(awk -F'\t' -v s="$name" -v c="$cs" '$1 == s && $2 == c { print $4 }' "$SHA_TSV" | sort | uniq -c |
+                awk '{ printf "%s%s (%d runs)", (NR > 1 ? ", " : ""), $2, $1 }')"
+            runs="$(runs_of "$name" "$cs")"
+            if [[ "$shas" == "$ref ($runs runs)" ]]; then
+                line="OK $cs: all $runs runs wrote feature.csv with sha256 $ref"
+            else
+                line="MISMATCH $cs: feature.csv sha256 ${shas:-none}; expected $ref (one-local) from all $runs runs"
+                CHECK_FAILED=1
+            fi
+            echo "bench.sh: $name $line" >&2
+            CHECK_LINES[$name]+="$line"$'\n'
+        done
+    done
+}
+
+parts_storage() { echo "${1##*-}"; }
+parts_compression() { if [[ "$1" == *-gz-* ]]; then echo "gzip -1"; else echo "none"; fi; }
+parts_files() {
+    if [[ "$1" == parts-* ]]; then
+        if [[ "$1" == *-gz-* ]]; then echo "$PARTS_N x part-NNNNN.csv.gz"; else echo "$PARTS_N x part-NNNNN.csv"; fi
+    elif [[ "$1" == *-gz-* ]]; then echo "1 x raw.csv.gz"; else echo "1 x raw.csv"; fi
+}
+
+report_parts() {
+    local name cs srv one parts w1 w2 c1 c2 met
+    echo "# featurepipe benchmark: one raw file vs $PARTS_N part files"
+    echo
+    echo "Generated by \`scripts/bench.sh $ORIG_ARGS\`."
+    echo
+    machine_table "$SERVER_DESC"
+    echo
+    echo "The row grain (default pipeline) on the same day as one file and as $PARTS_N part files:"
+    echo "the raw CSV split at line boundaries into parts of about equal size, each starting with"
+    echo "the header (\`bench/data/parts/SIZE/part-00000.csv\` ...), read with"
+    echo "\`--raw 'DIR/part-*.csv'\`; compressed: every part \`gzip -1\`'ed against the single file"
+    echo "\`gzip -1\`'ed. Local -> local, and S3 -> S3 on the built-in S3 server (the parts listed"
+    echo "with ListObjectsV2, then one GET each, one after another). Medians of $REPS runs per"
+    echo "case; the cases (${PARTS_CASES[*]}) run in an order that rotates by one each repetition;"
+    echo "warm page cache. CPU = user + sys of the featurepipe process (all threads); server CPU ="
+    echo "what the S3 server used meanwhile (not in CPU)."
+    echo
+    echo "| input | storage | compression | raw input | runs | wall s | wall range s | CPU s | max RSS MiB | server CPU s |"
+    echo "|---|---|---|---|---:|---:|---:|---:|---:|---:|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for cs in "${PARTS_CASES[@]}"; do
+            srv="-"
+            if [[ "$cs" == *-s3 && "$(runs_of "$name" "$cs")" != 0 ]]; then srv="$(printf '%.2f' "$(median "$name" "$cs" 7)")"; fi
+            echo "| $name | $(parts_storage "$cs") | $(parts_compression "$cs") | $(parts_files "$cs") | $(stats_cells "$name" "$cs") | $srv |"
+        done
+    done
+    echo
+    echo "Parts against one file: ratios of the medians, and paired (the median over the"
+    echo "repetitions of the ratio of the two runs of one repetition). Target: the parts within 10%"
+    echo "of the single file at 1 GB, wall and CPU, judged on both ratios."
+    echo
+    echo "| input | storage | compression | wall parts / one | paired | CPU parts / one | paired | max RSS parts / one | target <= 1.10 at 1 GB |"
+    echo "|---|---|---|---:|---:|---:|---:|---:|---|"
+    for name in "${SIZE_NAMES[@]}"; do
+        for cs in "${PARTS_CASES[@]}"; do
+            [[ "$cs" == one-* ]] || continue
+            one="$cs"
+            parts="parts-${cs#one-}"
+            w1="$(ratio_of_medians "$name" "$parts" "$one" 4)"
+            w2="$(paired "$name" "$parts" "$one" 4)"
+            c1="$(ratio_of_medians "$name" "$parts" "$one" 5)"
+            c2="$(paired "$name" "$parts" "$one" 5)"
+            met="- (1 GB only)"
+            [[ "$name" != 1GB ]] || met="$(verdict 1.10 "$w1" "$w2" "$c1" "$c2")"
+            echo "| $name | $(parts_storage "$cs") | $(parts_compression "$cs") | $w1 | $w2 | $c1 | $c2 |" \
+                "$(ratio_of_medians "$name" "$parts" "$one" 6) | $met |"
+        done
+    done
+    echo
+    echo "## Are the outputs byte-identical?"
+    echo
+    echo "The sha256 of every run's feature.csv (taken right after the run, outside its"
+    echo "measurement), against the first one-local run's; the script fails on any difference."
+    echo
+    for name in "${SIZE_NAMES[@]}"; do
+        echo "$name:"
+        echo
+        echo '```text'
+        printf '%s' "${CHECK_LINES[$name]:-not checked}"
+        echo '```'
+        echo
+    done
+}
+
 # --- run and report ----------------------------------------------------------------------
 case "$MODE" in
     classic) run_classic ;;
     entity) run_entity; check_entity ;;
     capped) run_capped ;;
+    formats) run_formats; check_formats ;;
+    parts) run_parts; check_parts ;;
 esac
 # (The proxy writes a connection's line when it closes: give the last ones a moment.)
 [[ "$MODE" != capped ]] || sleep 1
@@ -951,5 +1391,5 @@ cat "$RESULTS"
 echo >&2
 echo "bench.sh: wrote $RESULTS (per-run numbers: $RUNS)" >&2
 if [[ "$CHECK_FAILED" == 1 ]]; then
-    die "the entity outputs do not agree (see $RESULTS)"
+    die "the $MODE outputs do not agree (see $RESULTS)"
 fi
