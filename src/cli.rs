@@ -140,11 +140,11 @@ pub fn execute() -> Result<Finished> {
         ),
         Command::Completions(args) => (
             (log::requested_format(), DEFAULT_TIMEZONE),
-            Box::new(|| completions::execute(args)),
+            Box::new(|| completions::execute(args, Cli::command())),
         ),
         Command::Man(args) => (
             (log::requested_format(), DEFAULT_TIMEZONE),
-            Box::new(|| man::execute(args)),
+            Box::new(|| man::execute(args, Cli::command())),
         ),
     };
     log::init(format, tz);

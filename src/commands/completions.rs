@@ -1,7 +1,7 @@
 //! `featurepipe completions SHELL`: the shell's completion script on stdout, generated
 //! from the same command definition the parser uses (subcommands, flags, value choices).
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 use clap_complete::Shell;
 
 use super::output::write_stdout;
@@ -24,9 +24,9 @@ pub struct CompletionsArgs {
     pub shell: Shell,
 }
 
-/// Writes the script on stdout.
-pub fn execute(args: CompletionsArgs) -> Result<Finished> {
-    let mut command = crate::cli::Cli::command();
+/// Writes the script for `command` (the whole command line, handed down by `cli`) on
+/// stdout.
+pub fn execute(args: CompletionsArgs, mut command: clap::Command) -> Result<Finished> {
     let name = command.get_name().to_string();
     // Generated into memory first: clap_complete panics on a failed write (a closed pipe).
     let mut script = Vec::new();

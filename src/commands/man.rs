@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use clap::{Args, CommandFactory};
+use clap::Args;
 
 use super::output::write_stdout;
 use crate::build_info;
@@ -29,9 +29,10 @@ pub struct ManArgs {
     pub out_dir: Option<PathBuf>,
 }
 
-/// Prints the main page, or writes every page into `--out-dir`.
-pub fn execute(args: ManArgs) -> Result<Finished> {
-    let mut command = crate::cli::Cli::command().disable_help_subcommand(true);
+/// Prints the main page of `command` (the whole command line, handed down by `cli`), or
+/// writes every page into `--out-dir`.
+pub fn execute(args: ManArgs, command: clap::Command) -> Result<Finished> {
+    let mut command = command.disable_help_subcommand(true);
     command.build();
     match &args.out_dir {
         None => write_stdout(&page(&command)?)?,

@@ -15,7 +15,7 @@ use crate::error::{Error, Finished, Result};
 use crate::log::{self, LogFormat};
 use crate::versions::catalog::{self, Documents, Entry, Listing};
 use crate::versions::compare::{self, VersionDiff};
-use crate::versions::history::Change;
+use crate::versions::documents::Change;
 use crate::versions::schema_diff::ColumnChanges;
 
 #[derive(Debug, Clone, Args)]

@@ -22,7 +22,7 @@ use std::path::Path;
 
 use crate::error::{Error, Result};
 use crate::pass::csv_scan::{CsvScanner, Limits, Record, RecordSink};
-use crate::pass::decompress::Compression;
+use crate::pass::sources::Compression;
 use crate::values::number::{parse_cell, parse_integer};
 use crate::values::timestamp::{matches_format, parse_in};
 

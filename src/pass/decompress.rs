@@ -9,43 +9,12 @@ use std::sync::Arc;
 use bytes::Bytes;
 use tokio::sync::mpsc;
 
-use super::sources::{Part, Piece};
+use super::sources::{Compression, Part, Piece};
 use crate::error::{Error, Result};
 use crate::storage::{StorageError, StorageResult};
 
 /// Size of the decompressed chunks handed to the scanner.
 const OUT_CHUNK: usize = 1 << 20;
-
-/// How the raw object is compressed, decided by its name.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Compression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl Compression {
-    /// `.gz` -> gzip, `.zst` -> zstd (case-insensitive), anything else plain.
-    pub fn from_name(name: &str) -> Self {
-        let lower = name.to_ascii_lowercase();
-        if lower.ends_with(".gz") {
-            Compression::Gzip
-        } else if lower.ends_with(".zst") {
-            Compression::Zstd
-        } else {
-            Compression::None
-        }
-    }
-
-    /// The name recorded in `metadata.json` (`None` for plain input).
-    pub fn label(self) -> Option<&'static str> {
-        match self {
-            Compression::None => None,
-            Compression::Gzip => Some("gzip"),
-            Compression::Zstd => Some("zstd"),
-        }
-    }
-}
 
 /// Reads compressed pieces from `rx` and sends decompressed chunks to `tx` (blocking:
 /// run it on a blocking thread). The bytes before any [`Piece::Part`] are compressed as

@@ -13,8 +13,38 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 
-use super::decompress::Compression;
 use crate::storage::{ChunkSource, ObjectMeta, ObjectStore, StorageResult};
+
+/// How the raw object is compressed, decided by its name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl Compression {
+    /// `.gz` -> gzip, `.zst` -> zstd (case-insensitive), anything else plain.
+    pub fn from_name(name: &str) -> Self {
+        let lower = name.to_ascii_lowercase();
+        if lower.ends_with(".gz") {
+            Compression::Gzip
+        } else if lower.ends_with(".zst") {
+            Compression::Zstd
+        } else {
+            Compression::None
+        }
+    }
+
+    /// The name recorded in `metadata.json` (`None` for plain input).
+    pub fn label(self) -> Option<&'static str> {
+        match self {
+            Compression::None => None,
+            Compression::Gzip => Some("gzip"),
+            Compression::Zstd => Some("zstd"),
+        }
+    }
+}
 
 /// One object of a many-file raw input.
 #[derive(Debug, Clone, PartialEq)]

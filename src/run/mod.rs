@@ -20,7 +20,7 @@ use crate::log::{keys, DpLine, Status, Step};
 use crate::observe::lineage::RunStart;
 use crate::observe::progress::{Counters, Measure, Watch};
 use crate::observe::Observe;
-use crate::pass::{self, decompress::Compression};
+use crate::pass::{self, sources::Compression};
 use crate::storage::s3::ClientError;
 use crate::storage::Opener;
 use crate::versions::layout;

@@ -6,7 +6,8 @@ use serde::Serialize;
 use serde_json::Value;
 
 use super::catalog::Documents;
-use super::history::{Change, SchemaHead};
+use super::documents::Change;
+use super::history::SchemaHead;
 use super::schema_diff::{self, ColumnChanges};
 
 /// The profile figures compared, in this order (those a column has).

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use super::history::Drift;
+use super::schema_diff::SchemaChanges;
 use crate::config::spec::Severity;
 use crate::error::{Error, Result};
 use crate::values::digest::sha256_hex;
@@ -228,5 +228,46 @@ pub fn digest(bytes: &[u8]) -> FileDigest {
     FileDigest {
         size_bytes: bytes.len() as u64,
         sha256: sha256_hex(bytes),
+    }
+}
+
+/// This version against the previous complete one (`metadata.json` `drift`).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Drift {
+    /// `None` for the first version of a prefix: nothing to compare with.
+    pub previous_version: Option<String>,
+    pub rows: Change,
+    pub null_rate: Change,
+    /// The mean of each numeric output column that has one now.
+    pub column_means: BTreeMap<String, Change>,
+    /// The raw header and the output columns against the previous version's (`None` for
+    /// the first version).
+    pub schema: Option<SchemaChanges>,
+}
+
+/// A figure now and in the previous version.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Change {
+    pub previous: Option<f64>,
+    pub current: f64,
+    /// `current - previous`.
+    pub change: Option<f64>,
+    /// `change / |previous|`, so that its sign is the change's (`None` when previous is 0
+    /// or unknown): -100 to -50 is +50%, not -50%.
+    pub relative: Option<f64>,
+}
+
+impl Change {
+    pub fn new(previous: Option<f64>, current: f64) -> Self {
+        let change = previous.map(|p| current - p);
+        Change {
+            previous,
+            current,
+            change,
+            relative: previous
+                .filter(|p| *p != 0.0)
+                .zip(change)
+                .map(|(p, c)| c / p.abs()),
+        }
     }
 }

@@ -19,11 +19,11 @@ use crate::pass::profile::ColumnProfile;
 use crate::pass::{FeatureSide, FeaturesBuilt, Part};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
+use crate::versions::documents::Drift;
 use crate::versions::documents::{
     digest, to_pretty_json, FileDigest, GroupBySchema, Metadata, ParquetSchema, PassTimings,
     Producer, Schema, SourceFile, SourceInfo, TimeBucketSchema, ToolInfo,
 };
-use crate::versions::history::Drift;
 use crate::versions::layout;
 
 use super::validate_data::millis;

@@ -5,7 +5,7 @@
 use crate::config::{Rerun, Setting};
 use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Status};
-use crate::pass::decompress::Compression;
+use crate::pass::sources::Compression;
 use crate::pass::{Part, RawSource};
 use crate::run::context::{RunContext, SkipReason};
 use crate::storage::pattern::ObjectPattern;
