@@ -10,13 +10,13 @@ use chrono::Utc;
 use clap::Args;
 use serde_json::json;
 
-use super::args::{PrefixArgs, S3Args, Sources};
+use super::args::Sources;
 use super::output::ReportFormat;
-use crate::config::{self, Flags, Origin, PipelineSettings, Setting};
+use super::prefix::LocationArgs;
+use crate::config::{Origin, PipelineSettings, Setting};
 use crate::error::{exit_code, Error, Finished, Result};
 use crate::log::{self, LogFormat};
 use crate::values::duration::Span;
-use crate::values::execution_date::DEFAULT_TIMEZONE;
 use crate::versions::freshness::{self, Freshness};
 
 pub const STATUS_AFTER_HELP: &str = "\
@@ -49,15 +49,9 @@ pub struct StatusArgs {
     #[arg(long, env = "DP_STATUS_OUTPUT", value_enum, default_value_t = ReportFormat::Table)]
     pub output: ReportFormat,
 
+    // The prefix, how to reach it and how to log, as the version commands take them.
     #[command(flatten)]
-    pub prefix: PrefixArgs,
-
-    /// Log line format on stderr
-    #[arg(long, env = "DP_LOG_FORMAT", value_enum, default_value_t = LogFormat::Text)]
-    pub log_format: LogFormat,
-
-    #[command(flatten)]
-    pub s3: S3Args,
+    pub location: LocationArgs,
 }
 
 /// `--max-age`: as given, and as a duration.
@@ -107,12 +101,8 @@ pub struct Prepared {
 
 /// Resolves the prefix's settings; errors wait until logging is set up.
 pub fn prepare(args: StatusArgs, sources: &Sources<'_>) -> Prepared {
-    let flags = Flags {
-        s3: args.s3.options(),
-        ..args.prefix.flags(sources)
-    };
     Prepared {
-        settings: config::resolve_pipeline(&flags),
+        settings: args.location.resolve(sources),
         max_age: sources.setting("max_age", args.max_age.clone()),
         args,
     }
@@ -121,11 +111,7 @@ pub fn prepare(args: StatusArgs, sources: &Sources<'_>) -> Prepared {
 impl Prepared {
     /// How to log: the chosen format, in the pipeline's zone (Seoul when unknown).
     pub fn log_setup(&self) -> (LogFormat, chrono_tz::Tz) {
-        let tz = self
-            .settings
-            .as_ref()
-            .map_or(DEFAULT_TIMEZONE, |s| s.timezone);
-        (self.args.log_format, tz)
+        self.args.location.log_setup(&self.settings)
     }
 
     /// Reads the prefix and reports; exit 6 if `--max-age` says the feature set is stale.
