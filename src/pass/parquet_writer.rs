@@ -23,8 +23,7 @@ use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
 use parquet::basic::{
-    Compression, Encoding, LogicalType, Repetition, TimeUnit, TimestampType, Type as Physical,
-    ZstdLevel,
+    Compression, LogicalType, Repetition, TimeUnit, TimestampType, Type as Physical, ZstdLevel,
 };
 use parquet::column::page::{CompressedPage, PageWriteSpec, PageWriter};
 use parquet::column::writer::{get_column_writer, ColumnCloseResult, ColumnWriter};
@@ -171,15 +170,12 @@ fn internal(e: ParquetError) -> Error {
 }
 
 /// Writer settings: zstd, dictionaries only for strings (numbers rarely repeat enough to
-/// pay for them, and trying costs CPU), floats split into byte streams before zstd (their
-/// exponent bytes then compress, their mantissas are not worth the effort), pages by size
-/// rather than every 20,000 rows (fewer, larger zstd frames), statistics per column chunk,
-/// and a fixed `created_by` so the bytes depend only on the rows.
+/// pay for them, and trying costs CPU), statistics per column chunk, and a fixed
+/// `created_by` so the bytes depend only on the rows.
 fn properties(layout: &ParquetLayout) -> Result<WriterPropertiesPtr> {
     let level = ZstdLevel::try_new(ZSTD_LEVEL).map_err(internal)?;
     let mut builder = WriterProperties::builder()
         .set_compression(Compression::ZSTD(level))
-        .set_data_page_row_count_limit(usize::MAX)
         .set_dictionary_enabled(false)
         .set_statistics_enabled(EnabledStatistics::Chunk)
         .set_created_by(format!(
@@ -188,13 +184,9 @@ fn properties(layout: &ParquetLayout) -> Result<WriterPropertiesPtr> {
             env!("CARGO_PKG_VERSION")
         ));
     for c in &layout.columns {
-        let path = parquet::schema::types::ColumnPath::from(c.name.as_str());
-        match c.ty {
-            ColumnType::String => builder = builder.set_column_dictionary_enabled(path, true),
-            ColumnType::Float => {
-                builder = builder.set_column_encoding(path, Encoding::BYTE_STREAM_SPLIT)
-            }
-            _ => {}
+        if c.ty == ColumnType::String {
+            let path = parquet::schema::types::ColumnPath::from(c.name.as_str());
+            builder = builder.set_column_dictionary_enabled(path, true);
         }
     }
     Ok(Arc::new(builder.build()))
