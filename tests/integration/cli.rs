@@ -111,7 +111,10 @@ fn the_bash_completion_script_parses_and_completes_commands_flags_and_values() {
         (&["featurepipe", "ba"], "backfill"),
         (&["featurepipe", "ch"], "check-config"),
         (&["featurepipe", "versions", "s"], "show"),
-        (&["featurepipe", "run", "--outp"], "--output --output-formats"),
+        (
+            &["featurepipe", "run", "--outp"],
+            "--output --output-formats",
+        ),
         (&["featurepipe", "run", "--output", ""], "table json"),
     ];
     for (words, offered) in cases {
