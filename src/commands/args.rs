@@ -16,6 +16,7 @@ use crate::log::LogFormat;
 use crate::observe::progress::ProgressSettings;
 use crate::observe::{lineage, metrics, Observe};
 use crate::storage::s3::{ChecksumMode, S3Options};
+use crate::values::size::parse_bytes;
 
 /// Everything a run needs besides its execution date; `backfill` shares it with `run`.
 #[derive(Debug, Clone, Args)]
@@ -32,8 +33,8 @@ pub struct CommonArgs {
     #[command(flatten)]
     pub prefix: PrefixArgs,
 
-    /// Entity grain: the most memory the groups may take (512MiB, 4GiB; K/M/G are powers
-    /// of 1000). Past it the run stops with exit 3, naming the keys seen
+    /// Entity grain: the most memory the groups may take (512MiB, 4GiB; K/M/G count in
+    /// 1024s). Past it the run stops with exit 3, naming the keys seen
     /// [default: 4GiB, or [features] memory_budget in the pipeline file]
     #[arg(long, env = "DP_MEMORY_BUDGET", value_name = "SIZE")]
     pub memory_budget: Option<String>,
@@ -431,28 +432,10 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
     Ok(Duration::from_secs_f64(secs))
 }
 
-/// A byte count: plain (`8388608`) or with a binary suffix (`512KiB`, `8MiB`, `1GiB`),
-/// from 4 KiB to 4 GiB (a GET range needs no minimum; tiny ones only add requests).
+/// A GET range's size ([`parse_bytes`]'s grammar), from 4 KiB to 4 GiB (a range needs no
+/// minimum; tiny ones only add requests).
 pub fn parse_part_size(s: &str) -> Result<u64, String> {
-    let t = s.trim();
-    let split = t.find(|c: char| !c.is_ascii_digit()).unwrap_or(t.len());
-    let (digits, unit) = t.split_at(split);
-    let scale: u64 = match unit.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kib" => 1 << 10,
-        "m" | "mib" => 1 << 20,
-        "g" | "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{s:?} is not a byte count like 8MiB, 512KiB or 8388608"
-            ))
-        }
-    };
-    let bytes = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(scale))
-        .ok_or_else(|| format!("{s:?} is not a byte count like 8MiB, 512KiB or 8388608"))?;
+    let bytes = parse_bytes(s)?;
     if !(4 << 10..=4 << 30).contains(&bytes) {
         return Err(format!("{s:?} must be from 4KiB to 4GiB"));
     }

@@ -6,6 +6,7 @@
 use serde::Serialize;
 
 use super::origin::Origin;
+use crate::values::size::parse_bytes;
 pub use crate::values::timestamp::BucketWidth;
 
 /// The name of the built-in default pipeline.
@@ -262,32 +263,10 @@ impl Default for MemoryBudget {
     }
 }
 
-/// A memory size: bytes, or a number with a suffix K, M, G (powers of 1000) or KiB, MiB,
-/// GiB (powers of 1024), case-insensitive, e.g. `512MiB`, `4GiB`, `2000000000`. At least
-/// 1 MiB, so that a typo like `512` (bytes) is caught rather than failing every run.
+/// A memory budget ([`parse_bytes`]'s grammar), at least 1 MiB, so that a typo like `512`
+/// (bytes) is caught rather than failing every run.
 pub fn parse_memory_size(text: &str) -> Result<u64, String> {
-    let s = text.trim();
-    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
-    let (digits, suffix) = s.split_at(split);
-    let unit: u64 = match suffix.trim().to_ascii_lowercase().as_str() {
-        "" | "b" => 1,
-        "k" | "kb" => 1_000,
-        "m" | "mb" => 1_000_000,
-        "g" | "gb" => 1_000_000_000,
-        "kib" => 1 << 10,
-        "mib" => 1 << 20,
-        "gib" => 1 << 30,
-        _ => {
-            return Err(format!(
-                "{text:?} is not a size like 512MiB, 4GiB or 2000000000"
-            ))
-        }
-    };
-    let bytes = digits
-        .parse::<u64>()
-        .ok()
-        .and_then(|n| n.checked_mul(unit))
-        .ok_or_else(|| format!("{text:?} is not a size like 512MiB, 4GiB or 2000000000"))?;
+    let bytes = parse_bytes(text)?;
     if bytes < 1 << 20 {
         return Err(format!("{text:?} is less than the smallest budget, 1MiB"));
     }

@@ -1,5 +1,5 @@
 //! Values as featurepipe reads and writes them: numbers, timestamps, execution dates,
-//! durations, digests and ids. Leaf modules: they know nothing of runs, storage or
+//! durations, sizes, digests and ids. Leaf modules: they know nothing of runs, storage or
 //! configuration origins (callers add which flag or file line a bad value came from).
 
 pub mod digest;
@@ -7,6 +7,7 @@ pub mod duration;
 pub mod execution_date;
 pub mod ids;
 pub mod number;
+pub mod size;
 pub mod timestamp;
 
 /// Longer values are cut when echoed in a message.
