@@ -349,21 +349,12 @@ impl PrefixArgs {
     /// run options, default S3 tuning).
     pub fn flags(&self, sources: &Sources<'_>) -> Flags {
         Flags {
-            raw: None,
             features: sources.setting("features", self.features.clone()),
             pipeline: sources.setting("pipeline", self.pipeline.clone()),
             timezone: sources.setting("timezone", self.timezone.clone()),
             config: sources.setting("config", self.config.clone()),
             endpoint_url: sources.setting("endpoint_url", self.endpoint_url.clone()),
-            memory_budget: None,
-            output_formats: None,
-            min_files: None,
-            require_marker: None,
-            dry_run: false,
-            force: false,
-            skip_if_missing: false,
-            lease_ttl: crate::config::settings::DEFAULT_LEASE_TTL,
-            s3: S3Options::default(),
+            ..Flags::default()
         }
     }
 }

@@ -203,26 +203,8 @@ impl Prepared {
             Some(Ok(s)) => s.pipeline.clone(),
             _ => config::pipeline_name_hint(&flags),
         };
-        let dates = match dates {
-            Ok(dates) => dates,
-            Err(e) => {
-                DpLine::new(
-                    &pipeline,
-                    Step::BackfillSummary,
-                    Status::Failed,
-                    &backfill_id,
-                )
-                .with(keys::EXECUTION_DATE, None::<String>)
-                .with(keys::EXIT_CODE, i32::from(e.exit_code()))
-                .with(keys::ERROR_KIND, e.kind())
-                .with(keys::ERROR, e.to_string())
-                .emit();
-                return Err(e);
-            }
-        };
-        // Flags, variables and pipeline file that cannot be resolved for the first date
-        // fail every date alike: one usage error, before any run starts.
-        if let Some(Err(e)) = first {
+        // A backfill that cannot start still logs its one summary line.
+        let not_started = |e: Error| {
             DpLine::new(
                 &pipeline,
                 Step::BackfillSummary,
@@ -234,7 +216,16 @@ impl Prepared {
             .with(keys::ERROR_KIND, e.kind())
             .with(keys::ERROR, e.to_string())
             .emit();
-            return Err(e);
+            Err(e)
+        };
+        let dates = match dates {
+            Ok(dates) => dates,
+            Err(e) => return not_started(e),
+        };
+        // Flags, variables and pipeline file that cannot be resolved for the first date
+        // fail every date alike: one usage error, before any run starts.
+        if let Some(Err(e)) = first {
+            return not_started(e);
         }
         let observe = Arc::new(args.common.observe.observe(args.common.log_format));
         let runtime = super::runtime()?;

@@ -56,15 +56,15 @@ pub struct Flags {
     pub s3: S3Options,
 }
 
-impl Flags {
-    /// Nothing given but a pipeline file: what `check-config` checks.
-    pub fn only_file(file: Setting<PathBuf>) -> Self {
+impl Default for Flags {
+    /// Nothing given: no paths, no run options, the default lease and S3 tuning.
+    fn default() -> Self {
         Flags {
             raw: None,
             features: None,
             pipeline: None,
             timezone: None,
-            config: Some(file),
+            config: None,
             endpoint_url: None,
             memory_budget: None,
             output_formats: None,
@@ -75,6 +75,16 @@ impl Flags {
             skip_if_missing: false,
             lease_ttl: DEFAULT_LEASE_TTL,
             s3: S3Options::default(),
+        }
+    }
+}
+
+impl Flags {
+    /// Nothing given but a pipeline file: what `check-config` checks.
+    pub fn only_file(file: Setting<PathBuf>) -> Self {
+        Flags {
+            config: Some(file),
+            ..Flags::default()
         }
     }
 }
