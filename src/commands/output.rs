@@ -4,6 +4,7 @@
 //! reports show (a rule's verdicts, counts with their nouns).
 
 use crate::log;
+pub use crate::values::size::human_bytes;
 
 use serde_json::Value;
 
@@ -69,22 +70,6 @@ fn csv_cell(cell: &str) -> String {
         format!("\"{}\"", cell.replace('"', "\"\""))
     } else {
         cell.to_string()
-    }
-}
-
-/// `1.5 KiB`, `20.3 MiB`: sizes for people (JSON and CSV keep bytes).
-pub fn human_bytes(bytes: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut value = bytes as f64;
-    let mut unit = 0;
-    while value >= 1024.0 && unit + 1 < UNITS.len() {
-        value /= 1024.0;
-        unit += 1;
-    }
-    if unit == 0 {
-        format!("{bytes} B")
-    } else {
-        format!("{value:.1} {}", UNITS[unit])
     }
 }
 
@@ -198,12 +183,5 @@ mod tests {
     fn facts_align_their_values() {
         let f = facts(&[("status", "success".into()), ("exit code", "0".into())]);
         assert_eq!(f, "status     success\nexit code  0\n");
-    }
-
-    #[test]
-    fn sizes_read_in_binary_units() {
-        assert_eq!(human_bytes(512), "512 B");
-        assert_eq!(human_bytes(2048), "2.0 KiB");
-        assert_eq!(human_bytes(5 * 1024 * 1024 + 1024 * 512), "5.5 MiB");
     }
 }

@@ -14,6 +14,7 @@ use super::group_by::{AggValue, GroupBy};
 use super::row_features::RowFeatures;
 use crate::config::spec::{ColumnType, Features, SourceFormat, MEMORY_BUDGET_KEY};
 use crate::error::Error;
+use crate::values::size::human_bytes;
 
 /// What build_features asks of the pass: its feature set over the raw rows.
 pub struct FeatureSide {
@@ -83,13 +84,13 @@ impl FeatureSide {
              raise the budget with --memory-budget, DP_MEMORY_BUDGET or \
              {MEMORY_BUDGET_KEY} in the pipeline file (about {per_key} bytes per key \
              here), or group by fewer keys",
-            mib(budget.bytes),
+            human_bytes(budget.bytes),
             budget_bytes = budget.bytes,
             origin = budget.origin,
             keys = over.keys,
             columns = spec.key_columns().join(", "),
-            held = mib(over.bytes),
-            needed = mib(over.needed),
+            held = human_bytes(over.bytes),
+            needed = human_bytes(over.needed),
         )))
     }
 
@@ -180,9 +181,4 @@ impl FeatureSide {
             self.send_batch();
         }
     }
-}
-
-/// Bytes as MiB with one decimal.
-fn mib(bytes: u64) -> String {
-    format!("{:.1} MiB", bytes as f64 / f64::from(1 << 20))
 }

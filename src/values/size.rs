@@ -1,5 +1,6 @@
 //! Byte sizes as flags and pipeline files give them (`--memory-budget`,
-//! `--s3-read-part-size`): one grammar, each caller checking its own range.
+//! `--s3-read-part-size`): one grammar, each caller checking its own range; and as
+//! messages and tables show them.
 
 /// A size: a whole number of bytes, or with a suffix `K`/`KiB`, `M`/`MiB`, `G`/`GiB`
 /// (powers of 1024, any case, spaces around ignored), e.g. `512MiB`, `4G`, `8388608`.
@@ -29,6 +30,22 @@ pub fn parse_bytes(text: &str) -> Result<u64, String> {
         .ok_or_else(not_a_size)
 }
 
+/// `1.5 KiB`, `20.3 MiB`: sizes for people (JSON and CSV keep bytes).
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if unit == 0 {
+        format!("{bytes} B")
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -50,5 +67,12 @@ mod tests {
         ] {
             assert!(parse_bytes(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn sizes_read_in_binary_units() {
+        assert_eq!(human_bytes(512), "512 B");
+        assert_eq!(human_bytes(2048), "2.0 KiB");
+        assert_eq!(human_bytes(5 * 1024 * 1024 + 1024 * 512), "5.5 MiB");
     }
 }
