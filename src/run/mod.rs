@@ -20,7 +20,7 @@ use crate::log::{keys, DpLine, Status, Step};
 use crate::observe::lineage::RunStart;
 use crate::observe::progress::{Counters, Measure, Watch};
 use crate::observe::Observe;
-use crate::pass::{self, sources::Compression};
+use crate::pass;
 use crate::storage::s3::ClientError;
 use crate::storage::Opener;
 use crate::versions::layout;
@@ -144,7 +144,7 @@ async fn run_stages(ctx: &mut RunContext) -> std::result::Result<(), (Step, Erro
     // validate_data and build_features run together over one read of the raw object.
     let validate_since = begin(ctx, Step::ValidateData);
     let build_since = begin(ctx, Step::BuildFeatures);
-    let (found, history, features, compression, timing) = match read_raw(ctx).await {
+    let (found, history, features, timing) = match read_raw(ctx).await {
         Ok(read) => read,
         Err(e) => {
             // Whatever stopped the pass (the read, the CSV, the staged upload, a signal)
@@ -154,7 +154,7 @@ async fn run_stages(ctx: &mut RunContext) -> std::result::Result<(), (Step, Erro
             return failed;
         }
     };
-    let validated = validate_data::finish(ctx, found, history, compression, timing);
+    let validated = validate_data::finish(ctx, found, history, timing);
     if let Err(e) = validated {
         let failed = end(ctx, Step::ValidateData, validate_since, Err(e));
         skipped(ctx, Step::BuildFeatures, build_since);
@@ -177,7 +177,6 @@ type Read = (
     pass::ValidationFound,
     Vec<crate::versions::history::PastVersion>,
     pass::FeaturesBuilt,
-    Compression,
     pass::PassTiming,
 );
 
@@ -190,8 +189,6 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
         .as_mut()
         .and_then(|e| e.source.take())
         .ok_or_else(|| Error::Internal("the pass ran without an opened raw object".into()))?;
-    // A many-file input's label is decided per part (build_features records them).
-    let compression = Compression::from_name(&ctx.raw_key);
     let validation = validate_data::side(&ctx.settings.spec);
     let (features, parquet) = build_features::side(ctx).await?;
     // The pass borrows the staged uploads; the context keeps owning them.
@@ -239,13 +236,7 @@ async fn read_raw(ctx: &mut RunContext) -> Result<Read> {
     ctx.read_bytes = Some(counters.done());
     ctx.staged = staged;
     let read = read?;
-    Ok((
-        read.validation,
-        history?,
-        read.features,
-        compression,
-        read.timing,
-    ))
+    Ok((read.validation, history?, read.features, read.timing))
 }
 
 /// A run inside a backfill logs progress lines but draws no bar: the backfill draws one

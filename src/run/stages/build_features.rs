@@ -16,6 +16,7 @@ use crate::error::{Error, Result};
 use crate::log::{keys, DpLine, Step};
 use crate::pass::parquet_writer::ParquetLayout;
 use crate::pass::profile::ColumnProfile;
+use crate::pass::sources::Compression;
 use crate::pass::{FeatureSide, FeaturesBuilt, Part};
 use crate::run::context::RunContext;
 use crate::values::execution_date::now_iso;
@@ -224,7 +225,7 @@ pub fn finish(ctx: &mut RunContext, feature: FeaturesBuilt) -> Result<()> {
             last_modified: extracted.meta.last_modified.clone(),
             compression: match &extracted.parts {
                 Some(parts) => parts_compression(parts),
-                None => validated.compression.label(),
+                None => Compression::from_name(&ctx.raw_key).label(),
             },
             csv_bytes: validated.scan.bytes,
             files: extracted.parts.as_ref().map(|parts| {

@@ -14,7 +14,6 @@ use crate::log::{keys, DpLine, Status, Step};
 use crate::pass::column_checks::CellTally;
 use crate::pass::csv_scan::ScanStats;
 use crate::pass::raw_stats::RawStats;
-use crate::pass::sources::Compression;
 use crate::pass::{PassTiming, ValidationFound, ValidationSide};
 use crate::run::context::RunContext;
 use crate::versions::documents::RuleResult;
@@ -22,8 +21,6 @@ use crate::versions::history::{self, PastVersion};
 
 /// What validation found.
 pub struct Validated {
-    /// How the raw object was compressed (decided by its name).
-    pub compression: Compression,
     pub stats: RawStats,
     pub scan: ScanStats,
     pub rules: Vec<RuleResult>,
@@ -89,12 +86,10 @@ pub fn finish(
     ctx: &mut RunContext,
     found: ValidationFound,
     history: Vec<PastVersion>,
-    compression: Compression,
     timing: PassTiming,
 ) -> Result<()> {
     let rules = evaluate(&found.stats, &found.tallies, &ctx.settings.spec, &history);
     let validated = Validated {
-        compression,
         stats: found.stats,
         scan: found.scan,
         rules,
